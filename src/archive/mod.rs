@@ -1,0 +1,49 @@
+//! `state.tgz` and `local.tgz`: the one writer, the one hostile-input reader, the manifest and
+//! the member-name rules every command shares.
+//!
+//! Layout (SPEC.md "Archive format"): the outer gzip'd tar holds `local.tgz` first and then the
+//! manifest `statectl.json`; `local.tgz` holds the persisted files by root-relative path, sorted.
+
+pub mod entries;
+pub mod manifest;
+pub mod names;
+pub mod reader;
+pub mod record;
+pub mod streams;
+pub mod writer;
+
+pub use manifest::Manifest;
+pub use reader::{
+    open_archive, read_archive, read_archive_from, ArchiveSummary, CheckOnly, EntryKind,
+    InnerEntry, Level, Problem, Visitor,
+};
+pub use record::FileRecord;
+pub use writer::{write_archive, ArchiveLabel, SourceFile, WrittenArchive};
+
+/// Name of the inner archive member.
+pub const INNER_NAME: &str = "local.tgz";
+/// Name of the manifest member.
+pub const MANIFEST_NAME: &str = "statectl.json";
+/// Name of the archive in a bank.
+pub const STATE_NAME: &str = "state.tgz";
+
+/// Limits on untrusted input (SPEC.md "Limits on untrusted input").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Total decompressed bytes of both layers.
+    pub max_expanded: u64,
+    /// Entries per layer.
+    pub max_entries: u64,
+    /// Bytes of one header extension (GNU long name, PAX records).
+    pub max_header: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_expanded: 1 << 30,
+            max_entries: 100_000,
+            max_header: 64 << 10,
+        }
+    }
+}

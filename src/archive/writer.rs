@@ -1,0 +1,276 @@
+//! The one archive writer: persisted files in, a deterministic `state.tgz` byte stream out.
+//!
+//! The inner `local.tgz` is streamed into an unnamed temp file (never whole into memory), each
+//! file is read once and hashed on the way, and the manifest is built from those hashes. Bytes
+//! depend only on the files' paths, content and recorded metadata: members sorted, numeric
+//! owners, no user names, gzip header time 0, member times derived from the files.
+
+use std::fs::{File, Metadata};
+use std::io::{self, BufWriter, Read, Seek, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use flate2::{Compression, GzBuilder};
+use sha2::{Digest, Sha256};
+
+use super::{FileRecord, Manifest, INNER_NAME, MANIFEST_NAME};
+
+/// Deflate level of `local.tgz` (what `gzip -6` uses).
+const INNER_LEVEL: u32 = 6;
+/// Deflate level of the outer layer: its bulk is already compressed, so the fastest level.
+const OUTER_LEVEL: u32 = 1;
+const COPY_BUFFER: usize = 128 << 10;
+
+/// A file to persist: its root-relative member name and where to read it.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub path: String,
+    pub abs: PathBuf,
+}
+
+/// What was written: one record (and the stat it was read under) per member, plus the
+/// size and sha256 of the whole `state.tgz`.
+#[derive(Debug)]
+pub struct WrittenArchive {
+    pub records: Vec<FileRecord>,
+    pub metadata: Vec<Metadata>,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// Host name and build recorded in the manifest.
+#[derive(Debug, Clone, Default)]
+pub struct ArchiveLabel {
+    pub host: String,
+    pub build: String,
+}
+
+/// Writes a complete `state.tgz` of `files` to `out`. `scratch` holds the inner temp file.
+pub fn write_archive<W: Write>(
+    out: W,
+    files: &[SourceFile],
+    label: &ArchiveLabel,
+    scratch: &Path,
+) -> Result<WrittenArchive> {
+    let mut sorted: Vec<&SourceFile> = files.iter().collect();
+    sorted.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    let mut inner = tempfile::tempfile_in(scratch)
+        .with_context(|| format!("cannot create a temp file in `{}`", scratch.display()))?;
+    let (records, metadata) = write_inner(&mut inner, &sorted)?;
+    let inner_len = inner
+        .stream_position()
+        .context("cannot size the inner archive")?;
+    inner.rewind().context("cannot rewind the inner archive")?;
+
+    let manifest = Manifest {
+        format: super::manifest::FORMAT,
+        host: label.host.clone(),
+        build: label.build.clone(),
+        files: records.clone(),
+    };
+    let member_mtime = records.iter().map(|r| r.mtime).max().unwrap_or(0).max(0) as u64;
+    let mut counted = HashingWriter::new(BufWriter::with_capacity(COPY_BUFFER, out));
+    {
+        let gz = gzip_writer(&mut counted, OUTER_LEVEL);
+        let mut outer = tar::Builder::new(gz);
+        let mut header = member_header(inner_len, 0o600, member_mtime);
+        outer
+            .append_data(&mut header, INNER_NAME, &mut inner)
+            .context("cannot write the outer archive")?;
+        let json = manifest.to_json();
+        let mut header = member_header(json.len() as u64, 0o600, member_mtime);
+        outer
+            .append_data(&mut header, MANIFEST_NAME, json.as_slice())
+            .context("cannot write the manifest")?;
+        let gz = outer
+            .into_inner()
+            .context("cannot finish the outer archive")?;
+        gz.finish().context("cannot finish the outer gzip stream")?;
+    }
+    counted.inner.flush().context("cannot write the archive")?;
+    Ok(WrittenArchive {
+        records,
+        metadata,
+        bytes: counted.bytes,
+        sha256: hex(&counted.hasher.finalize()),
+    })
+}
+
+fn write_inner(
+    inner: &mut File,
+    files: &[&SourceFile],
+) -> Result<(Vec<FileRecord>, Vec<Metadata>)> {
+    let gz = gzip_writer(BufWriter::with_capacity(COPY_BUFFER, inner), INNER_LEVEL);
+    let mut builder = tar::Builder::new(gz);
+    let mut records = Vec::with_capacity(files.len());
+    let mut metadata = Vec::with_capacity(files.len());
+    for file in files {
+        let (record, meta) = append_file(&mut builder, file)?;
+        records.push(record);
+        metadata.push(meta);
+    }
+    let gz = builder
+        .into_inner()
+        .context("cannot finish the inner archive")?;
+    let mut buffered = gz.finish().context("cannot finish the inner gzip stream")?;
+    buffered.flush().context("cannot write the inner archive")?;
+    Ok((records, metadata))
+}
+
+fn append_file<W: Write>(
+    builder: &mut tar::Builder<W>,
+    file: &SourceFile,
+) -> Result<(FileRecord, Metadata)> {
+    let mut handle = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&file.abs)
+        .with_context(|| format!("cannot open `{}` to archive it", file.abs.display()))?;
+    let meta = handle
+        .metadata()
+        .with_context(|| format!("cannot stat `{}`", file.abs.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "`{}` is no longer a regular file; run again",
+            file.abs.display()
+        );
+    }
+    let mode = meta.mode() & 0o7777;
+    let mtime = meta.mtime().max(0);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(meta.len());
+    header.set_mode(mode);
+    header.set_uid(u64::from(meta.uid()));
+    header.set_gid(u64::from(meta.gid()));
+    header.set_mtime(mtime as u64);
+    header.set_entry_type(tar::EntryType::Regular);
+    let mut reader = ExactReader::new(&mut handle, meta.len(), &file.abs);
+    builder
+        .append_data(&mut header, &file.path, &mut reader)
+        .with_context(|| format!("cannot archive `{}`", file.abs.display()))?;
+    let sha256 = reader.finish()?;
+    let record = FileRecord {
+        path: file.path.clone(),
+        sha256,
+        size: meta.len(),
+        mode,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        mtime,
+    };
+    Ok((record, meta))
+}
+
+/// Reads exactly `len` bytes, hashing them; a file that shrinks or grows meanwhile is an error.
+struct ExactReader<'a> {
+    file: &'a mut File,
+    left: u64,
+    path: &'a Path,
+    hasher: Sha256,
+}
+
+impl<'a> ExactReader<'a> {
+    fn new(file: &'a mut File, len: u64, path: &'a Path) -> Self {
+        ExactReader {
+            file,
+            left: len,
+            path,
+            hasher: Sha256::new(),
+        }
+    }
+
+    fn finish(self) -> Result<String> {
+        let mut probe = [0u8; 1];
+        let grew = self
+            .file
+            .read(&mut probe)
+            .with_context(|| format!("cannot read `{}`", self.path.display()))?;
+        if self.left != 0 || grew != 0 {
+            return Err(crate::error::Error::FileChanged {
+                path: self.path.to_path_buf(),
+            }
+            .into());
+        }
+        Ok(hex(&self.hasher.finalize()))
+    }
+}
+
+impl Read for ExactReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            return Ok(0);
+        }
+        let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let got = self.file.read(&mut buf[..want])?;
+        if got == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "`{}` shrank while it was being archived; run again",
+                    self.path.display()
+                ),
+            ));
+        }
+        self.hasher.update(&buf[..got]);
+        self.left -= got as u64;
+        Ok(got)
+    }
+}
+
+fn gzip_writer<W: Write>(out: W, level: u32) -> flate2::write::GzEncoder<W> {
+    GzBuilder::new()
+        .mtime(0)
+        .write(out, Compression::new(level))
+}
+
+fn member_header(size: u64, mode: u32, mtime: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size);
+    header.set_mode(mode);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(mtime);
+    header.set_entry_type(tar::EntryType::Regular);
+    header
+}
+
+/// A writer that counts and hashes what passes through.
+pub struct HashingWriter<W> {
+    pub inner: W,
+    pub hasher: Sha256,
+    pub bytes: u64,
+}
+
+impl<W> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        self.bytes += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Lower-case hex of a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        let _ = write!(text, "{byte:02x}");
+    }
+    text
+}

@@ -1,0 +1,118 @@
+//! Atomic, durable file replacement: temp file in the target directory, write, fsync, rename,
+//! fsync the directory.
+//!
+//! Temp files are named `.statectl-*.tmp` and created 0600, so a run killed at any instant leaves
+//! either the old file or the new one, plus at most a temp file that the next run removes with
+//! [`remove_stale_temps`]. Nothing here prints.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use tempfile::NamedTempFile;
+
+/// Name prefix of every temp file statectl creates beside a file it replaces.
+pub const TEMP_PREFIX: &str = ".statectl-";
+/// Name suffix of every temp file statectl creates beside a file it replaces.
+pub const TEMP_SUFFIX: &str = ".tmp";
+
+/// Creates a 0600 temp file in `dir`, ready to be filled and then [`commit`]ted.
+pub fn temp_in(dir: &Path) -> Result<NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temp file in `{}`", dir.display()))
+}
+
+/// Flushes `temp` to disk, renames it over `target` and makes the rename durable.
+/// On error the temp file is removed and `target` is untouched.
+pub fn commit(temp: NamedTempFile, target: &Path) -> Result<()> {
+    temp.as_file()
+        .sync_all()
+        .with_context(|| format!("cannot flush `{}` to disk", temp.path().display()))?;
+    temp.persist(target)
+        .map_err(|err| err.error)
+        .with_context(|| format!("cannot rename a temp file over `{}`", target.display()))?;
+    sync_dir(parent_of(target))
+}
+
+/// Writes `bytes` to `target` atomically and durably, with `mode`.
+pub fn write_atomically(target: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut temp = temp_in(parent_of(target))?;
+    temp.write_all(bytes)
+        .with_context(|| format!("cannot write `{}`", target.display()))?;
+    if mode != 0o600 {
+        temp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set the mode of `{}`", temp.path().display()))?;
+    }
+    commit(temp, target)
+}
+
+/// Fsyncs a directory so a rename inside it survives power loss.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|handle| handle.sync_all())
+        .with_context(|| format!("cannot flush directory `{}` to disk", dir.display()))
+}
+
+/// Removes temp files a killed run left in `dir`; returns the paths removed.
+/// Lists the directory only, so a clean directory gets no write.
+pub fn remove_stale_temps(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+        Err(err) => return Err(err).with_context(|| format!("cannot list `{}`", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list `{}`", dir.display()))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) {
+            let path = entry.path();
+            std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove stale temp file `{}`", path.display()))?;
+            removed.push(path);
+        }
+    }
+    Ok(removed)
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn write_atomically_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("state.tgz");
+        std::fs::write(&target, b"old").unwrap();
+        write_atomically(&target, b"new", 0o600).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn stale_temps_are_removed_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".statectl-abc.tmp"), b"x").unwrap();
+        std::fs::write(dir.path().join("boot.cfg"), b"x").unwrap();
+        let removed = remove_stale_temps(dir.path()).unwrap();
+        assert_eq!(removed.len(), 1);
+        assert!(dir.path().join("boot.cfg").exists());
+    }
+}

@@ -1,0 +1,100 @@
+//! The bank lock: a kernel `flock` on a file in the run directory, never on the boot media.
+//!
+//! The lock file's name is derived from the bank's canonical path, so every way of naming a bank
+//! meets the same lock. The kernel drops the lock when its holder dies, so a killed run never
+//! blocks the next one, and taking it writes nothing to the bank.
+
+use std::fs::{File, TryLockError};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+
+const POLL: Duration = Duration::from_millis(25);
+
+/// A held bank lock; dropping it releases the lock.
+#[derive(Debug)]
+pub struct BankLock {
+    _file: File,
+    pub bank: PathBuf,
+}
+
+/// Locks every bank in `banks` (in a fixed order, so two runs cannot deadlock), waiting up to
+/// `wait` in total.
+pub fn lock_banks(run_dir: &Path, banks: &[&Path], wait: Duration) -> Result<Vec<BankLock>> {
+    let mut canonical = Vec::new();
+    for bank in banks {
+        let path = bank.canonicalize().with_context(|| {
+            format!(
+                "bank `{}` does not exist or cannot be opened",
+                bank.display()
+            )
+        })?;
+        canonical.push(path);
+    }
+    canonical.sort();
+    canonical.dedup();
+    let deadline = Instant::now() + wait;
+    canonical
+        .into_iter()
+        .map(|bank| lock_one(run_dir, bank, deadline, wait))
+        .collect()
+}
+
+/// The lock file of a bank (by canonical path).
+pub fn lock_path(run_dir: &Path, canonical_bank: &Path) -> PathBuf {
+    let digest = Sha256::digest(canonical_bank.as_os_str().as_encoded_bytes());
+    let key = crate::archive::writer::hex(&digest[..8]);
+    run_dir.join(format!("bank-{key}.lock"))
+}
+
+fn lock_one(run_dir: &Path, bank: PathBuf, deadline: Instant, wait: Duration) -> Result<BankLock> {
+    let path = lock_path(run_dir, &bank);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .with_context(|| format!("cannot open lock file `{}`", path.display()))?;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(BankLock { _file: file, bank }),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(POLL),
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::LockBusy {
+                    bank,
+                    waited_secs: wait.as_secs(),
+                }
+                .into())
+            }
+            Err(TryLockError::Error(err)) => {
+                return Err(err).with_context(|| format!("cannot lock `{}`", path.display()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_holder_times_out_and_a_released_lock_is_free() {
+        let run = tempfile::tempdir().unwrap();
+        let bank = tempfile::tempdir().unwrap();
+        let held = lock_banks(run.path(), &[bank.path()], Duration::ZERO).unwrap();
+        let err = lock_banks(run.path(), &[bank.path()], Duration::from_millis(50)).unwrap_err();
+        assert!(matches!(
+            err.downcast_ref::<Error>(),
+            Some(Error::LockBusy { .. })
+        ));
+        drop(held);
+        assert!(lock_banks(run.path(), &[bank.path()], Duration::ZERO).is_ok());
+    }
+}

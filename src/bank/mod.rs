@@ -1,0 +1,9 @@
+//! The two boot banks: `boot.cfg`, the loader's choice of bank, and the per-bank lock.
+
+pub mod bootcfg;
+pub mod lock;
+pub mod select;
+
+pub use bootcfg::BootCfg;
+pub use lock::{lock_banks, BankLock};
+pub use select::{next_boot, read_banks, Bank, BankName, Banks};

@@ -1,0 +1,102 @@
+//! `statectl backup`: save the flagged files into `state.tgz` when something changed.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::Output;
+use crate::exit::Exit;
+use crate::host::Host;
+use crate::ops::backup::{backup, Action, BackupOptions};
+
+/// Save the flagged files into state.tgz on the next-boot bank, if anything changed
+#[derive(Debug, Clone, Args)]
+#[command(
+    long_about = "Selects the persisted files (sticky bit or a .# branch, plus the config's \
+include/required, minus exclude), compares them with the archive in the target bank, and writes a \
+new state.tgz only if a file was added, changed (content, mode, owner, mtime) or removed. The \
+archive is replaced atomically (temp file, fsync, rename, fsync of the directory); boot.cfg is \
+made to list state.tgz. The target is --bank DIR, else the bank that boots next; when an upgrade \
+is staged in the altbootbank, the bootbank is written too. Silent on success unless -v, a \
+terminal, or --json.",
+    after_help = "Examples:\n  statectl backup                 # what cron runs hourly\n  \
+statectl backup --dry-run --json # what would be saved\n  statectl backup --shutdown      # at \
+shutdown: always write, wait at most 60 s"
+)]
+pub struct BackupArgs {
+    /// Write even if nothing changed
+    #[arg(long)]
+    pub force: bool,
+    /// Show what would be written; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Shutdown mode: always write, never wait more than 60 s for the lock
+    #[arg(long)]
+    pub shutdown: bool,
+    /// Write into this bank directory only
+    #[arg(long, value_name = "DIR")]
+    pub bank: Option<PathBuf>,
+    /// Seconds to wait for another run holding the bank lock
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub wait: u64,
+}
+
+impl BackupArgs {
+    pub fn options(&self) -> BackupOptions {
+        BackupOptions {
+            force: self.force,
+            dry_run: self.dry_run,
+            shutdown: self.shutdown,
+            bank: self.bank.clone(),
+            wait: Duration::from_secs(self.wait),
+        }
+    }
+}
+
+pub fn run(host: &Host, out: &Output, args: &BackupArgs) -> Result<ExitCode> {
+    let report = backup(host, &args.options())?;
+    for warning in &report.warnings {
+        out.warn(warning);
+    }
+    if out.json {
+        out.json(&report)?;
+        return Ok(Exit::Success.into());
+    }
+    let talk =
+        out.verbose > 0 || std::io::stdout().is_terminal() || report.action == Action::DryRun;
+    if talk && !out.quiet {
+        let counts = format!(
+            "{} added, {} modified, {} removed",
+            report.added.len(),
+            report.modified.len(),
+            report.removed.len()
+        );
+        let line = match report.action {
+            Action::Written => format!(
+                "wrote {} ({} files, {} bytes; {counts})",
+                report
+                    .banks
+                    .iter()
+                    .map(|b| b.join(crate::archive::STATE_NAME).display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" and "),
+                report.files,
+                report.bytes
+            ),
+            Action::Unchanged => format!("unchanged: {} is up to date", report.archive.display()),
+            Action::DryRun => format!(
+                "dry run: would write {} ({counts})",
+                report.archive.display()
+            ),
+        };
+        out.line(&line);
+        if report.action == Action::DryRun || out.verbose > 0 {
+            super::status::print_paths(out, &report.added, &report.modified, &report.removed);
+        }
+    }
+    Ok(Exit::Success.into())
+}

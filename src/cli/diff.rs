@@ -1,0 +1,42 @@
+//! `statectl diff`: unified diffs of pending changes.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::Output;
+use crate::exit::Exit;
+use crate::host::Host;
+use crate::ops::diff::diff;
+
+/// Show unified diffs of the current files against their archived copies
+#[derive(Debug, Clone, Args)]
+#[command(
+    long_about = "Prints a unified diff (archive = a/, host = b/) of every pending change, \
+or of the named PATHs only, against the next-boot bank's archive; mode, owner and mtime changes \
+are listed above each diff. Changes nothing. Exit 0 when nothing differs, 3 when something does.",
+    after_help = "Examples:\n  statectl diff\n  statectl diff etc/hosts etc/vmware"
+)]
+pub struct DiffArgs {
+    /// Files or directories to diff (root-relative like etc/hosts, or absolute under --root)
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<String>,
+}
+
+pub fn run(host: &Host, out: &Output, args: &DiffArgs) -> Result<ExitCode> {
+    let report = diff(host, &args.paths)?;
+    if out.json {
+        out.json(&report.diffs)?;
+    } else {
+        for text in &report.diffs {
+            print!("{text}");
+        }
+    }
+    Ok(if report.diffs.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Pending
+    }
+    .into())
+}

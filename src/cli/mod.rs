@@ -1,0 +1,179 @@
+//! The command line: clap types, turned into a [`Host`] and per-command options, and the one
+//! place that prints. Each command has a small handler module.
+
+mod backup;
+mod diff;
+mod output;
+mod status;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use crate::archive::Limits;
+use crate::error::exit_for;
+use crate::exit::Exit;
+use crate::host::Host;
+pub use output::Output;
+
+/// Keeps the configuration state of a RAM-resident host (ESXi-style) safe on its boot banks.
+#[derive(Debug, Parser)]
+#[command(
+    name = "statectl",
+    version,
+    about = "Keep the configuration state of a RAM-resident host safe on its boot banks",
+    long_about = "statectl saves the flagged configuration files of a RAM-resident host (VMware \
+ESXi is the model) into state.tgz on the boot bank that boots next, atomically and only when \
+something changed; it lists, verifies, extracts and restores those archives, and manages the two \
+boot banks.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts, before or after the subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// The host filesystem that is scanned and restored
+    #[arg(
+        long,
+        global = true,
+        env = "STATECTL_ROOT",
+        value_name = "DIR",
+        default_value = "/"
+    )]
+    pub root: PathBuf,
+    /// The bank that was booted [default: <root>/bootbank]
+    #[arg(long, global = true, env = "STATECTL_BOOTBANK", value_name = "DIR")]
+    pub bootbank: Option<PathBuf>,
+    /// The other bank [default: <root>/altbootbank]
+    #[arg(long, global = true, env = "STATECTL_ALTBOOTBANK", value_name = "DIR")]
+    pub altbootbank: Option<PathBuf>,
+    /// Selection rules (TOML) [default: <root>/etc/statectl.toml, optional]
+    #[arg(long, global = true, env = "STATECTL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Machine-readable output on stdout (one JSON document)
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Less output on stderr
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More detail on stderr (repeat for more)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Where bank locks and the stat cache live (outside the boot media)
+    #[arg(long, global = true, env = "STATECTL_RUN_DIR", value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+    /// Largest total expanded size accepted from an archive, in bytes [default: 1 GiB]
+    #[arg(long, global = true, env = "STATECTL_MAX_SIZE", value_name = "BYTES")]
+    pub max_size: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Backup(backup::BackupArgs),
+    Status(status::StatusArgs),
+    Diff(diff::DiffArgs),
+}
+
+impl GlobalArgs {
+    /// The host layout these options describe.
+    pub fn host(&self) -> Host {
+        let mut host = Host::new(self.root.clone());
+        if let Some(bank) = &self.bootbank {
+            host.bootbank = bank.clone();
+        }
+        if let Some(bank) = &self.altbootbank {
+            host.altbootbank = bank.clone();
+        }
+        if let Some(config) = &self.config {
+            host.config = config.clone();
+            host.config_explicit = true;
+        }
+        if let Some(run_dir) = &self.run_dir {
+            host.run_dir = run_dir.clone();
+        }
+        if let Some(max) = self.max_size {
+            host.limits = Limits {
+                max_expanded: max,
+                ..Limits::default()
+            };
+        }
+        host
+    }
+
+    pub fn output(&self) -> Output {
+        Output::new(self.json, self.quiet, self.verbose)
+    }
+}
+
+/// Runs statectl with the process arguments and returns its exit status.
+pub fn main() -> ExitCode {
+    run(std::env::args_os().collect())
+}
+
+/// Runs statectl with `args` (the first is the program name).
+pub fn run(args: Vec<OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err),
+    };
+    let out = cli.global.output();
+    let host = cli.global.host();
+    let result = match &cli.command {
+        Command::Backup(args) => backup::run(&host, &out, args),
+        Command::Status(args) => status::run(&host, &out, args),
+        Command::Diff(args) => diff::run(&host, &out, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            out.error(&err);
+            exit_for(&err).into()
+        }
+    }
+}
+
+fn usage_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = err.print();
+            Exit::Success.into()
+        }
+        _ => {
+            let _ = err.print();
+            Exit::Usage.into()
+        }
+    }
+}
+
+/// The clap command tree (for man page and completions).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from(["statectl", "status", "--root", "/x", "--json"]).unwrap();
+        assert_eq!(cli.global.root, PathBuf::from("/x"));
+        assert!(cli.global.json);
+        let host = cli.global.host();
+        assert_eq!(host.bootbank, PathBuf::from("/x/bootbank"));
+    }
+}

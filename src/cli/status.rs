@@ -1,0 +1,81 @@
+//! `statectl status`: what a backup would save now.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use serde::Serialize;
+
+use super::Output;
+use crate::exit::Exit;
+use crate::host::Host;
+use crate::ops::status::status;
+
+/// List files added, modified or removed since the next-boot bank's archive
+#[derive(Debug, Clone, Args)]
+#[command(
+    long_about = "Compares the persisted files with the archive in the bank that boots \
+next and lists what a backup would save: added, modified (content, mode, owner or mtime) and \
+removed files, plus branched files (a .# sibling exists; informational). Changes nothing on the \
+bank. Exit 0 when in sync, 3 when changes are pending.",
+    after_help = "Examples:\n  statectl status\n  statectl status --json | jq .modified"
+)]
+pub struct StatusArgs {}
+
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    archive: Option<&'a std::path::Path>,
+    added: &'a [String],
+    modified: &'a [String],
+    removed: &'a [String],
+    branched: &'a [String],
+}
+
+pub fn run(host: &Host, out: &Output, _args: &StatusArgs) -> Result<ExitCode> {
+    let report = status(host)?;
+    for warning in &report.warnings {
+        out.warn(warning);
+    }
+    let changes = &report.changes;
+    if out.json {
+        out.json(&StatusJson {
+            archive: report.archive.as_deref(),
+            added: &changes.added,
+            modified: &changes.modified,
+            removed: &changes.removed,
+            branched: &changes.branched,
+        })?;
+    } else {
+        print_paths(out, &changes.added, &changes.modified, &changes.removed);
+        if out.verbose > 0 {
+            for path in &changes.branched {
+                out.line(&format!("branched  {path}"));
+            }
+        }
+        if changes.is_empty() && !out.quiet {
+            match &report.archive {
+                Some(archive) => out.line(&format!("in sync with {}", archive.display())),
+                None => out.line("nothing to save"),
+            }
+        }
+    }
+    Ok(if changes.is_empty() {
+        Exit::Success
+    } else {
+        Exit::Pending
+    }
+    .into())
+}
+
+/// Prints change lists, one `kind  path` line each.
+pub fn print_paths(out: &Output, added: &[String], modified: &[String], removed: &[String]) {
+    for (kind, paths) in [
+        ("added", added),
+        ("modified", modified),
+        ("removed", removed),
+    ] {
+        for path in paths {
+            out.line(&format!("{kind:<9} {path}"));
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The selection rules of `statectl.toml`: which directories are scanned and what is added,
+//! excluded or required on top of the sticky-bit rule.
+//!
+//! Every path in the file is root-relative (`etc/...`); absolute paths and `..` are refused so a
+//! config can never make statectl read outside `--root`.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+
+/// The config file as written by the admin; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    scan: Option<Vec<String>>,
+    #[serde(default)]
+    include: Vec<String>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default)]
+    required: Vec<String>,
+}
+
+/// Validated selection rules.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// Root-relative directories searched for flagged files.
+    pub scan: Vec<String>,
+    /// Root-relative files or directories persisted whatever their flags.
+    pub include: Vec<String>,
+    /// Root-relative files that must exist and be non-empty; they are persisted too.
+    pub required: Vec<String>,
+    exclude: GlobSet,
+    exclude_patterns: Vec<String>,
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Selection {
+            scan: vec!["etc".to_string()],
+            include: Vec::new(),
+            required: Vec::new(),
+            exclude: GlobSet::empty(),
+            exclude_patterns: Vec::new(),
+        }
+    }
+}
+
+impl Selection {
+    /// Loads `path`; a missing file gives the defaults unless `explicit` (named by the user).
+    pub fn load(path: &Path, explicit: bool) -> Result<Selection> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                return Ok(Selection::default())
+            }
+            Err(err) => {
+                return Err(err).with_context(|| {
+                    format!(
+                        "cannot read config `{}`; fix the path or drop --config",
+                        path.display()
+                    )
+                })
+            }
+        };
+        Selection::parse(&text).with_context(|| format!("invalid config `{}`", path.display()))
+    }
+
+    /// Parses the TOML text of a config file.
+    pub fn parse(text: &str) -> Result<Selection> {
+        let file: ConfigFile = toml::from_str(text)
+            .map_err(|err| anyhow::anyhow!("{}", err.message().trim_end_matches('\n')))?;
+        let mut selection = Selection::default();
+        if let Some(scan) = file.scan {
+            selection.scan = scan;
+        }
+        selection.include = file.include;
+        selection.required = file.required;
+        for path in selection
+            .scan
+            .iter()
+            .chain(&selection.include)
+            .chain(&selection.required)
+        {
+            check_relative(path)?;
+        }
+        let mut globs = GlobSetBuilder::new();
+        for pattern in &file.exclude {
+            let glob = GlobBuilder::new(pattern.trim_start_matches('/'))
+                .literal_separator(true)
+                .build()
+                .with_context(|| format!("bad exclude pattern `{pattern}`"))?;
+            globs.add(glob);
+        }
+        selection.exclude = globs
+            .build()
+            .context("cannot compile the exclude patterns")?;
+        selection.exclude_patterns = file.exclude;
+        selection.scan = selection.scan.iter().map(|p| normalize(p)).collect();
+        selection.include = selection.include.iter().map(|p| normalize(p)).collect();
+        selection.required = selection.required.iter().map(|p| normalize(p)).collect();
+        Ok(selection)
+    }
+
+    /// True when a root-relative path matches an `exclude` pattern.
+    pub fn is_excluded(&self, rel: &str) -> bool {
+        !self.exclude_patterns.is_empty() && self.exclude.is_match(rel)
+    }
+}
+
+fn check_relative(path: &str) -> Result<()> {
+    if path.starts_with('/') {
+        bail!("path `{path}` must be relative to the root (write `etc/...`, not `/etc/...`)");
+    }
+    if path.split('/').any(|part| part == "..") {
+        bail!("path `{path}` must not contain `..`");
+    }
+    if normalize(path).is_empty() {
+        bail!("path `{path}` names the root itself; name a directory or file under it");
+    }
+    Ok(())
+}
+
+fn normalize(path: &str) -> String {
+    path.split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_scan_etc_only() {
+        let selection = Selection::parse("").unwrap();
+        assert_eq!(selection.scan, vec!["etc"]);
+        assert!(!selection.is_excluded("etc/hosts"));
+    }
+
+    #[test]
+    fn exclude_star_does_not_cross_directories() {
+        let selection = Selection::parse("exclude = [\"etc/*.bak\"]").unwrap();
+        assert!(selection.is_excluded("etc/hosts.bak"));
+        assert!(!selection.is_excluded("etc/vmware/hosts.bak"));
+        let deep = Selection::parse("exclude = [\"etc/**/*.bak\"]").unwrap();
+        assert!(deep.is_excluded("etc/vmware/hosts.bak"));
+    }
+
+    #[test]
+    fn absolute_and_dotdot_paths_are_refused() {
+        assert!(Selection::parse("include = [\"/etc/x\"]").is_err());
+        assert!(Selection::parse("required = [\"etc/../../x\"]").is_err());
+        assert!(Selection::parse("scan = [\"./\"]").is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = Selection::parse("scna = [\"etc\"]").unwrap_err();
+        assert!(format!("{err:#}").contains("scna"), "{err:#}");
+    }
+
+    #[test]
+    fn paths_are_normalized() {
+        let selection = Selection::parse("include = [\"./var//lib/x/\"]").unwrap();
+        assert_eq!(selection.include, vec!["var/lib/x"]);
+    }
+}

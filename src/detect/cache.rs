@@ -1,0 +1,128 @@
+//! The stat cache of the no-change fast path, kept outside the bank.
+//!
+//! It ties one archive file (by its own stat) to the records it holds, and remembers for each
+//! host file the stat it had when its content last matched its record. A later run trusts a file
+//! whose size, mtime, ctime, inode and device are unchanged without reading it, and trusts the
+//! archive without opening it when the archive's stat is unchanged. Files modified within
+//! [`RACY_WINDOW_SECS`] of the run that cached them are never trusted ("racily clean": a write
+//! in the same timestamp tick would be invisible). The cache is advisory: any doubt, any parse
+//! error, and it is ignored and rebuilt by hashing once.
+
+use std::fs::Metadata;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::archive::FileRecord;
+
+const VERSION: u32 = 1;
+/// Files whose mtime is this close to the run that cached them are re-hashed next time.
+pub const RACY_WINDOW_SECS: i64 = 2;
+
+/// The stat fields that change whenever a file's content may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatKey {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_ns: i64,
+    ctime: i64,
+    ctime_ns: i64,
+}
+
+impl StatKey {
+    pub fn of(meta: &Metadata) -> StatKey {
+        StatKey {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: meta.mtime(),
+            mtime_ns: meta.mtime_nsec(),
+            ctime: meta.ctime(),
+            ctime_ns: meta.ctime_nsec(),
+        }
+    }
+}
+
+/// One archived record and, when trusted, the stat of the host file that matches it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedFile {
+    pub record: FileRecord,
+    pub stat: Option<StatKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cache {
+    version: u32,
+    /// Stat of the archive file the records were taken from.
+    pub archive: StatKey,
+    pub archive_sha256: String,
+    pub archive_bytes: u64,
+    pub files: Vec<CachedFile>,
+}
+
+impl Cache {
+    /// A cache for the archive stat `archive`, trusting each record whose host file is given
+    /// with a stat older than the racy window before `run_start` (seconds since the epoch).
+    pub fn new<'a>(
+        archive: StatKey,
+        archive_sha256: String,
+        archive_bytes: u64,
+        records: impl IntoIterator<Item = (FileRecord, Option<&'a Metadata>)>,
+        run_start: i64,
+    ) -> Cache {
+        let files = records
+            .into_iter()
+            .map(|(record, meta)| {
+                let stat = meta
+                    .filter(|meta| meta.mtime() < run_start - RACY_WINDOW_SECS)
+                    .map(StatKey::of);
+                CachedFile { record, stat }
+            })
+            .collect();
+        Cache {
+            version: VERSION,
+            archive,
+            archive_sha256,
+            archive_bytes,
+            files,
+        }
+    }
+
+    /// Loads a cache; anything unreadable or of another version gives `None`.
+    pub fn load(path: &Path) -> Option<Cache> {
+        let bytes = std::fs::read(path).ok()?;
+        let cache: Cache = serde_json::from_slice(&bytes).ok()?;
+        (cache.version == VERSION).then_some(cache)
+    }
+
+    /// Saves the cache atomically (0600; not fsynced: it is advisory and rebuilt when lost).
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut temp = crate::atomic::temp_in(dir)?;
+        let bytes = serde_json::to_vec(self)?;
+        temp.write_all(&bytes)?;
+        temp.persist(path).map_err(|err| err.error)?;
+        Ok(())
+    }
+
+    /// The records, in cache order.
+    pub fn records(&self) -> Vec<FileRecord> {
+        self.files.iter().map(|f| f.record.clone()).collect()
+    }
+}
+
+/// The cache file for a root and a bank.
+pub fn cache_path(run_dir: &Path, root: &Path, bank: &Path) -> PathBuf {
+    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let mut hasher = Sha256::new();
+    hasher.update(canonical(root).as_os_str().as_encoded_bytes());
+    hasher.update([0]);
+    hasher.update(canonical(bank).as_os_str().as_encoded_bytes());
+    let key = crate::archive::writer::hex(&hasher.finalize()[..8]);
+    run_dir.join(format!("cache-{key}.json"))
+}

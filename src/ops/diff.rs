@@ -1,0 +1,208 @@
+//! `diff`: unified diffs of the current files against their archived copies.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::archive::{read_archive, FileRecord, InnerEntry, Visitor};
+use crate::host::Host;
+use crate::ops::status::status;
+
+/// Files larger than this are reported as differing, not diffed.
+const MAX_DIFF_BYTES: u64 = 1 << 20;
+
+/// The diffs, one rendered text per changed file, and the archive compared against.
+#[derive(Debug)]
+pub struct DiffReport {
+    pub archive: Option<std::path::PathBuf>,
+    pub diffs: Vec<String>,
+}
+
+/// Diffs the pending changes, limited to `paths` (root-relative or absolute under the root;
+/// a directory selects everything under it) when any are given.
+pub fn diff(host: &Host, paths: &[String]) -> Result<DiffReport> {
+    let report = status(host)?;
+    let wanted = |path: &str| {
+        paths.is_empty()
+            || paths.iter().any(|p| {
+                let p = relative(&host.root, p);
+                path == p || path.starts_with(&format!("{p}/"))
+            })
+    };
+    let changes = &report.changes;
+    let changed: BTreeSet<&str> = changes
+        .added
+        .iter()
+        .chain(&changes.modified)
+        .chain(&changes.removed)
+        .map(String::as_str)
+        .filter(|p| wanted(p))
+        .collect();
+    let old = match &report.archive {
+        Some(archive) if !changed.is_empty() && archive.exists() => {
+            archived_texts(host, archive, &changed)?
+        }
+        _ => HashMap::new(),
+    };
+    let current: HashMap<&str, (&FileRecord, &Path)> = report
+        .detection
+        .current
+        .iter()
+        .zip(&report.detection.selected.files)
+        .map(|(record, candidate)| (record.path.as_str(), (record, candidate.abs.as_path())))
+        .collect();
+    let archived: HashMap<&str, &FileRecord> = report
+        .detection
+        .archived
+        .records()
+        .iter()
+        .map(|r| (r.path.as_str(), r))
+        .collect();
+    let mut diffs = Vec::new();
+    for path in changed {
+        let before = archived.get(path).copied();
+        let after = current.get(path).copied();
+        let old_text = old
+            .get(path)
+            .cloned()
+            .unwrap_or(Content::Text(String::new()));
+        let new_text = match after {
+            Some((record, abs)) => current_text(record, abs),
+            None => Content::Text(String::new()),
+        };
+        diffs.push(render(
+            path,
+            before,
+            after.map(|a| a.0),
+            &old_text,
+            &new_text,
+        ));
+    }
+    Ok(DiffReport {
+        archive: report.archive,
+        diffs,
+    })
+}
+
+fn relative(root: &Path, path: &str) -> String {
+    let stripped = Path::new(path)
+        .strip_prefix(root)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| path.to_string());
+    stripped
+        .trim_start_matches("./")
+        .trim_matches('/')
+        .to_string()
+}
+
+#[derive(Debug, Clone)]
+enum Content {
+    Text(String),
+    Binary,
+    TooLarge,
+}
+
+fn classify(bytes: Vec<u8>) -> Content {
+    match String::from_utf8(bytes) {
+        Ok(text) if !text.contains('\0') => Content::Text(text),
+        _ => Content::Binary,
+    }
+}
+
+fn current_text(record: &FileRecord, abs: &Path) -> Content {
+    if record.size > MAX_DIFF_BYTES {
+        return Content::TooLarge;
+    }
+    std::fs::read(abs).map(classify).unwrap_or(Content::Binary)
+}
+
+struct Collect<'a> {
+    wanted: &'a BTreeSet<&'a str>,
+    texts: HashMap<String, Content>,
+}
+
+impl Visitor for Collect<'_> {
+    fn entry(&mut self, entry: &InnerEntry, data: &mut dyn Read) -> Result<()> {
+        let Ok(path) = &entry.path else { return Ok(()) };
+        if !self.wanted.contains(path.as_str()) {
+            return Ok(());
+        }
+        let content = if entry.meta.size > MAX_DIFF_BYTES {
+            Content::TooLarge
+        } else {
+            let mut bytes = Vec::with_capacity(entry.meta.size as usize);
+            data.read_to_end(&mut bytes)?;
+            classify(bytes)
+        };
+        self.texts.insert(path.clone(), content);
+        Ok(())
+    }
+}
+
+fn archived_texts(
+    host: &Host,
+    archive: &Path,
+    wanted: &BTreeSet<&str>,
+) -> Result<HashMap<String, Content>> {
+    let mut collect = Collect {
+        wanted,
+        texts: HashMap::new(),
+    };
+    match read_archive(archive, &host.limits, &mut collect) {
+        Ok(_) => Ok(collect.texts),
+        // An unreadable archive: everything counts as added, as in `status`.
+        Err(_) => Ok(HashMap::new()),
+    }
+}
+
+fn render(
+    path: &str,
+    before: Option<&FileRecord>,
+    after: Option<&FileRecord>,
+    old: &Content,
+    new: &Content,
+) -> String {
+    let from = if before.is_some() {
+        format!("a/{path}")
+    } else {
+        "/dev/null".into()
+    };
+    let to = if after.is_some() {
+        format!("b/{path}")
+    } else {
+        "/dev/null".into()
+    };
+    let mut out = format!("diff statectl a/{path} b/{path}\n");
+    if let (Some(b), Some(a)) = (before, after) {
+        for (what, old, new) in [
+            ("mode", format!("{:04o}", b.mode), format!("{:04o}", a.mode)),
+            ("uid", b.uid.to_string(), a.uid.to_string()),
+            ("gid", b.gid.to_string(), a.gid.to_string()),
+            ("mtime", b.mtime.to_string(), a.mtime.to_string()),
+        ] {
+            if old != new {
+                out.push_str(&format!("{what} {old} -> {new}\n"));
+            }
+        }
+    }
+    match (old, new) {
+        (Content::Text(old), Content::Text(new)) if old != new => {
+            let text = similar::TextDiff::from_lines(old.as_str(), new.as_str());
+            out.push_str(
+                &text
+                    .unified_diff()
+                    .context_radius(3)
+                    .header(&from, &to)
+                    .to_string(),
+            );
+        }
+        (Content::Text(_), Content::Text(_)) => {}
+        (Content::TooLarge, _) | (_, Content::TooLarge) => out.push_str(&format!(
+            "Files {from} and {to} differ (too large to show)\n"
+        )),
+        _ => out.push_str(&format!("Binary files {from} and {to} differ\n")),
+    }
+    out
+}

@@ -1,0 +1,5 @@
+//! The operations behind the commands, as library calls that return reports and never print.
+
+pub mod backup;
+pub mod diff;
+pub mod status;

@@ -1,0 +1,56 @@
+//! `status`: the pending changes against the next-boot bank's archive.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::bank::{next_boot, read_banks};
+use crate::detect::{cache::cache_path, detect, Archived, ChangeSet, Detection};
+use crate::host::Host;
+
+/// The outcome of `status`.
+#[derive(Debug)]
+pub struct StatusReport {
+    /// The archive compared against; `None` when no bank is eligible.
+    pub archive: Option<PathBuf>,
+    pub changes: ChangeSet,
+    pub warnings: Vec<String>,
+    pub detection: Detection,
+}
+
+/// Compares the host with the archive of the bank that boots next.
+pub fn status(host: &Host) -> Result<StatusReport> {
+    host.check_root()?;
+    let rules = host.selection()?;
+    let banks = read_banks(host);
+    let mut warnings = Vec::new();
+    let archive = match next_boot(&banks) {
+        Some(name) => Some(banks.get(name).state_archive()),
+        None => {
+            warnings.push("no eligible boot bank: every file counts as added".to_string());
+            None
+        }
+    };
+    let cache = match (&archive, host.run_dir()) {
+        (Some(path), Ok(run)) => path.parent().map(|bank| cache_path(run, &host.root, bank)),
+        _ => None,
+    };
+    let detection = detect(
+        &host.root,
+        &rules,
+        archive.as_deref(),
+        cache.as_deref(),
+        &host.limits,
+    )?;
+    if let Archived::Unreadable(reason) = &detection.archived {
+        warnings.push(format!(
+            "archive cannot be read ({reason}); every file counts as added"
+        ));
+    }
+    Ok(StatusReport {
+        archive,
+        changes: detection.changes.clone(),
+        warnings,
+        detection,
+    })
+}

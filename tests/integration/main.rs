@@ -1,0 +1,6 @@
+//! The one integration test crate: drives the real `statectl` binary against fake hosts laid
+//! out in temp dirs (see `testenv`). Nothing here touches the real `/etc` or boot banks.
+
+mod testenv;
+
+mod backup;

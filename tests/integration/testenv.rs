@@ -1,0 +1,231 @@
+//! `TestEnv`: a fake host in a temp dir (root, two banks, run dir) and a runner for the binary.
+//!
+//! Sticky bits are set at run time (git does not store them); file mtimes default to a fixed
+//! past time so runs are deterministic and outside the cache's racy window.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use filetime::FileTime;
+use tempfile::TempDir;
+
+/// Default mtime of files the harness writes (2023-11-14).
+pub const MTIME: i64 = 1_700_000_000;
+
+pub struct TestEnv {
+    pub dir: TempDir,
+    pub root: PathBuf,
+    pub run_dir: PathBuf,
+}
+
+/// A finished run of the binary.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Outcome {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn code(self, code: i32) -> Outcome {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+impl TestEnv {
+    /// A host with an empty `etc`, a bootbank (updated=3) and an altbootbank (updated=2).
+    pub fn new() -> TestEnv {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("root");
+        let run_dir = dir.path().join("run");
+        fs::create_dir_all(root.join("etc")).unwrap();
+        let env = TestEnv { dir, root, run_dir };
+        env.boot_cfg("bootbank", 3, 0, "7.0.3-0.20.19193900");
+        env.boot_cfg("altbootbank", 2, 0, "7.0.3-0.20.19193900");
+        env
+    }
+
+    /// A typical ESXi host: a handful of flagged files, an unflagged one, a branch and a link.
+    pub fn esxi() -> TestEnv {
+        let env = TestEnv::new();
+        env.flagged("etc/passwd", "root:x:0:0:root:/:/bin/sh\n");
+        env.flagged("etc/shadow", "root:$6$salt$hash:19000:0:99999:7:::\n");
+        env.file("etc/shadow", None, 0o1400);
+        env.flagged("etc/hosts", "127.0.0.1 localhost\n");
+        env.flagged(
+            "etc/vmware/esx.conf",
+            "/adv/Misc/HostName = \"esx01\"\n/system/uuid = \"5f1c-01\"\n",
+        );
+        env.flagged("etc/vmware/ssl/rui.key", "-----BEGIN PRIVATE KEY-----\n");
+        env.file("etc/vmware/ssl/rui.key", None, 0o1600);
+        env.file("etc/motd", Some("not persisted\n"), 0o644);
+        env.file("etc/ntp.conf", Some("server pool.ntp.org\n"), 0o644);
+        env.file("etc/.#ntp.conf", Some("server old\n"), 0o644);
+        std::os::unix::fs::symlink("hosts", env.root.join("etc/hosts.link")).unwrap();
+        env
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    pub fn bank(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    pub fn state(&self, bank: &str) -> PathBuf {
+        self.bank(bank).join("state.tgz")
+    }
+
+    /// Writes a flagged (mode 1644) file.
+    pub fn flagged(&self, rel: &str, content: &str) -> &Self {
+        self.file(rel, Some(content), 0o1644)
+    }
+
+    /// Writes (or with `None` keeps) a file's content, then sets its mode and the fixed mtime.
+    pub fn file(&self, rel: &str, content: Option<&str>, mode: u32) -> &Self {
+        let path = self.root.join(rel);
+        if let Some(content) = content {
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, content).unwrap();
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        filetime::set_file_mtime(&path, FileTime::from_unix_time(MTIME, 0)).unwrap();
+        self
+    }
+
+    /// Writes a bank's boot.cfg.
+    pub fn boot_cfg(&self, bank: &str, updated: u64, bootstate: u64, build: &str) {
+        let dir = self.bank(bank);
+        fs::create_dir_all(&dir).unwrap();
+        let text = format!(
+            "bootstate={bootstate}\ntitle=Loading VMware ESXi\ntimeout=5\nprefix=\nkernel=/b.b00\n\
+             kernelopt=autoPartition=FALSE\nmodules=/jumpstrt.gz --- /useropts.gz --- /s.v00\n\
+             build={build}\nupdated={updated}\n"
+        );
+        fs::write(dir.join("boot.cfg"), text).unwrap();
+    }
+
+    /// A command for the binary with this host's root and run dir, and a clean environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_statectl"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("STATECTL_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("STATECTL_RUN_DIR", &self.run_dir)
+            .arg("--root")
+            .arg(&self.root)
+            .args(args)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs the binary and collects its outcome.
+    pub fn run(&self, args: &[&str]) -> Outcome {
+        let output = self.command(args).output().expect("run statectl");
+        outcome(output)
+    }
+
+    pub fn read(&self, rel: &str) -> Vec<u8> {
+        fs::read(self.root.join(rel)).unwrap()
+    }
+}
+
+pub fn outcome(output: Output) -> Outcome {
+    Outcome {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// True when `tool` runs here; tests that need it print a visible skip message otherwise.
+pub fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        eprintln!("SKIPPED: `{tool}` is not installed (.ci/run installs it)");
+    }
+    found
+}
+
+/// Runs a shell command in `dir`, asserting success.
+#[track_caller]
+pub fn sh(dir: &Path, script: &str) -> String {
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "`{script}` failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// (path, mode, uid, gid, mtime, content) of every regular file under `dir`, sorted.
+pub fn tree(dir: &Path) -> Vec<(String, u32, u32, u32, i64, Vec<u8>)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut files: Vec<_> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let meta = e.metadata().unwrap();
+            let rel = e
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            (
+                rel,
+                meta.mode() & 0o7777,
+                meta.uid(),
+                meta.gid(),
+                meta.mtime(),
+                fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
