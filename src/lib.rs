@@ -19,3 +19,4 @@ pub mod error;
 pub mod exit;
 pub mod host;
 pub mod ops;
+pub mod restore;

@@ -10,6 +10,7 @@ pub mod names;
 pub mod reader;
 pub mod record;
 pub mod streams;
+pub mod verify;
 pub mod writer;
 
 pub use manifest::Manifest;
@@ -18,6 +19,7 @@ pub use reader::{
     InnerEntry, Level, Problem, Visitor,
 };
 pub use record::FileRecord;
+pub use verify::{verify_archive, VerifyReport};
 pub use writer::{write_archive, ArchiveLabel, SourceFile, WrittenArchive};
 
 /// Name of the inner archive member.

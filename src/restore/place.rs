@@ -1,0 +1,303 @@
+//! Link-safe placement of files under a root directory.
+//!
+//! # Security
+//! Every path is walked one component at a time from an open descriptor of the root with
+//! `O_NOFOLLOW | O_DIRECTORY`, so no component may be a symlink (the walk refuses, naming it)
+//! and nothing can land outside the root, even when the root is `/` and even if a link is
+//! planted while we work. The file itself goes to a 0600 temp file in its directory (created
+//! `O_EXCL | O_NOFOLLOW`), gets owner, all 12 mode bits and mtime through its descriptor, is
+//! fsynced and renamed over the name, and the directory is fsynced. Renaming over a symlink
+//! replaces the link, never its target.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::{bail, Context, Result};
+use rustix::fs::{self as rfs, Mode, OFlags, Timespec, Timestamps};
+use rustix::io::Errno;
+
+/// Metadata a placed file gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMeta {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: i64,
+}
+
+/// What is at a destination now (seen without following links).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Existing {
+    /// Nothing: the file (and maybe parent directories) would be created.
+    Absent,
+    /// A regular file with this metadata.
+    File { meta: FileMeta, size: u64 },
+    /// Something else (a directory, a symlink, a device): placing would replace it or fail.
+    Other(&'static str),
+}
+
+/// Places files under one root.
+pub struct Placer {
+    root: PathBuf,
+    root_fd: OwnedFd,
+    /// Set owners (root can; others keep their own uid).
+    pub set_owner: bool,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+const DIR_FLAGS: OFlags = OFlags::DIRECTORY
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::RDONLY)
+    .union(OFlags::CLOEXEC);
+
+impl Placer {
+    /// Opens `root`, which must be an existing directory.
+    pub fn open(root: &Path) -> Result<Placer> {
+        let root_fd = rfs::open(root, DIR_FLAGS, Mode::empty())
+            .map_err(io::Error::from)
+            .with_context(|| format!("cannot open target directory `{}`", root.display()))?;
+        Ok(Placer {
+            root: root.to_path_buf(),
+            root_fd,
+            // SAFETY: geteuid has no preconditions.
+            set_owner: unsafe { libc::geteuid() } == 0,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// What is at `rel` now; refuses a symlink or non-directory among its parents.
+    pub fn existing(&self, rel: &str) -> Result<Existing> {
+        let (parents, name) = split(rel)?;
+        let Some(dir) = self.walk(&parents, false)? else {
+            return Ok(Existing::Absent);
+        };
+        match rfs::statat(&dir, name, rfs::AtFlags::SYMLINK_NOFOLLOW) {
+            Err(Errno::NOENT) => Ok(Existing::Absent),
+            Err(err) => Err(io::Error::from(err))
+                .with_context(|| format!("cannot stat `{}`", self.root.join(rel).display())),
+            Ok(stat) => {
+                let kind = rfs::FileType::from_raw_mode(stat.st_mode);
+                Ok(match kind {
+                    rfs::FileType::RegularFile => Existing::File {
+                        meta: FileMeta {
+                            mode: stat.st_mode & 0o7777,
+                            uid: stat.st_uid,
+                            gid: stat.st_gid,
+                            mtime: stat.st_mtime,
+                        },
+                        size: stat.st_size as u64,
+                    },
+                    rfs::FileType::Directory => Existing::Other("a directory"),
+                    rfs::FileType::Symlink => Existing::Other("a symlink"),
+                    _ => Existing::Other("a special file"),
+                })
+            }
+        }
+    }
+
+    /// Opens the existing regular file at `rel` for reading, through no link.
+    pub fn open_existing(&self, rel: &str) -> Result<File> {
+        let (parents, name) = split(rel)?;
+        let dir = self
+            .walk(&parents, false)?
+            .with_context(|| format!("`{}` does not exist", self.root.join(rel).display()))?;
+        let fd = rfs::openat(
+            &dir,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io::Error::from)
+        .with_context(|| format!("cannot open `{}`", self.root.join(rel).display()))?;
+        Ok(File::from(fd))
+    }
+
+    /// Writes `data` to `rel` atomically with `meta`, creating missing parents 0755.
+    pub fn place(&self, rel: &str, data: &mut dyn Read, meta: &FileMeta) -> Result<()> {
+        let (parents, name) = split(rel)?;
+        let dir = self
+            .walk(&parents, true)?
+            .expect("walk with create yields a directory");
+        let target = self.root.join(rel);
+        let (temp_name, temp) = create_temp(&dir)
+            .with_context(|| format!("cannot create a temp file beside `{}`", target.display()))?;
+        let written = fill(temp, data, meta, self.set_owner)
+            .and_then(|()| rfs::renameat(&dir, &temp_name, &dir, name).map_err(io::Error::from))
+            .and_then(|()| rfs::fsync(&dir).map_err(io::Error::from));
+        if let Err(err) = written {
+            let _ = rfs::unlinkat(&dir, &temp_name, rfs::AtFlags::empty());
+            return Err(err).with_context(|| format!("cannot write `{}`", target.display()));
+        }
+        Ok(())
+    }
+
+    /// Creates the directory `rel` (and its parents) 0755 when missing.
+    pub fn make_dir(&self, rel: &str) -> Result<()> {
+        let parts: Vec<&str> = rel.split('/').collect();
+        self.walk(&parts, true).map(|_| ())
+    }
+
+    /// Walks `parts` below the root, optionally creating missing directories; `None` when a
+    /// part is missing and `create` is false.
+    fn walk(&self, parts: &[&str], create: bool) -> Result<Option<OwnedFd>> {
+        let mut dir = rfs::openat(&self.root_fd, ".", DIR_FLAGS, Mode::empty())
+            .map_err(io::Error::from)
+            .with_context(|| format!("cannot open `{}`", self.root.display()))?;
+        let mut path = self.root.clone();
+        for part in parts {
+            path.push(part);
+            let next = match rfs::openat(&dir, *part, DIR_FLAGS, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) if !create => return Ok(None),
+                Err(Errno::NOENT) => {
+                    match rfs::mkdirat(&dir, *part, Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(err) => {
+                            return Err(io::Error::from(err)).with_context(|| {
+                                format!("cannot create directory `{}`", path.display())
+                            })
+                        }
+                    }
+                    rfs::openat(&dir, *part, DIR_FLAGS, Mode::empty())
+                        .map_err(io::Error::from)
+                        .with_context(|| format!("cannot open `{}`", path.display()))?
+                }
+                Err(Errno::LOOP) | Err(Errno::NOTDIR) => bail!(
+                    "`{}` is a symlink or not a directory; refusing to write through it",
+                    path.display()
+                ),
+                Err(err) => {
+                    return Err(io::Error::from(err))
+                        .with_context(|| format!("cannot open `{}`", path.display()))
+                }
+            };
+            dir = next;
+        }
+        Ok(Some(dir))
+    }
+}
+
+fn split(rel: &str) -> Result<(Vec<&str>, &str)> {
+    let parts: Vec<&str> = rel.split('/').collect();
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || *p == "." || *p == "..")
+    {
+        bail!("unsafe path `{rel}`");
+    }
+    let (name, parents) = parts.split_last().expect("split yields one part");
+    Ok((parents.to_vec(), name))
+}
+
+fn create_temp(dir: &OwnedFd) -> io::Result<(String, OwnedFd)> {
+    loop {
+        let name = format!(
+            "{}{}-{}{}",
+            crate::atomic::TEMP_PREFIX,
+            std::process::id(),
+            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed),
+            crate::atomic::TEMP_SUFFIX
+        );
+        let flags =
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match rfs::openat(dir, name.as_str(), flags, Mode::from_raw_mode(0o600)) {
+            Ok(fd) => return Ok((name, fd)),
+            Err(Errno::EXIST) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+fn fill(fd: OwnedFd, data: &mut dyn Read, meta: &FileMeta, set_owner: bool) -> io::Result<()> {
+    let mut file = File::from(fd);
+    io::copy(data, &mut file)?;
+    file.flush()?;
+    if set_owner {
+        rfs::fchown(
+            file.as_fd(),
+            Some(rfs::Uid::from_raw(meta.uid)),
+            Some(rfs::Gid::from_raw(meta.gid)),
+        )?;
+    }
+    // After chown, which may clear mode bits.
+    rfs::fchmod(file.as_fd(), Mode::from_raw_mode(meta.mode & 0o7777))?;
+    let time = Timespec {
+        tv_sec: meta.mtime,
+        tv_nsec: 0,
+    };
+    rfs::futimens(
+        file.as_fd(),
+        &Timestamps {
+            last_access: time,
+            last_modification: time,
+        },
+    )?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    const META: FileMeta = FileMeta {
+        mode: 0o1640,
+        uid: 0,
+        gid: 0,
+        mtime: 1_600_000_000,
+    };
+
+    #[test]
+    fn places_with_mode_and_mtime_creating_parents() {
+        let root = tempfile::tempdir().unwrap();
+        let placer = Placer::open(root.path()).unwrap();
+        assert_eq!(placer.existing("etc/vmware/x").unwrap(), Existing::Absent);
+        placer
+            .place("etc/vmware/x", &mut &b"hello"[..], &META)
+            .unwrap();
+        let meta = std::fs::metadata(root.path().join("etc/vmware/x")).unwrap();
+        assert_eq!(meta.mode() & 0o7777, 0o1640);
+        assert_eq!(meta.mtime(), 1_600_000_000);
+        let dir = std::fs::metadata(root.path().join("etc/vmware")).unwrap();
+        assert_eq!(dir.mode() & 0o777, 0o755);
+        assert!(matches!(
+            placer.existing("etc/vmware/x").unwrap(),
+            Existing::File { size: 5, .. }
+        ));
+    }
+
+    #[test]
+    fn refuses_a_symlinked_parent_and_writes_nothing_outside() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("etc")).unwrap();
+        let placer = Placer::open(root.path()).unwrap();
+        let err = placer
+            .place("etc/passwd", &mut &b"x"[..], &META)
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("symlink"), "{err:#}");
+        assert!(placer.existing("etc/passwd").is_err());
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn replaces_a_symlink_itself_not_its_target() {
+        let root = tempfile::tempdir().unwrap();
+        let victim = root.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, root.path().join("x")).unwrap();
+        let placer = Placer::open(root.path()).unwrap();
+        placer.place("x", &mut &b"new"[..], &META).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("x")).unwrap(),
+            "new"
+        );
+    }
+}
