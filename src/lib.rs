@@ -20,3 +20,4 @@ pub mod exit;
 pub mod host;
 pub mod ops;
 pub mod restore;
+pub mod syslog;
