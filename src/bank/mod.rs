@@ -1,6 +1,7 @@
 //! The two boot banks: `boot.cfg`, the loader's choice of bank, and the per-bank lock.
 
 pub mod bootcfg;
+pub mod install;
 pub mod lock;
 pub mod select;
 

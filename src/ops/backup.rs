@@ -6,8 +6,6 @@
 //! names an archive that is not there. A run with nothing to save opens nothing for writing in
 //! the bank.
 
-use std::fs::File;
-use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,7 +14,8 @@ use serde::Serialize;
 
 use crate::archive::{self, writer::ArchiveLabel, SourceFile, WrittenArchive, STATE_NAME};
 use crate::atomic;
-use crate::bank::{bootcfg, lock_banks, next_boot, read_banks, BankName, BootCfg};
+use crate::bank::install::{copy_verified, list_state_in_boot_cfg};
+use crate::bank::{lock_banks, next_boot, read_banks, BankName, BootCfg};
 use crate::detect::{cache::cache_path, detect, now_secs, Archived, Cache, ChangeSet, StatKey};
 use crate::error::Error;
 use crate::host::Host;
@@ -115,7 +114,7 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
             files
         };
         if !options.dry_run && matches!(detection.archived, Archived::Present { .. }) {
-            warnings.extend(list_in_boot_cfg(&targets[..1]));
+            warnings.extend(list_state_in_boot_cfg(&targets[..1]));
         }
         return Ok(report(
             action,
@@ -143,9 +142,9 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
     };
     let written = write_with_retry(primary, &sources, &label, &run_dir)?;
     for other in &targets[1..] {
-        copy_archive(&archive_path, &other.join(STATE_NAME), &written.sha256)?;
+        copy_verified(&archive_path, &other.join(STATE_NAME), Some(&written.sha256))?;
     }
-    warnings.extend(list_in_boot_cfg(&targets));
+    warnings.extend(list_state_in_boot_cfg(&targets));
     for bank in &targets {
         save_cache(&run_dir, host, bank, &written, run_start);
     }
@@ -260,53 +259,6 @@ fn write_into(
         archive::write_archive(temp.as_file_mut(), sources, label, scratch).with_context(fail)?;
     atomic::commit(temp, &target).with_context(fail)?;
     Ok(written)
-}
-
-/// Copies the archive just written into another bank, checking the bytes copied are the ones
-/// written.
-fn copy_archive(source: &Path, target: &Path, sha256: &str) -> Result<()> {
-    let bank = target.parent().unwrap_or(Path::new("."));
-    let fail = || {
-        format!(
-            "cannot copy the archive into bank `{}` (its old one is kept)",
-            bank.display()
-        )
-    };
-    let mut temp = atomic::temp_in(bank).with_context(fail)?;
-    let mut reader = archive::streams::HashingReader::new(
-        File::open(source).with_context(|| format!("cannot open `{}`", source.display()))?,
-    );
-    io::copy(&mut reader.by_ref(), temp.as_file_mut()).with_context(fail)?;
-    if reader.hex_digest() != sha256 {
-        bail!(
-            "`{}` changed while it was copied; run backup again",
-            source.display()
-        );
-    }
-    atomic::commit(temp, target).with_context(fail)
-}
-
-/// Makes each bank's `boot.cfg` list `state.tgz`; returns warnings for those it must not touch.
-fn list_in_boot_cfg(banks: &[PathBuf]) -> Vec<String> {
-    let mut warnings = Vec::new();
-    for bank in banks {
-        let path = bank.join("boot.cfg");
-        if !path.exists() {
-            continue;
-        }
-        let outcome = BootCfg::load(&path).and_then(|cfg| match cfg.with_module(STATE_NAME) {
-            Ok(Some(updated)) => bootcfg::save(&path, &updated),
-            Ok(None) => Ok(()),
-            Err(reason) => bail!("{reason}"),
-        });
-        if let Err(err) = outcome {
-            warnings.push(format!(
-                "`{}` was not changed to list {STATE_NAME}: {err:#}",
-                path.display()
-            ));
-        }
-    }
-    warnings
 }
 
 fn save_cache(run_dir: &Path, host: &Host, bank: &Path, written: &WrittenArchive, run_start: i64) {

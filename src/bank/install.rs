@@ -1,0 +1,117 @@
+//! Putting an archive into a bank: the verified atomic copy and teaching `boot.cfg` to list it.
+//!
+//! Shared by `backup` (second bank of a staged upgrade) and `bank sync`. The copy goes to a temp
+//! file in the target bank, is fsynced, then read back from the medium (its cached pages are
+//! dropped first, so the read reaches the device where the kernel allows) and its sha256
+//! compared with the source's before the rename: a failing SD card or USB stick is caught while
+//! the old archive is still in place. `boot.cfg` is changed only after the archive is there, so
+//! it never names a missing one.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use super::{bootcfg, BootCfg};
+use crate::archive::{streams::HashingReader, STATE_NAME};
+use crate::atomic;
+
+/// Copies `source` over `target` atomically and returns the sha256 of the bytes now at
+/// `target`. With `expected`, the source must hash to it (it did not change since it was
+/// written or verified).
+pub fn copy_verified(source: &Path, target: &Path, expected: Option<&str>) -> Result<String> {
+    let bank = match target.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let fail = || {
+        format!(
+            "cannot copy `{}` into bank `{}` (its old archive is kept)",
+            source.display(),
+            bank.display()
+        )
+    };
+    let mut temp = atomic::temp_in(bank).with_context(fail)?;
+    let file = File::open(source).with_context(|| format!("cannot open `{}`", source.display()))?;
+    let mut reader = HashingReader::new(file);
+    io::copy(&mut reader, temp.as_file_mut()).with_context(fail)?;
+    let source_sha = reader.hex_digest();
+    if expected.is_some_and(|sha| sha != source_sha) {
+        bail!(
+            "`{}` changed while it was copied; run the command again",
+            source.display()
+        );
+    }
+    temp.as_file().sync_all().with_context(fail)?;
+    let written_sha = read_back(temp.as_file()).with_context(fail)?;
+    if written_sha != source_sha {
+        bail!(
+            "the copy written into bank `{}` reads back with sha256 {written_sha}, not {source_sha}: \
+             the boot medium may be failing; its old archive is kept",
+            bank.display()
+        );
+    }
+    atomic::commit(temp, target).with_context(fail)?;
+    Ok(source_sha)
+}
+
+/// Hashes a flushed file from its start, after asking the kernel to drop its cached pages.
+fn read_back(file: &File) -> io::Result<String> {
+    // Advisory: where the kernel keeps the pages anyway, the read-back checks the page cache.
+    let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
+    let mut handle = file;
+    handle.seek(SeekFrom::Start(0))?;
+    let mut reader = HashingReader::new(handle);
+    io::copy(&mut reader.by_ref(), &mut io::sink())?;
+    Ok(reader.hex_digest())
+}
+
+/// Makes each bank's `boot.cfg` list `state.tgz`; returns warnings for those it must not touch
+/// (a `boot.cfg` that does not parse is never rewritten). A bank without `boot.cfg` is skipped.
+pub fn list_state_in_boot_cfg(banks: &[PathBuf]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for bank in banks {
+        let path = bank.join("boot.cfg");
+        if !path.exists() {
+            continue;
+        }
+        let outcome = BootCfg::load(&path).and_then(|cfg| match cfg.with_module(STATE_NAME) {
+            Ok(Some(updated)) => bootcfg::save(&path, &updated),
+            Ok(None) => Ok(()),
+            Err(reason) => bail!("{reason}"),
+        });
+        if let Err(err) = outcome {
+            warnings.push(format!(
+                "`{}` was not changed to list {STATE_NAME}: {err:#}",
+                path.display()
+            ));
+        }
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_is_byte_exact_private_and_leaves_no_temp() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("a.tgz");
+        std::fs::write(&source, b"archive bytes").unwrap();
+        let bank = dir.path().join("bank");
+        std::fs::create_dir(&bank).unwrap();
+        let target = bank.join(STATE_NAME);
+        let sha = copy_verified(&source, &target, None).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"archive bytes");
+        assert_eq!(sha.len(), 64);
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read_dir(&bank).unwrap().count(), 1);
+        let err = copy_verified(&source, &target, Some("00")).unwrap_err();
+        assert!(format!("{err:#}").contains("changed while it was copied"));
+        assert_eq!(std::fs::read_dir(&bank).unwrap().count(), 1);
+    }
+}
