@@ -3,6 +3,7 @@
 pub mod bootcfg;
 pub mod install;
 pub mod lock;
+pub mod modules;
 pub mod select;
 
 pub use bootcfg::BootCfg;

@@ -2,6 +2,7 @@
 //! place that prints. Each command has a small handler module.
 
 mod backup;
+mod bank;
 mod diff;
 mod output;
 mod status;
@@ -80,6 +81,7 @@ pub enum Command {
     Backup(backup::BackupArgs),
     Status(status::StatusArgs),
     Diff(diff::DiffArgs),
+    Bank(bank::BankArgs),
 }
 
 impl GlobalArgs {
@@ -120,8 +122,11 @@ pub fn main() -> ExitCode {
 
 /// Runs statectl with `args` (the first is the program name).
 pub fn run(args: Vec<OsString>) -> ExitCode {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
+        Err(err) if bank::check::is_check_invocation(&args) && err.use_stderr() => {
+            return bank::check::usage_unknown(&err)
+        }
         Err(err) => return usage_error(err),
     };
     let out = cli.global.output();
@@ -130,6 +135,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Backup(args) => backup::run(&host, &out, args),
         Command::Status(args) => status::run(&host, &out, args),
         Command::Diff(args) => diff::run(&host, &out, args),
+        Command::Bank(args) => bank::run(&host, &out, args),
     };
     match result {
         Ok(code) => code,

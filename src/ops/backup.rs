@@ -142,7 +142,11 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
     };
     let written = write_with_retry(primary, &sources, &label, &run_dir)?;
     for other in &targets[1..] {
-        copy_verified(&archive_path, &other.join(STATE_NAME), Some(&written.sha256))?;
+        copy_verified(
+            &archive_path,
+            &other.join(STATE_NAME),
+            Some(&written.sha256),
+        )?;
     }
     warnings.extend(list_state_in_boot_cfg(&targets));
     for bank in &targets {

@@ -1,0 +1,68 @@
+//! `statectl bank ...`: the boot banks. One small handler per subcommand.
+
+pub mod check;
+mod set_next;
+mod status;
+mod sync;
+mod verify;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::Output;
+use crate::bank::BankName;
+use crate::host::Host;
+
+/// Inspect, verify, switch and sync the two boot banks; a monitoring probe
+#[derive(Debug, Clone, Args)]
+#[command(
+    long_about = "The boot loader boots the eligible bank (boot.cfg parses, bootstate 0 or 1, \
+updated > 0, build set, quickboot not 1) with the highest updated; a tie goes to the bootbank, \
+the bank that was booted. These commands show that choice and why, check that the banks can \
+boot, change the choice, copy state.tgz between banks, and probe it all for monitoring.",
+    after_help = "Examples:\n  statectl bank status\n  statectl bank verify\n  statectl bank \
+set-next altbootbank\n  statectl bank sync\n  statectl bank check"
+)]
+pub struct BankArgs {
+    #[command(subcommand)]
+    pub command: BankCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum BankCommand {
+    Status(status::StatusArgs),
+    Verify(verify::VerifyArgs),
+    SetNext(set_next::SetNextArgs),
+    Sync(sync::SyncArgs),
+    Check(check::CheckArgs),
+}
+
+/// A bank named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BankArg {
+    /// The bank that was booted
+    Bootbank,
+    /// The other bank
+    Altbootbank,
+}
+
+impl From<BankArg> for BankName {
+    fn from(arg: BankArg) -> BankName {
+        match arg {
+            BankArg::Bootbank => BankName::Bootbank,
+            BankArg::Altbootbank => BankName::Altbootbank,
+        }
+    }
+}
+
+pub fn run(host: &Host, out: &Output, args: &BankArgs) -> Result<ExitCode> {
+    match &args.command {
+        BankCommand::Status(args) => status::run(host, out, args),
+        BankCommand::Verify(args) => verify::run(host, out, args),
+        BankCommand::SetNext(args) => set_next::run(host, out, args),
+        BankCommand::Sync(args) => sync::run(host, out, args),
+        BankCommand::Check(args) => Ok(check::run(host, out, args)),
+    }
+}

@@ -1,0 +1,134 @@
+//! `bank set-next`: make a bank boot next by raising its `updated` above the other's.
+//!
+//! Only the `updated` value changes (and, with `--force`, `bootstate` becomes 0), through the
+//! one rewriter, under that bank's lock. A `boot.cfg` that does not parse is never rewritten.
+//! A bank whose `updated` is already strictly higher is left alone.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use crate::bank::{bootcfg, lock_banks, next_boot, read_banks, Bank, BankName, BootCfg};
+use crate::host::Host;
+
+#[derive(Debug, Clone)]
+pub struct SetNextOptions {
+    pub bank: BankName,
+    pub force: bool,
+    pub wait: Duration,
+}
+
+/// The values set-next may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Values {
+    pub updated: u64,
+    pub bootstate: Option<u64>,
+}
+
+impl Values {
+    fn of(cfg: &BootCfg) -> Values {
+        Values {
+            updated: cfg.number("updated").unwrap_or(0),
+            bootstate: cfg.number("bootstate"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SetNextReport {
+    pub bank: BankName,
+    pub boot_cfg: PathBuf,
+    pub changed: bool,
+    pub before: Values,
+    pub after: Values,
+    /// The other bank's `updated`.
+    pub other_updated: u64,
+    pub next_boot: Option<BankName>,
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+pub fn set_next(host: &Host, options: &SetNextOptions) -> Result<SetNextReport> {
+    let name = options.bank;
+    let path = match name {
+        BankName::Bootbank => &host.bootbank,
+        BankName::Altbootbank => &host.altbootbank,
+    };
+    let run_dir = host.run_dir()?.to_path_buf();
+    let _lock = lock_banks(&run_dir, &[path.as_path()], options.wait)?;
+    let file = path.join("boot.cfg");
+    let cfg = BootCfg::load(&file)?;
+    let banks = read_banks(host);
+    let bank = Bank {
+        cfg: Ok(cfg.clone()),
+        ..banks.get(name).clone()
+    };
+    if let Err(reason) = bank.eligibility() {
+        if !options.force {
+            bail!(
+                "bank {} `{}` is not eligible: {reason}; the loader would skip it. Fix its \
+                 boot.cfg, or pass --force to make it eligible (sets bootstate=0)",
+                name.as_str(),
+                path.display()
+            );
+        }
+    }
+    let other_updated = banks.get(name.other()).updated();
+    let updated = planned(&cfg, other_updated, options.force)
+        .map_err(|reason| anyhow::anyhow!("cannot change `{}`: {reason}", file.display()))?;
+    let changed = updated.text() != cfg.text();
+    if changed {
+        bootcfg::save(&file, &updated)?;
+    }
+    let after = read_banks(host);
+    let mut warnings = Vec::new();
+    if let Err(reason) = after.get(name).eligibility() {
+        warnings.push(format!(
+            "bank {} is still not eligible ({reason}); the loader will not boot it",
+            name.as_str()
+        ));
+    }
+    Ok(SetNextReport {
+        bank: name,
+        boot_cfg: file,
+        changed,
+        before: Values::of(&cfg),
+        after: Values::of(&updated),
+        other_updated,
+        next_boot: next_boot(&after),
+        warnings,
+    })
+}
+
+/// `cfg` with `updated` raised to `other_updated + 1` unless already higher, and with `force`
+/// a non-zero `bootstate` set to 0.
+fn planned(cfg: &BootCfg, other_updated: u64, force: bool) -> Result<BootCfg, String> {
+    let mut next = cfg.clone();
+    if next.number("updated").unwrap_or(0) <= other_updated {
+        let raised = other_updated
+            .checked_add(1)
+            .ok_or("the other bank's updated is at its maximum")?;
+        next = next.with_value("updated", &raised.to_string())?;
+    }
+    if force && cfg.get("bootstate").is_some_and(|v| v != "0") {
+        next = next.with_value("bootstate", "0")?;
+    }
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_needed_values_change() {
+        let cfg = BootCfg::parse("bootstate=3\nbuild=b\nupdated = 2\n").unwrap();
+        let raised = planned(&cfg, 5, false).unwrap();
+        assert_eq!(raised.text(), "bootstate=3\nbuild=b\nupdated = 6\n");
+        let forced = planned(&cfg, 1, true).unwrap();
+        assert_eq!(forced.text(), "bootstate=0\nbuild=b\nupdated = 2\n");
+        assert!(planned(&cfg, u64::MAX, false).is_err());
+    }
+}

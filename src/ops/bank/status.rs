@@ -1,0 +1,114 @@
+//! `bank status`: both banks as the loader sees them, and which one boots next.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::readable_banks;
+use crate::archive::streams::HashingReader;
+use crate::bank::{next_boot, Bank, BankName};
+use crate::host::Host;
+
+/// The report (its JSON form is the contract's).
+#[derive(Debug, Clone, Serialize)]
+pub struct BankStatus {
+    pub next_boot: Option<BankName>,
+    pub banks: Vec<BankEntry>,
+    /// Archives that exist but could not be read (the bank is still reported).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+/// One bank: `boot.cfg` values (null when absent or unparsable), eligibility, archive.
+#[derive(Debug, Clone, Serialize)]
+pub struct BankEntry {
+    pub name: BankName,
+    pub path: PathBuf,
+    pub updated: Option<u64>,
+    pub bootstate: Option<u64>,
+    pub build: Option<String>,
+    pub eligible: bool,
+    pub reason: Option<String>,
+    pub archive: Option<ArchiveInfo>,
+}
+
+/// The bank's `state.tgz`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchiveInfo {
+    pub size: u64,
+    /// Seconds since the epoch.
+    pub mtime: i64,
+    pub sha256: String,
+}
+
+impl BankStatus {
+    pub fn entry(&self, name: BankName) -> Option<&BankEntry> {
+        self.banks.iter().find(|bank| bank.name == name)
+    }
+
+    /// True when the running system (the bootbank, by definition) is the one that boots next.
+    pub fn running_is_next(&self) -> bool {
+        self.next_boot == Some(BankName::Bootbank)
+    }
+}
+
+/// Reads both banks; fails only when a bank directory cannot be listed.
+pub fn bank_status(host: &Host) -> Result<BankStatus> {
+    let banks = readable_banks(host)?;
+    let mut warnings = Vec::new();
+    let entries = [&banks.bootbank, &banks.altbootbank]
+        .into_iter()
+        .map(|bank| entry(bank, &mut warnings))
+        .collect();
+    Ok(BankStatus {
+        next_boot: next_boot(&banks),
+        banks: entries,
+        warnings,
+    })
+}
+
+fn entry(bank: &Bank, warnings: &mut Vec<String>) -> BankEntry {
+    let cfg = bank.cfg.as_ref().ok();
+    let path = bank.state_archive();
+    let archive = match archive_info(&path) {
+        Ok(info) => info,
+        Err(err) => {
+            warnings.push(format!("cannot read `{}`: {err}", path.display()));
+            None
+        }
+    };
+    BankEntry {
+        name: bank.name,
+        path: bank.path.clone(),
+        updated: cfg.and_then(|c| c.number("updated")),
+        bootstate: cfg.and_then(|c| c.number("bootstate")),
+        build: cfg.and_then(|c| c.get("build")).map(str::to_string),
+        eligible: bank.is_eligible(),
+        reason: bank.eligibility().err(),
+        archive,
+    }
+}
+
+/// Size, mtime and sha256 of `path`; `None` when there is no such file.
+pub fn archive_info(path: &std::path::Path) -> io::Result<Option<ArchiveInfo>> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let mut reader = HashingReader::new(file);
+    io::copy(&mut reader, &mut io::sink())?;
+    Ok(Some(ArchiveInfo {
+        size: meta.len(),
+        mtime: meta.mtime(),
+        sha256: reader.hex_digest(),
+    }))
+}

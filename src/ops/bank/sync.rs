@@ -1,0 +1,117 @@
+//! `bank sync`: copy `state.tgz` from the next-boot bank (or a named one) to the other bank.
+//!
+//! Under both banks' locks: the source must pass the archive verify (a broken archive is never
+//! spread to the fallback bank); the target's `boot.cfg`, when present, must parse before
+//! anything is written; the copy is the shared verified atomic copy; then the target's
+//! `modules=` is made to list `state.tgz`. A target already holding the same bytes gets no write.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use super::status::archive_info;
+use crate::archive::{verify_archive, Level, STATE_NAME};
+use crate::atomic;
+use crate::bank::install::{copy_verified, list_state_in_boot_cfg};
+use crate::bank::{lock_banks, next_boot, read_banks, BankName, BootCfg};
+use crate::host::Host;
+
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    pub from: Option<BankName>,
+    pub wait: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncAction {
+    Copied,
+    Unchanged,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    pub action: SyncAction,
+    pub from: BankName,
+    pub to: BankName,
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub bytes: u64,
+    pub sha256: String,
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+pub fn sync(host: &Host, options: &SyncOptions) -> Result<SyncReport> {
+    let banks = read_banks(host);
+    let from = match options.from.or_else(|| next_boot(&banks)) {
+        Some(name) => name,
+        None => bail!(
+            "no eligible boot bank to copy from (bootbank: {}; altbootbank: {}); name one with --from",
+            banks.bootbank.eligibility().err().unwrap_or_default(),
+            banks.altbootbank.eligibility().err().unwrap_or_default()
+        ),
+    };
+    let (source_bank, target_bank) = (&banks.get(from).path, &banks.get(from.other()).path);
+    let run_dir = host.run_dir()?.to_path_buf();
+    let _locks = lock_banks(&run_dir, &[source_bank, target_bank], options.wait)?;
+    atomic::remove_stale_temps(target_bank)
+        .with_context(|| format!("cannot clean bank `{}`", target_bank.display()))?;
+    let source = source_bank.join(STATE_NAME);
+    let target = target_bank.join(STATE_NAME);
+    check_source(&source, host)?;
+    let target_cfg = target_bank.join("boot.cfg");
+    let mut warnings = Vec::new();
+    if target_cfg.exists() {
+        BootCfg::load(&target_cfg)?;
+    } else {
+        warnings.push(format!(
+            "bank `{}` has no boot.cfg: state.tgz is copied, but nothing will load it",
+            target_bank.display()
+        ));
+    }
+    let source_info = archive_info(&source)
+        .with_context(|| format!("cannot read `{}`", source.display()))?
+        .with_context(|| format!("`{}` disappeared", source.display()))?;
+    let same = archive_info(&target)
+        .ok()
+        .flatten()
+        .is_some_and(|t| t.sha256 == source_info.sha256);
+    let action = if same {
+        SyncAction::Unchanged
+    } else {
+        copy_verified(&source, &target, Some(&source_info.sha256))?;
+        SyncAction::Copied
+    };
+    warnings.extend(list_state_in_boot_cfg(std::slice::from_ref(target_bank)));
+    Ok(SyncReport {
+        action,
+        from,
+        to: from.other(),
+        source,
+        target,
+        bytes: source_info.size,
+        sha256: source_info.sha256,
+        warnings,
+    })
+}
+
+fn check_source(source: &std::path::Path, host: &Host) -> Result<()> {
+    if !source.is_file() {
+        bail!(
+            "`{}` does not exist; nothing to copy (run `statectl backup` first)",
+            source.display()
+        );
+    }
+    let report = verify_archive(source, &host.limits);
+    if let Some(problem) = report.problems.iter().find(|p| p.level == Level::Error) {
+        bail!(
+            "`{}` fails verify ({}); it is not copied. See `statectl bank verify`",
+            source.display(),
+            problem.message
+        );
+    }
+    Ok(())
+}
