@@ -4,3 +4,4 @@
 mod testenv;
 
 mod backup;
+mod banks;
