@@ -12,6 +12,9 @@ use crate::testenv::{outcome, TestEnv};
 
 const MODULES: [&str; 4] = ["b.b00", "jumpstrt.gz", "useropts.gz", "s.v00"];
 
+/// (updated, bootstate, build) of one bank.
+type Cfg = (u64, u64, &'static str);
+
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     encoder.write_all(data).unwrap();
@@ -50,7 +53,7 @@ fn changed_lines(a: &[u8], b: &[u8]) -> Vec<(String, String)> {
 
 #[test]
 fn bank_status_reports_the_loaders_choice_over_a_table() {
-    let table: [((u64, u64, &str), (u64, u64, &str), Option<&str>); 7] = [
+    let table: [(Cfg, Cfg, Option<&str>); 7] = [
         ((3, 0, "b"), (2, 0, "b"), Some("bootbank")),
         ((3, 0, "b"), (4, 1, "b"), Some("altbootbank")),
         ((3, 0, "b"), (4, 2, "b"), Some("bootbank")),
