@@ -66,3 +66,26 @@ pub fn run(host: &Host, out: &Output, args: &BankArgs) -> Result<ExitCode> {
         BankCommand::Check(args) => Ok(check::run(host, out, args)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    #[test]
+    fn bank_subcommands_parse() {
+        let cli = Cli::try_parse_from(["statectl", "bank", "set-next", "altbootbank", "--force"])
+            .unwrap();
+        let Command::Bank(BankArgs {
+            command: BankCommand::SetNext(args),
+        }) = cli.command
+        else {
+            panic!("not set-next");
+        };
+        assert_eq!(BankName::from(args.bank), BankName::Altbootbank);
+        assert!(args.force);
+        assert!(Cli::try_parse_from(["statectl", "bank", "set-next", "third"]).is_err());
+        assert!(Cli::try_parse_from(["statectl", "bank", "sync", "--from", "bootbank"]).is_ok());
+    }
+}
