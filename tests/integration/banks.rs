@@ -283,6 +283,15 @@ fn check_warns_on_a_staged_upgrade_and_on_old_pending_changes() {
 }
 
 #[test]
+fn a_fresh_pending_change_is_not_yet_a_warning() {
+    let env = healthy();
+    fs::write(env.path("etc/hosts"), "10.0.0.2 esx01\n").unwrap();
+    let run = env.run(&["bank", "check"]).code(0);
+    assert!(run.stdout.contains("pending=1;"), "{}", run.stdout);
+    assert!(run.stdout.contains("pending_over_1h=0;"), "{}", run.stdout);
+}
+
+#[test]
 fn check_warns_when_the_fallback_bank_is_broken() {
     let env = healthy();
     fs::remove_file(env.bank("altbootbank").join("s.v00")).unwrap();
