@@ -54,7 +54,10 @@ fn backup_sh(rest: &[OsString]) -> Invocation {
         }
     };
     let mut rest = &rest[1..];
-    if let Some(dir) = rest.first().filter(|a| !a.as_encoded_bytes().starts_with(b"-")) {
+    if let Some(dir) = rest
+        .first()
+        .filter(|a| !a.as_encoded_bytes().starts_with(b"-"))
+    {
         flags.push("--bank".into());
         flags.push(dir.clone());
         rest = &rest[1..];
@@ -92,7 +95,10 @@ mod tests {
 
     #[test]
     fn auto_backup_is_backup_with_passed_options() {
-        assert_eq!(run(&["/sbin/auto-backup.sh"]), statectl(&["statectl", "backup"]));
+        assert_eq!(
+            run(&["/sbin/auto-backup.sh"]),
+            statectl(&["statectl", "backup"])
+        );
         assert_eq!(
             run(&["auto-backup.sh", "-v"]),
             statectl(&["statectl", "backup", "-v"])
@@ -101,7 +107,10 @@ mod tests {
 
     #[test]
     fn backup_sh_takes_esxi_arguments() {
-        assert_eq!(run(&["/sbin/backup.sh", "0"]), statectl(&["statectl", "backup"]));
+        assert_eq!(
+            run(&["/sbin/backup.sh", "0"]),
+            statectl(&["statectl", "backup"])
+        );
         assert_eq!(
             run(&["/bin/backup.sh", "1"]),
             statectl(&["statectl", "backup", "--shutdown"])

@@ -41,7 +41,8 @@ pub fn render() -> Result<String> {
     man.render_title(&mut page).with_context(fail)?;
     man.render_name_section(&mut page).with_context(fail)?;
     man.render_synopsis_section(&mut page).with_context(fail)?;
-    man.render_description_section(&mut page).with_context(fail)?;
+    man.render_description_section(&mut page)
+        .with_context(fail)?;
     man.render_options_section(&mut page).with_context(fail)?;
     let mut doc = Roff::new();
     doc.control("SH", ["COMMANDS"]);

@@ -132,7 +132,9 @@ mod tests {
     use anyhow::Context;
 
     fn chain(inner: std::io::Error, context: &str) -> anyhow::Error {
-        Err::<(), _>(inner).context(context.to_string()).unwrap_err()
+        Err::<(), _>(inner)
+            .context(context.to_string())
+            .unwrap_err()
     }
 
     #[test]

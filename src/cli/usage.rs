@@ -52,7 +52,12 @@ fn usage_line(rendered: &str) -> String {
         } else if let Some(tip) = line.strip_prefix("tip:") {
             problem.push(format!("(tip: {})", tip.trim()));
         } else {
-            problem.push(line.strip_prefix("error:").unwrap_or(line).trim().to_string());
+            problem.push(
+                line.strip_prefix("error:")
+                    .unwrap_or(line)
+                    .trim()
+                    .to_string(),
+            );
         }
     }
     let mut text = problem.join(" ");
@@ -88,8 +93,14 @@ mod tests {
     fn unknown_flag_is_one_line_with_usage() {
         let (kind, line) = line_for(&["statectl", "backup", "--bogus"]);
         assert_eq!(kind, ErrorKind::UnknownArgument);
-        assert!(line.starts_with("unexpected argument '--bogus' found"), "{line}");
-        assert!(line.contains("; usage: statectl backup [OPTIONS]"), "{line}");
+        assert!(
+            line.starts_with("unexpected argument '--bogus' found"),
+            "{line}"
+        );
+        assert!(
+            line.contains("; usage: statectl backup [OPTIONS]"),
+            "{line}"
+        );
         assert!(line.ends_with("; see --help"), "{line}");
         assert!(!line.contains('\n'));
     }
@@ -97,7 +108,10 @@ mod tests {
     #[test]
     fn clap_tips_are_kept() {
         let (_, line) = line_for(&["statectl", "backup", "--forc"]);
-        assert!(line.contains("(tip: a similar argument exists: '--force')"), "{line}");
+        assert!(
+            line.contains("(tip: a similar argument exists: '--force')"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -251,7 +251,8 @@ fn write_into(
     let target = bank.join(STATE_NAME);
     let fail = || {
         format!(
-            "cannot write a new archive into bank `{}` (the old one is kept)",
+            "cannot write a new archive into bank `{}` (the old one is kept); check that the \
+             bank is mounted read-write, has free space and its state.tgz is a regular file",
             bank.display()
         )
     };
@@ -268,7 +269,8 @@ fn copy_archive(source: &Path, target: &Path, sha256: &str) -> Result<()> {
     let bank = target.parent().unwrap_or(Path::new("."));
     let fail = || {
         format!(
-            "cannot copy the archive into bank `{}` (its old one is kept)",
+            "cannot copy the archive into bank `{}` (its old one is kept); check that the \
+             bank is mounted read-write, has free space and its state.tgz is a regular file",
             bank.display()
         )
     };

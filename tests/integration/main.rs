@@ -4,3 +4,5 @@
 mod testenv;
 
 mod backup;
+mod errors;
+mod operator;
