@@ -132,8 +132,7 @@ fn option_item(doc: &mut Roff, arg: &Arg) {
             flags.push(format!("--{long}"));
         }
         head.push(bold(flags.join(", ")));
-        let takes_value = arg.get_num_args().is_some_and(|n| n.takes_values());
-        if let (true, Some(names)) = (takes_value, arg.get_value_names()) {
+        if let (true, Some(names)) = (takes_a_value(arg), arg.get_value_names()) {
             head.push(roman(" "));
             head.push(italic(names.join(" ")));
         }

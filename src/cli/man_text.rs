@@ -90,10 +90,13 @@ fn files(doc: &mut Roff) {
              statectl (STATECTL_SYSLOG_SOCKET).",
         ),
         (
-            "/sbin/auto-backup.sh, /sbin/backup.sh",
-            "Drop-in names: a link to statectl with one of these names takes ESXi's \
-             arguments (auto-backup.sh: backup; backup.sh 0|1 [DIR]: backup, 1 = --shutdown, \
-             DIR = --bank DIR).",
+            "auto-backup.sh, backup.sh",
+            "Drop-in names (ESXi: /sbin/auto-backup.sh run by cron, backup.sh run by \
+             inittab at shutdown): a link to statectl with one of these names takes ESXi's \
+             arguments. auto-backup.sh [OPTIONS] is backup [OPTIONS]; backup.sh 0|1 [DIR] \
+             [OPTIONS] is backup, 1 adding --shutdown and DIR --bank DIR; without an argument \
+             it prints \"Usage: backup.sh is_shutdown [bootbank]\", with another first argument \
+             \"Invalid parameter for is_shutdown: X\", both exit 1.",
         ),
     ] {
         item(doc, term, text);

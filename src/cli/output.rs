@@ -83,8 +83,8 @@ pub fn error_line(err: &anyhow::Error) -> String {
         let text = cause.to_string().replace(['\n', '\r'], " ");
         let (what, hint) = split_hint(&text);
         let what = strip_os_error(what);
-        if !what.is_empty() && whats.last().map(String::as_str) != Some(what) {
-            whats.push(what.to_string());
+        if !what.is_empty() && whats.last() != Some(&what) {
+            whats.push(what);
         }
         if let Some(hint) = hint.filter(|h| !h.is_empty()) {
             if !hints.iter().any(|h| h == hint) {
@@ -119,10 +119,13 @@ fn split_hint(text: &str) -> (&str, Option<&str>) {
 }
 
 /// `No such file or directory (os error 2)` reads better without the number.
-fn strip_os_error(text: &str) -> &str {
-    match text.rfind(" (os error ") {
-        Some(at) if text.ends_with(')') => &text[..at],
-        _ => text,
+fn strip_os_error(text: &str) -> String {
+    let Some(at) = text.find(" (os error ") else {
+        return text.to_string();
+    };
+    match text[at + 1..].find(')') {
+        Some(end) => format!("{}{}", &text[..at], &text[at + 1 + end + 1..]),
+        None => text.to_string(),
     }
 }
 
@@ -163,6 +166,12 @@ mod tests {
             .context("outer; do that")
             .unwrap_err();
         assert_eq!(error_line(&err), "outer: inner `p`; do that; do this");
+    }
+
+    #[test]
+    fn os_error_numbers_are_dropped_anywhere() {
+        let err = anyhow::anyhow!("Read-only file system (os error 30) at path \"/b/x\"");
+        assert_eq!(error_line(&err), "Read-only file system at path \"/b/x\"");
     }
 
     #[test]
