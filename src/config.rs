@@ -65,13 +65,26 @@ impl Selection {
                 })
             }
         };
-        Selection::parse(&text).with_context(|| format!("invalid config `{}`", path.display()))
+        Selection::parse(&text).with_context(|| {
+            format!(
+                "invalid config `{}`; fix it (see FILES in statectl(1)) or point --config elsewhere",
+                path.display()
+            )
+        })
     }
 
     /// Parses the TOML text of a config file.
     pub fn parse(text: &str) -> Result<Selection> {
-        let file: ConfigFile = toml::from_str(text)
-            .map_err(|err| anyhow::anyhow!("{}", err.message().trim_end_matches('\n')))?;
+        let file: ConfigFile = toml::from_str(text).map_err(|err| {
+            let message = err.message().trim_end_matches('\n');
+            match err.span() {
+                Some(span) => {
+                    let line = 1 + text[..span.start.min(text.len())].matches('\n').count();
+                    anyhow::anyhow!("line {line}: {message}")
+                }
+                None => anyhow::anyhow!("{message}"),
+            }
+        })?;
         let mut selection = Selection::default();
         if let Some(scan) = file.scan {
             selection.scan = scan;

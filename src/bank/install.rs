@@ -27,7 +27,8 @@ pub fn copy_verified(source: &Path, target: &Path, expected: Option<&str>) -> Re
     };
     let fail = || {
         format!(
-            "cannot copy `{}` into bank `{}` (its old archive is kept)",
+            "cannot copy `{}` into bank `{}` (its old archive is kept); check that the bank \
+             is mounted read-write and has free space",
             source.display(),
             bank.display()
         )

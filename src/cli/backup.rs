@@ -11,7 +11,8 @@ use clap::Args;
 use super::Output;
 use crate::exit::Exit;
 use crate::host::Host;
-use crate::ops::backup::{backup, Action, BackupOptions};
+use crate::ops::backup::{backup, Action, BackupOptions, BackupReport};
+use crate::syslog::{self, Severity};
 
 /// Save the flagged files into state.tgz on the next-boot bank, if anything changed
 #[derive(Debug, Clone, Args)]
@@ -62,6 +63,9 @@ pub fn run(host: &Host, out: &Output, args: &BackupArgs) -> Result<ExitCode> {
     for warning in &report.warnings {
         out.warn(warning);
     }
+    if report.action == Action::Written {
+        log_written(&report);
+    }
     if out.json {
         out.json(&report)?;
         return Ok(Exit::Success.into());
@@ -99,4 +103,24 @@ pub fn run(host: &Host, out: &Output, args: &BackupArgs) -> Result<ExitCode> {
         }
     }
     Ok(Exit::Success.into())
+}
+
+/// One syslog notice per archive written (one per bank).
+fn log_written(report: &BackupReport) {
+    let sha = report.sha256.as_deref().unwrap_or_default();
+    for bank in &report.banks {
+        syslog::log(
+            Severity::Notice,
+            &format!(
+                "wrote {} ({} files, {} bytes, sha256 {}; {} added, {} modified, {} removed)",
+                bank.join(crate::archive::STATE_NAME).display(),
+                report.files,
+                report.bytes,
+                &sha[..sha.len().min(12)],
+                report.added.len(),
+                report.modified.len(),
+                report.removed.len()
+            ),
+        );
+    }
 }

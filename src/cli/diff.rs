@@ -30,7 +30,7 @@ pub fn run(host: &Host, out: &Output, args: &DiffArgs) -> Result<ExitCode> {
         out.json(&report.diffs)?;
     } else {
         for text in &report.diffs {
-            print!("{text}");
+            out.text(text);
         }
     }
     Ok(if report.diffs.is_empty() {

@@ -3,9 +3,14 @@
 
 mod backup;
 mod bank;
+mod completions;
 mod diff;
+mod dropin;
+mod man;
+mod man_text;
 mod output;
 mod status;
+mod usage;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -15,7 +20,6 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::archive::Limits;
 use crate::error::exit_for;
-use crate::exit::Exit;
 use crate::host::Host;
 pub use output::Output;
 
@@ -29,6 +33,12 @@ pub use output::Output;
 ESXi is the model) into state.tgz on the boot bank that boots next, atomically and only when \
 something changed; it lists, verifies, extracts and restores those archives, and manages the two \
 boot banks.",
+    after_help = "Examples:\n  statectl status                  # what the next backup would save\n  \
+statectl backup                  # save it (what cron runs hourly)\n  \
+statectl --root /mnt/host status # inspect a host mounted elsewhere\n  \
+statectl COMMAND --help          # what a command does and changes, with examples\n\n\
+Exit status: 0 ok, 1 failure, 2 usage error, 3 changes pending (status, diff), 4 bank locked. \
+See statectl(1) (statectl man).",
     propagate_version = true
 )]
 pub struct Cli {
@@ -82,6 +92,8 @@ pub enum Command {
     Status(status::StatusArgs),
     Diff(diff::DiffArgs),
     Bank(bank::BankArgs),
+    Man(man::ManArgs),
+    Completions(completions::CompletionsArgs),
 }
 
 impl GlobalArgs {
@@ -117,17 +129,22 @@ impl GlobalArgs {
 
 /// Runs statectl with the process arguments and returns its exit status.
 pub fn main() -> ExitCode {
+    usage::die_quietly_on_closed_stdout();
     run(std::env::args_os().collect())
 }
 
 /// Runs statectl with `args` (the first is the program name).
 pub fn run(args: Vec<OsString>) -> ExitCode {
+    let args = match dropin::translate(args) {
+        dropin::Invocation::Statectl(args) => args,
+        dropin::Invocation::Refuse(line) => return usage::refuse(&line),
+    };
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(err) if bank::check::is_check_invocation(&args) && err.use_stderr() => {
             return bank::check::usage_unknown(&err)
         }
-        Err(err) => return usage_error(err),
+        Err(err) => return usage::usage_error(err),
     };
     let out = cli.global.output();
     let host = cli.global.host();
@@ -136,26 +153,14 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Status(args) => status::run(&host, &out, args),
         Command::Diff(args) => diff::run(&host, &out, args),
         Command::Bank(args) => bank::run(&host, &out, args),
+        Command::Man(args) => man::run(&out, args),
+        Command::Completions(args) => completions::run(&out, args),
     };
     match result {
         Ok(code) => code,
         Err(err) => {
             out.error(&err);
             exit_for(&err).into()
-        }
-    }
-}
-
-fn usage_error(err: clap::Error) -> ExitCode {
-    use clap::error::ErrorKind;
-    match err.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            let _ = err.print();
-            Exit::Success.into()
-        }
-        _ => {
-            let _ = err.print();
-            Exit::Usage.into()
         }
     }
 }

@@ -1,9 +1,15 @@
 //! How results reach the user: JSON on stdout, human lines on stdout, notes and the one-line
-//! error on stderr.
+//! error on stderr (and syslog).
+//!
+//! The error line reads `statectl: error: <what> `<path>`: <cause>; <what to do>`: every
+//! context of the chain contributes its "what" in order, and the hints (the part after a
+//! context's first `; `) are moved to the end, so the advice is the last thing read.
 
 use std::io::Write;
 
 use serde::Serialize;
+
+use crate::syslog::{self, Severity};
 
 /// Output settings from the global flags.
 #[derive(Debug, Clone, Copy)]
@@ -32,12 +38,18 @@ impl Output {
 
     /// Prints a result line on stdout.
     pub fn line(&self, text: &str) {
-        let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "{text}");
+        self.text(&format!("{text}\n"));
     }
 
-    /// A warning on stderr (unless `-q`).
+    /// Prints text as it is on stdout (a diff, say).
+    pub fn text(&self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+    }
+
+    /// A warning on stderr (unless `-q`), and to syslog.
     pub fn warn(&self, text: &str) {
+        syslog::log(Severity::Warning, &format!("warning: {text}"));
         if !self.quiet {
             eprintln!("statectl: warning: {text}");
         }
@@ -50,13 +62,121 @@ impl Output {
         }
     }
 
-    /// The one error line; `-v` adds the cause chain, one cause a line.
+    /// The one error line, also sent to syslog; `-v` adds the cause chain, one cause a line.
     pub fn error(&self, err: &anyhow::Error) {
-        eprintln!("statectl: error: {err:#}");
+        let line = error_line(err);
+        syslog::log(Severity::Error, &format!("error: {line}"));
+        eprintln!("statectl: error: {line}");
         if self.verbose > 0 {
-            for (depth, cause) in err.chain().enumerate().skip(1) {
+            for (depth, cause) in err.chain().enumerate() {
                 eprintln!("  cause {depth}: {cause}");
             }
         }
+    }
+}
+
+/// The error chain as one line: the "what"s joined by `: `, then the hints.
+pub fn error_line(err: &anyhow::Error) -> String {
+    let mut whats: Vec<String> = Vec::new();
+    let mut hints: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string().replace(['\n', '\r'], " ");
+        let (what, hint) = split_hint(&text);
+        let what = strip_os_error(what);
+        if !what.is_empty() && whats.last() != Some(&what) {
+            whats.push(what);
+        }
+        if let Some(hint) = hint.filter(|h| !h.is_empty()) {
+            if !hints.iter().any(|h| h == hint) {
+                hints.push(hint.to_string());
+            }
+        }
+    }
+    let mut line = whats.join(": ");
+    for hint in hints {
+        line.push_str("; ");
+        line.push_str(&hint);
+    }
+    line
+}
+
+/// Splits `what; hint` at the first `; ` outside parentheses and backquotes.
+fn split_hint(text: &str) -> (&str, Option<&str>) {
+    let mut depth = 0i32;
+    let mut quoted = false;
+    for (at, ch) in text.char_indices() {
+        match ch {
+            '`' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => depth -= 1,
+            ';' if !quoted && depth == 0 && text[at..].starts_with("; ") => {
+                return (text[..at].trim_end(), Some(text[at + 2..].trim()));
+            }
+            _ => {}
+        }
+    }
+    (text.trim_end(), None)
+}
+
+/// `No such file or directory (os error 2)` reads better without the number.
+fn strip_os_error(text: &str) -> String {
+    let Some(at) = text.find(" (os error ") else {
+        return text.to_string();
+    };
+    match text[at + 1..].find(')') {
+        Some(end) => format!("{}{}", &text[..at], &text[at + 1 + end + 1..]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    fn chain(inner: std::io::Error, context: &str) -> anyhow::Error {
+        Err::<(), _>(inner)
+            .context(context.to_string())
+            .unwrap_err()
+    }
+
+    #[test]
+    fn hint_moves_after_the_cause() {
+        let err = chain(
+            std::io::Error::from_raw_os_error(2),
+            "cannot read config `/x`; fix the path or drop --config",
+        );
+        assert_eq!(
+            error_line(&err),
+            "cannot read config `/x`: No such file or directory; fix the path or drop --config"
+        );
+    }
+
+    #[test]
+    fn semicolons_inside_parentheses_or_paths_stay() {
+        let err = anyhow::anyhow!("no bank (a: x; b: y); fix boot.cfg");
+        assert_eq!(error_line(&err), "no bank (a: x; b: y); fix boot.cfg");
+        let err = anyhow::anyhow!("bad `/a; b` here");
+        assert_eq!(error_line(&err), "bad `/a; b` here");
+    }
+
+    #[test]
+    fn hints_of_several_contexts_are_kept_in_order() {
+        let err = Err::<(), _>(anyhow::anyhow!("inner `p`; do this"))
+            .context("outer; do that")
+            .unwrap_err();
+        assert_eq!(error_line(&err), "outer: inner `p`; do that; do this");
+    }
+
+    #[test]
+    fn os_error_numbers_are_dropped_anywhere() {
+        let err = anyhow::anyhow!("Read-only file system (os error 30) at path \"/b/x\"");
+        assert_eq!(error_line(&err), "Read-only file system at path \"/b/x\"");
+    }
+
+    #[test]
+    fn the_line_is_one_line() {
+        let err = anyhow::anyhow!("a\nb");
+        assert_eq!(error_line(&err), "a b");
     }
 }

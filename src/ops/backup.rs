@@ -254,7 +254,8 @@ fn write_into(
     let target = bank.join(STATE_NAME);
     let fail = || {
         format!(
-            "cannot write a new archive into bank `{}` (the old one is kept)",
+            "cannot write a new archive into bank `{}` (the old one is kept); check that the \
+             bank is mounted read-write, has free space and its state.tgz is a regular file",
             bank.display()
         )
     };

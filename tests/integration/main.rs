@@ -5,3 +5,5 @@ mod testenv;
 
 mod backup;
 mod banks;
+mod errors;
+mod operator;
