@@ -93,7 +93,8 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
         ));
     }
     let changes = detection.changes.clone();
-    let must_write = options.force || options.shutdown || !changes.is_empty();
+    let unreadable = matches!(detection.archived, Archived::Unreadable(_));
+    let must_write = options.force || options.shutdown || unreadable || !changes.is_empty();
     if !must_write || options.dry_run {
         let action = if options.dry_run {
             Action::DryRun

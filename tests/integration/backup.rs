@@ -304,3 +304,13 @@ fn no_eligible_bank_is_a_clear_error() {
     assert!(out.stderr.contains("bootstate=2"));
     let _ = MTIME;
 }
+
+#[test]
+fn an_unreadable_archive_is_replaced_even_when_nothing_is_selected() {
+    let env = TestEnv::new();
+    fs::write(env.state("bootbank"), "corrupt").unwrap();
+    let report = env.run(&["backup", "--json"]).ok().json();
+    assert_eq!(report["action"], "written");
+    assert_eq!(report["files"], 0);
+    env.run(&["status"]).ok();
+}
