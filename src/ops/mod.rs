@@ -1,5 +1,6 @@
 //! The operations behind the commands, as library calls that return reports and never print.
 
+pub mod archive_path;
 pub mod backup;
 pub mod bank;
 pub mod diff;

@@ -1,0 +1,32 @@
+//! The archive a command works on when none is named: the next-boot bank's `state.tgz`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+
+use crate::bank::{next_boot, read_banks};
+use crate::host::Host;
+
+/// The `state.tgz` of the bank that boots next.
+pub fn default_archive(host: &Host) -> Result<PathBuf> {
+    let banks = read_banks(host);
+    match next_boot(&banks) {
+        Some(name) => Ok(banks.get(name).state_archive()),
+        None => bail!(
+            "no eligible boot bank to take the archive from (bootbank `{}`: {}; altbootbank `{}`: {}); \
+             name the archive explicitly",
+            banks.bootbank.path.display(),
+            banks.bootbank.eligibility().err().unwrap_or_default(),
+            banks.altbootbank.path.display(),
+            banks.altbootbank.eligibility().err().unwrap_or_default(),
+        ),
+    }
+}
+
+/// The named archive, else the default one.
+pub fn archive_or_default(host: &Host, named: Option<&PathBuf>) -> Result<PathBuf> {
+    match named {
+        Some(path) => Ok(path.clone()),
+        None => default_archive(host),
+    }
+}
