@@ -1,6 +1,7 @@
 //! The command line: clap types, turned into a [`Host`] and per-command options, and the one
 //! place that prints. Each command has a small handler module.
 
+mod archive_tools;
 mod backup;
 mod bank;
 mod completions;
@@ -9,6 +10,7 @@ mod dropin;
 mod man;
 mod man_text;
 mod output;
+mod passwd;
 mod status;
 mod usage;
 
@@ -91,6 +93,11 @@ pub enum Command {
     Backup(backup::BackupArgs),
     Status(status::StatusArgs),
     Diff(diff::DiffArgs),
+    List(archive_tools::ListArgs),
+    Verify(archive_tools::VerifyArgs),
+    Extract(archive_tools::ExtractArgs),
+    Pack(archive_tools::PackArgs),
+    Passwd(passwd::PasswdArgs),
     Bank(bank::BankArgs),
     Man(man::ManArgs),
     Completions(completions::CompletionsArgs),
@@ -152,6 +159,11 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Backup(args) => backup::run(&host, &out, args),
         Command::Status(args) => status::run(&host, &out, args),
         Command::Diff(args) => diff::run(&host, &out, args),
+        Command::List(args) => archive_tools::list(&host, &out, args),
+        Command::Verify(args) => archive_tools::verify(&host, &out, args),
+        Command::Extract(args) => archive_tools::extract_cmd(&host, &out, args),
+        Command::Pack(args) => archive_tools::pack_cmd(&host, &out, args),
+        Command::Passwd(args) => passwd::run(&host, &out, args),
         Command::Bank(args) => bank::run(&host, &out, args),
         Command::Man(args) => man::run(&out, args),
         Command::Completions(args) => completions::run(&out, args),

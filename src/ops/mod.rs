@@ -4,4 +4,7 @@ pub mod archive_path;
 pub mod backup;
 pub mod bank;
 pub mod diff;
+pub mod extract;
+pub mod pack;
+pub mod passwd;
 pub mod status;

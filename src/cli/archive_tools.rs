@@ -1,0 +1,186 @@
+//! `statectl list`, `verify`, `extract`, `pack`: inspecting and rebuilding archives.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::Output;
+use crate::archive::{read_archive, record::mode_string, verify_archive, CheckOnly, Level};
+use crate::exit::Exit;
+use crate::host::Host;
+use crate::ops::archive_path::archive_or_default;
+use crate::ops::{extract::extract, pack::pack};
+
+/// List the files inside an archive (both layers)
+#[derive(Debug, Clone, Args)]
+#[command(
+    long_about = "Reads ARCHIVE completely (both gzip layers checked to the end) and lists the \
+files of its inner local.tgz. With -l: mode, owner, size, mtime; with --json: path, mode, uid, \
+gid, size, mtime and the sha256 of each file's content. Changes nothing. ARCHIVE defaults to the \
+next-boot bank's state.tgz.",
+    after_help = "Examples:\n  statectl list -l\n  statectl list /vmfs/volumes/datastore1/state.tgz --json"
+)]
+pub struct ListArgs {
+    /// The archive [default: the next-boot bank's state.tgz]
+    #[arg(value_name = "ARCHIVE")]
+    pub archive: Option<PathBuf>,
+    /// Long listing: mode, owner, size, mtime
+    #[arg(short = 'l', long = "long")]
+    pub long: bool,
+}
+
+pub fn list(host: &Host, out: &Output, args: &ListArgs) -> Result<ExitCode> {
+    let archive = archive_or_default(host, args.archive.as_ref())?;
+    let summary = read_archive(&archive, &host.limits, &mut CheckOnly)?;
+    for problem in &summary.problems {
+        out.warn(&format!("{}: {}", archive.display(), problem.message));
+    }
+    if out.json {
+        out.json(&summary.files)?;
+        return Ok(Exit::Success.into());
+    }
+    for file in &summary.files {
+        if args.long {
+            out.line(&format!(
+                "{} {:>5}/{:<5} {:>10} {} {}",
+                mode_string(file.mode),
+                file.uid,
+                file.gid,
+                file.size,
+                crate::timefmt::utc_datetime(file.mtime),
+                file.path
+            ));
+        } else {
+            out.line(&file.path);
+        }
+    }
+    Ok(Exit::Success.into())
+}
+
+/// Check an archive: gzip layers, tar structure, names, manifest
+#[derive(Debug, Clone, Args)]
+#[command(
+    long_about = "Reads ARCHIVE to its end and reports every problem with a level instead of \
+stopping at the first: gzip CRC and length of both layers, tar structure, trailing data, unsafe \
+member names, links, devices, setuid bits, duplicates, and mismatches against the statectl.json \
+manifest (hash, size, missing or extra members). Changes nothing. Exit 0 when no error-level \
+problem was found, else 1.",
+    after_help = "Examples:\n  statectl verify\n  statectl verify /mnt/bootbank/state.tgz --json"
+)]
+pub struct VerifyArgs {
+    /// The archive [default: the next-boot bank's state.tgz]
+    #[arg(value_name = "ARCHIVE")]
+    pub archive: Option<PathBuf>,
+}
+
+pub fn verify(host: &Host, out: &Output, args: &VerifyArgs) -> Result<ExitCode> {
+    let archive = archive_or_default(host, args.archive.as_ref())?;
+    let report = verify_archive(&archive, &host.limits);
+    if out.json {
+        out.json(&report)?;
+    } else {
+        for problem in &report.problems {
+            let level = match problem.level {
+                Level::Error => "error",
+                Level::Warning => "warning",
+            };
+            out.line(&format!("{level}: {}", problem.message));
+        }
+        if report.ok && !out.quiet {
+            out.line(&format!(
+                "ok: {} ({} files)",
+                archive.display(),
+                report.files
+            ));
+        }
+    }
+    if report.ok {
+        return Ok(Exit::Success.into());
+    }
+    let first = report
+        .problems
+        .iter()
+        .find(|p| p.level == Level::Error)
+        .map_or("", |p| p.message.as_str());
+    if !out.json {
+        out.error(&anyhow::anyhow!(
+            "archive `{}` failed verification: {first}",
+            archive.display()
+        ));
+    }
+    Ok(Exit::Failure.into())
+}
+
+/// Unpack an archive's files under a private directory
+#[derive(Debug, Clone, Args)]
+#[command(
+    long_about = "Validates every entry of ARCHIVE first, then unpacks its inner files as \
+DIR/etc/... with their modes (sticky bit included), mtimes and, as root, numeric owners. DIR is \
+created 0700 because archives hold password hashes and private keys. Nothing is ever written \
+outside DIR: absolute names, `..`, links, devices and setuid entries refuse the whole archive, \
+and no file is written through a symlink. Changes nothing on the bank.",
+    after_help = "Examples:\n  statectl extract --to /tmp/state\n  statectl extract /mnt/bootbank/state.tgz --to /tmp/state"
+)]
+pub struct ExtractArgs {
+    /// The archive [default: the next-boot bank's state.tgz]
+    #[arg(value_name = "ARCHIVE")]
+    pub archive: Option<PathBuf>,
+    /// Directory to unpack into (created 0700)
+    #[arg(long, value_name = "DIR")]
+    pub to: PathBuf,
+    /// Unpack into a directory that is not empty (files are replaced)
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn extract_cmd(host: &Host, out: &Output, args: &ExtractArgs) -> Result<ExitCode> {
+    let archive = archive_or_default(host, args.archive.as_ref())?;
+    let report = extract(&archive, &args.to, args.force, &host.limits)?;
+    if out.json {
+        out.json(&report)?;
+    } else if !out.quiet {
+        out.line(&format!(
+            "extracted {} files into {}",
+            report.files,
+            report.dir.display()
+        ));
+    }
+    Ok(Exit::Success.into())
+}
+
+/// Build a state.tgz from a directory tree
+#[derive(Debug, Clone, Args)]
+#[command(
+    long_about = "Packs the regular files under DIR (named relative to it, e.g. etc/shadow) into \
+FILE in the ESXi layout (state.tgz holding local.tgz, plus the statectl.json manifest), keeping \
+their modes (sticky bit included), owners and mtimes, deterministically and atomically (temp file, \
+fsync, rename). `.#*` branch copies are skipped; symlinks and special files are refused. FILE is \
+created 0600.",
+    after_help = "Examples:\n  statectl extract --to /tmp/state && vi /tmp/state/etc/hosts\n  \
+statectl pack /tmp/state --output /tmp/state.tgz && statectl verify /tmp/state.tgz"
+)]
+pub struct PackArgs {
+    /// The tree to pack (its etc/... become the members)
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The archive to write
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+pub fn pack_cmd(host: &Host, out: &Output, args: &PackArgs) -> Result<ExitCode> {
+    let report = pack(host, &args.dir, &args.output)?;
+    if out.json {
+        out.json(&report)?;
+    } else if !out.quiet {
+        out.line(&format!(
+            "wrote {} ({} files, {} bytes)",
+            report.output.display(),
+            report.files,
+            report.bytes
+        ));
+    }
+    Ok(Exit::Success.into())
+}

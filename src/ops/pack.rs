@@ -1,0 +1,119 @@
+//! `pack`: build a `state.tgz` (ESXi layout, with manifest) from a directory tree, atomically.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use walkdir::WalkDir;
+
+use crate::archive::names::normalize_member_name;
+use crate::archive::{write_archive, ArchiveLabel, SourceFile, WrittenArchive};
+use crate::atomic;
+use crate::bank::{next_boot, read_banks};
+use crate::host::Host;
+
+/// What `pack` wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PackReport {
+    pub output: PathBuf,
+    pub files: usize,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// Packs the regular files under `dir` into `output`. The manifest names the host found in
+/// the tree (esx.conf or etc/hostname) and the next-boot bank's build, when there is one.
+pub fn pack(host: &Host, dir: &Path, output: &Path) -> Result<PackReport> {
+    let label = ArchiveLabel {
+        host: Host::new(dir.to_path_buf()).hostname(),
+        build: next_boot_build(host),
+    };
+    let written = pack_tree(dir, output, &label, host.run_dir()?)?;
+    Ok(PackReport {
+        output: output.to_path_buf(),
+        files: written.records.len(),
+        bytes: written.bytes,
+        sha256: written.sha256,
+    })
+}
+
+/// Writes every regular file under `dir` into `output` atomically (temp file beside it).
+pub fn pack_tree(
+    dir: &Path,
+    output: &Path,
+    label: &ArchiveLabel,
+    scratch: &Path,
+) -> Result<WrittenArchive> {
+    refuse_output_inside(dir, output)?;
+    let sources = collect_sources(dir)?;
+    let parent = match output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let fail = || format!("cannot write `{}`", output.display());
+    let mut temp = atomic::temp_in(parent).with_context(fail)?;
+    let written = write_archive(temp.as_file_mut(), &sources, label, scratch).with_context(fail)?;
+    atomic::commit(temp, output).with_context(fail)?;
+    Ok(written)
+}
+
+fn next_boot_build(host: &Host) -> String {
+    let banks = read_banks(host);
+    next_boot(&banks)
+        .and_then(|name| banks.get(name).build().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn refuse_output_inside(dir: &Path, output: &Path) -> Result<()> {
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("cannot open directory `{}`", dir.display()))?;
+    let parent = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Ok(parent) = parent.canonicalize() {
+        if parent.starts_with(&dir) {
+            bail!(
+                "--output `{}` is inside the packed directory `{}`; write it elsewhere",
+                output.display(),
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The regular files under `dir`, named relative to it. `.#*` branch copies are skipped (they
+/// are never persisted); symlinks and special files are refused, archives hold files only.
+fn collect_sources(dir: &Path) -> Result<Vec<SourceFile>> {
+    let mut sources = Vec::new();
+    for entry in WalkDir::new(dir).min_depth(1).follow_links(false) {
+        let entry = entry.with_context(|| format!("cannot walk `{}`", dir.display()))?;
+        let kind = entry.file_type();
+        if kind.is_dir() {
+            continue;
+        }
+        if entry.file_name().to_string_lossy().starts_with(".#") {
+            continue;
+        }
+        if !kind.is_file() {
+            bail!(
+                "`{}` is a symlink or special file; archives hold regular files only — remove it or replace it with a file",
+                entry.path().display()
+            );
+        }
+        let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+        let raw = rel.as_os_str().as_encoded_bytes();
+        let path = normalize_member_name(raw).map_err(|reason| {
+            anyhow::anyhow!(
+                "cannot pack `{}`: {reason}; rename it",
+                entry.path().display()
+            )
+        })?;
+        sources.push(SourceFile {
+            path,
+            abs: entry.path().to_path_buf(),
+        });
+    }
+    Ok(sources)
+}
