@@ -15,7 +15,7 @@ pub mod writer;
 
 pub use manifest::Manifest;
 pub use reader::{
-    open_archive, read_archive, read_archive_from, ArchiveSummary, CheckOnly, EntryKind,
+    open_archive, read_archive, read_archive_from, read_archive_stream, ArchiveSummary, CheckOnly, EntryKind,
     InnerEntry, Level, Problem, Visitor,
 };
 pub use record::FileRecord;

@@ -157,6 +157,17 @@ pub fn read_archive_from(
     limits: &Limits,
     visitor: &mut dyn Visitor,
 ) -> Result<ArchiveSummary> {
+    read_archive_stream(file, path, limits, visitor)
+}
+
+/// Reads an archive from any byte stream (the fuzz target's entry point); `path` names it in
+/// messages.
+pub fn read_archive_stream<R: Read>(
+    file: R,
+    path: &Path,
+    limits: &Limits,
+    visitor: &mut dyn Visitor,
+) -> Result<ArchiveSummary> {
     let mut state = ReadState {
         limits: *limits,
         budget: Budget::new(limits.max_expanded),
@@ -215,7 +226,7 @@ struct ReadState<'v> {
     inner_seen: bool,
 }
 
-fn read_layers(file: File, state: &mut ReadState<'_>) -> Result<(u64, String), WalkError> {
+fn read_layers<R: Read>(file: R, state: &mut ReadState<'_>) -> Result<(u64, String), WalkError> {
     let format = |layer: &str, err: std::io::Error| {
         WalkError::Format(format!("{layer}: {}", describe_io(&err)))
     };
