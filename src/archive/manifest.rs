@@ -4,9 +4,11 @@
 //! host name and build, so the same files always give the same bytes. Host-local stat fields
 //! live in the cache (`detect::cache`), never here.
 
+use std::collections::{BTreeMap, HashSet};
+
 use serde::{Deserialize, Serialize};
 
-use super::FileRecord;
+use super::{FileRecord, Problem, INNER_NAME};
 
 /// Current manifest format version.
 pub const FORMAT: u32 = 1;
@@ -33,4 +35,40 @@ impl Manifest {
         }
         Ok(manifest)
     }
+}
+
+/// Problems between a manifest and the content actually found.
+pub fn compare_manifest(manifest: &Manifest, files: &[FileRecord]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let listed: BTreeMap<&str, &FileRecord> = manifest
+        .files
+        .iter()
+        .map(|r| (r.path.as_str(), r))
+        .collect();
+    let found: HashSet<&str> = files.iter().map(|r| r.path.as_str()).collect();
+    for record in files {
+        match listed.get(record.path.as_str()) {
+            None => problems.push(Problem::error(format!(
+                "`{}` is in {INNER_NAME} but not in the manifest",
+                record.path
+            ))),
+            Some(expected) if expected.sha256 != record.sha256 || expected.size != record.size => {
+                problems.push(Problem::error(format!(
+                    "`{}`: content does not match the manifest (sha256 {} size {}, manifest says {} size {})",
+                    record.path, record.sha256, record.size, expected.sha256, expected.size
+                )))
+            }
+            Some(expected) if !expected.same_state(record) => problems.push(Problem::error(format!(
+                "`{}`: mode, owner or mtime does not match the manifest",
+                record.path
+            ))),
+            Some(_) => {}
+        }
+    }
+    for path in listed.keys().filter(|p| !found.contains(*p)) {
+        problems.push(Problem::error(format!(
+            "`{path}` is in the manifest but not in {INNER_NAME}"
+        )));
+    }
+    problems
 }

@@ -7,6 +7,7 @@
 pub mod entries;
 pub mod manifest;
 pub mod names;
+pub mod problem;
 pub mod reader;
 pub mod record;
 pub mod streams;
@@ -14,9 +15,10 @@ pub mod verify;
 pub mod writer;
 
 pub use manifest::Manifest;
+pub use problem::{Level, Problem};
 pub use reader::{
-    open_archive, read_archive, read_archive_from, read_archive_stream, ArchiveSummary, CheckOnly, EntryKind,
-    InnerEntry, Level, Problem, Visitor,
+    open_archive, read_archive, read_archive_from, read_archive_stream, ArchiveSummary, CheckOnly,
+    EntryKind, InnerEntry, Visitor,
 };
 pub use record::FileRecord;
 pub use verify::{verify_archive, VerifyReport};

@@ -8,54 +8,24 @@
 //! links, devices, setuid bits, duplicates, manifest mismatches, trailing data) are collected with
 //! a level instead of stopping the read; writers (extract, restore) refuse on any error-level one.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 
 use super::entries::{walk, EntryMeta, WalkError};
+use super::manifest::compare_manifest;
 use super::names::{display_name, normalize_member_name};
-use super::streams::{describe_io, drain, Budget, Budgeted, HashingReader, OVER_BUDGET};
-use super::{FileRecord, Limits, Manifest, INNER_NAME, MANIFEST_NAME};
+use super::streams::{describe_io, drain, Budget, Budgeted, HashingReader, Tracked, OVER_BUDGET};
+use super::{FileRecord, Level, Limits, Manifest, Problem, INNER_NAME, MANIFEST_NAME};
 use crate::error::Error;
 
 pub use super::entries::EntryKind;
 
 /// Largest manifest accepted (a 100,000-file manifest is about 25 MiB).
 const MAX_MANIFEST: u64 = 48 << 20;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Error,
-    Warning,
-}
-
-/// One finding about an archive.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    pub level: Level,
-    pub message: String,
-}
-
-impl Problem {
-    pub fn error(message: impl Into<String>) -> Problem {
-        Problem {
-            level: Level::Error,
-            message: message.into(),
-        }
-    }
-
-    pub fn warning(message: impl Into<String>) -> Problem {
-        Problem {
-            level: Level::Warning,
-            message: message.into(),
-        }
-    }
-}
 
 /// An entry of `local.tgz` as the visitor sees it.
 #[derive(Debug, Clone)]
@@ -441,72 +411,5 @@ impl ReadState<'_> {
             self.problems
                 .extend(compare_manifest(manifest, &self.files));
         }
-    }
-}
-
-/// Problems between a manifest and the content actually found.
-fn compare_manifest(manifest: &Manifest, files: &[FileRecord]) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    let listed: BTreeMap<&str, &FileRecord> = manifest
-        .files
-        .iter()
-        .map(|r| (r.path.as_str(), r))
-        .collect();
-    let found: HashSet<&str> = files.iter().map(|r| r.path.as_str()).collect();
-    for record in files {
-        match listed.get(record.path.as_str()) {
-            None => problems.push(Problem::error(format!(
-                "`{}` is in {INNER_NAME} but not in the manifest",
-                record.path
-            ))),
-            Some(expected) if expected.sha256 != record.sha256 || expected.size != record.size => {
-                problems.push(Problem::error(format!(
-                    "`{}`: content does not match the manifest (sha256 {} size {}, manifest says {} size {})",
-                    record.path, record.sha256, record.size, expected.sha256, expected.size
-                )))
-            }
-            Some(expected) if !expected.same_state(record) => problems.push(Problem::error(format!(
-                "`{}`: mode, owner or mtime does not match the manifest",
-                record.path
-            ))),
-            Some(_) => {}
-        }
-    }
-    for path in listed.keys().filter(|p| !found.contains(*p)) {
-        problems.push(Problem::error(format!(
-            "`{path}` is in the manifest but not in {INNER_NAME}"
-        )));
-    }
-    problems
-}
-
-/// Remembers whether reading the archive data failed, so a visitor error caused by corrupt
-/// input is reported as a bad archive rather than as the visitor's own failure.
-struct Tracked<'a> {
-    inner: &'a mut dyn Read,
-    failure: Option<String>,
-}
-
-impl<'a> Tracked<'a> {
-    fn new(inner: &'a mut dyn Read) -> Self {
-        Tracked {
-            inner,
-            failure: None,
-        }
-    }
-
-    fn classify(&self, err: anyhow::Error) -> WalkError {
-        match &self.failure {
-            Some(reason) => WalkError::Format(format!("{INNER_NAME}: {reason}")),
-            None => WalkError::Visitor(err),
-        }
-    }
-}
-
-impl Read for Tracked<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.inner.read(buf).inspect_err(|err| {
-            self.failure = Some(describe_io(err));
-        })
     }
 }
