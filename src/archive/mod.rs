@@ -5,6 +5,7 @@
 //! manifest `statectl.json`; `local.tgz` holds the persisted files by root-relative path, sorted.
 
 pub mod entries;
+pub mod gzip;
 pub mod manifest;
 pub mod names;
 pub mod problem;

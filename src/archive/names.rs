@@ -29,6 +29,17 @@ pub fn normalize_member_name(raw: &[u8]) -> Result<String, String> {
     Ok(parts.join("/"))
 }
 
+/// Whether a name is the archive's own top directory (`.`, `./`, what `tar -C dir -czf x .`
+/// writes first). Readers skip such a directory entry: it names nothing below the root and its
+/// mode must not loosen the directory an archive is extracted into.
+pub fn is_root_name(raw: &[u8]) -> bool {
+    !raw.is_empty()
+        && raw.first() != Some(&b'/')
+        && raw
+            .split(|&b| b == b'/')
+            .all(|part| part.is_empty() || part == b".")
+}
+
 /// A printable form of a raw name for messages: lossy UTF-8 with control characters escaped.
 pub fn display_name(raw: &[u8]) -> String {
     String::from_utf8_lossy(raw).escape_debug().to_string()
@@ -47,6 +58,16 @@ mod tests {
             "etc/vmware/x"
         );
         assert_eq!(normalize_member_name(b"etc/").unwrap(), "etc");
+    }
+
+    #[test]
+    fn only_dot_names_are_the_root() {
+        for root in [&b"."[..], b"./", b".//", b"././"] {
+            assert!(is_root_name(root), "{root:?}");
+        }
+        for other in [&b""[..], b"/", b"/.", b"./etc", b"..", b"etc/."] {
+            assert!(!is_root_name(other), "{other:?}");
+        }
     }
 
     #[test]

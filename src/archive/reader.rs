@@ -2,7 +2,8 @@
 //!
 //! # Security
 //! Every archive is hostile until read to its end. Both gzip layers are drained so their CRC and
-//! length are checked (tar iteration alone stops early); the expansion budget, entry count and
+//! length are checked (tar iteration alone stops early), every member of a multi-member gzip
+//! included (see [`super::gzip`]); the expansion budget, entry count and
 //! header-size limits of [`Limits`] bound time and memory on any input; every member name goes
 //! through [`normalize_member_name`]. Problems that leave the archive readable (unsafe names,
 //! links, devices, setuid bits, duplicates, manifest mismatches, trailing data) are collected with
@@ -16,8 +17,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::entries::{walk, EntryMeta, WalkError};
+use super::gzip::GzMembers;
 use super::manifest::compare_manifest;
-use super::names::{display_name, normalize_member_name};
+use super::names::{display_name, is_root_name, normalize_member_name};
 use super::streams::{describe_io, drain, Budget, Budgeted, HashingReader, Tracked, OVER_BUDGET};
 use super::{FileRecord, Level, Limits, Manifest, Problem, INNER_NAME, MANIFEST_NAME};
 use crate::error::Error;
@@ -201,7 +203,7 @@ fn read_layers<R: Read>(file: R, state: &mut ReadState<'_>) -> Result<(u64, Stri
         WalkError::Format(format!("{layer}: {}", describe_io(&err)))
     };
     let mut hashed = BufReader::with_capacity(64 << 10, HashingReader::new(file));
-    let gz = flate2::bufread::GzDecoder::new(&mut hashed);
+    let gz = GzMembers::new(&mut hashed);
     let budget = state.budget.clone();
     let limits = state.limits;
     let mut rest = walk(
@@ -228,8 +230,16 @@ fn read_layers<R: Read>(file: R, state: &mut ReadState<'_>) -> Result<(u64, Stri
     Ok((bytes, hashing.hex_digest()))
 }
 
+/// The `./` entry GNU tar writes first for `tar -C dir -czf x .`: skipped in both layers.
+fn is_top_directory(meta: &EntryMeta) -> bool {
+    meta.kind == EntryKind::Directory && is_root_name(&meta.raw_name)
+}
+
 impl ReadState<'_> {
     fn outer_member(&mut self, meta: &EntryMeta, data: &mut dyn Read) -> Result<(), WalkError> {
+        if is_top_directory(meta) {
+            return Ok(());
+        }
         let name = match normalize_member_name(&meta.raw_name) {
             Ok(name) => name,
             Err(reason) => {
@@ -294,7 +304,7 @@ impl ReadState<'_> {
         let format =
             |err: std::io::Error| WalkError::Format(format!("{INNER_NAME}: {}", describe_io(&err)));
         let mut buffered = BufReader::with_capacity(64 << 10, data);
-        let gz = flate2::bufread::GzDecoder::new(&mut buffered);
+        let gz = GzMembers::new(&mut buffered);
         let limits = self.limits;
         let mut rest = walk(
             Budgeted::new(gz, self.budget.clone()),
@@ -319,6 +329,9 @@ impl ReadState<'_> {
     }
 
     fn inner_entry(&mut self, meta: &EntryMeta, content: &mut dyn Read) -> Result<(), WalkError> {
+        if is_top_directory(meta) {
+            return Ok(()); // not shown to the visitor: it names nothing below the root
+        }
         let entry = InnerEntry {
             meta: meta.clone(),
             path: normalize_member_name(&meta.raw_name),
