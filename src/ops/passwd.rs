@@ -49,6 +49,8 @@ pub fn passwd(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    check_user(user)
+        .map_err(|reason| anyhow::anyhow!("{reason}; name the account as in etc/shadow"))?;
     let run_dir = host.run_dir()?.to_path_buf();
     let _lock = lock_banks(&run_dir, &[bank], wait)?;
     let file = open_archive(archive)?;
@@ -123,8 +125,21 @@ pub fn sha512_crypt(password: &str) -> Result<String> {
     Ok(hash.replacen("$rounds=5000$", "$", 1))
 }
 
+/// Refuses names that cannot be a shadow login: `root:x` would match the line `root:x:...`
+/// and rewrite its third field instead.
+fn check_user(user: &str) -> Result<(), String> {
+    if user.is_empty() || user.contains([':', '\n', '\r']) {
+        return Err(format!(
+            "`{}` is not a user name (empty, or holds `:` or a line break)",
+            user.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
 /// Replaces the second field of `user`'s line, keeping every other byte.
 pub fn set_hash_field(shadow: &[u8], user: &str, field: &str) -> Result<Vec<u8>, String> {
+    check_user(user)?;
     let prefix = format!("{user}:");
     let mut out = Vec::with_capacity(shadow.len() + field.len());
     let mut found = false;
@@ -164,6 +179,9 @@ mod tests {
         let last = set_hash_field(shadow, "last", "NEW").unwrap();
         assert!(last.ends_with(b"last:NEW:1"));
         assert!(set_hash_field(shadow, "roo", "x").is_err());
+        for bad in ["root:$6$a", "", "last:x", "a\nroot"] {
+            assert!(set_hash_field(shadow, bad, "x").is_err(), "{bad:?}");
+        }
     }
 
     #[test]
