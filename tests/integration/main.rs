@@ -3,6 +3,7 @@
 
 mod testenv;
 
+mod archive_inputs;
 mod archive_tools;
 mod backup;
 mod banks;
