@@ -20,7 +20,7 @@ pub struct GzMembers<B: BufRead> {
 }
 
 enum State<B: BufRead> {
-    Member(GzDecoder<B>),
+    Member(Box<GzDecoder<B>>),
     /// Past the last member; holds the input so nothing after it is consumed.
     Done(B),
     /// Only while switching members (or after a failed switch).
@@ -30,7 +30,7 @@ enum State<B: BufRead> {
 impl<B: BufRead> GzMembers<B> {
     pub fn new(input: B) -> Self {
         GzMembers {
-            state: State::Member(GzDecoder::new(input)),
+            state: State::Member(Box::new(GzDecoder::new(input))),
         }
     }
 
@@ -43,7 +43,7 @@ impl<B: BufRead> GzMembers<B> {
         let mut input = decoder.into_inner();
         let starts_member = input.fill_buf()?.first() == Some(&GZIP_MAGIC0);
         self.state = if starts_member {
-            State::Member(GzDecoder::new(input))
+            State::Member(Box::new(GzDecoder::new(input)))
         } else {
             State::Done(input)
         };

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use sha_crypt::{PasswordHasher, ShaCrypt};
 
-use crate::archive::{open_archive, read_archive_from, ArchiveLabel, CheckOnly};
+use crate::archive::{open_archive, read_archive_from, ArchiveLabel, ArchiveSummary, CheckOnly};
 use crate::bank::lock_banks;
 use crate::host::Host;
 use crate::ops::extract::write_entries;
@@ -69,15 +69,7 @@ pub fn passwd(
         NewPassword::Clear => String::new(),
         NewPassword::Plain(password) => sha512_crypt(password)?,
     };
-    let work = tempfile::Builder::new()
-        .prefix("passwd-")
-        .tempdir_in(&run_dir)
-        .with_context(|| {
-            format!(
-                "cannot create a private work directory in `{}`",
-                run_dir.display()
-            )
-        })?;
+    let work = private_work_dir(&run_dir)?;
     let placer = Placer::open(work.path())?;
     write_entries(file, &checked, archive, &placer, &host.limits)?;
     let current =
@@ -95,19 +87,36 @@ pub fn passwd(
         mtime: crate::detect::now_secs(),
     };
     placer.place(SHADOW, &mut updated.as_slice(), &meta)?;
-    let label = match &checked.manifest {
-        Some(manifest) => ArchiveLabel {
-            host: manifest.host.clone(),
-            build: manifest.build.clone(),
-        },
-        None => ArchiveLabel::default(),
-    };
-    pack_tree(work.path(), archive, &label, &run_dir)?;
+    pack_tree(work.path(), archive, &label_of(&checked), &run_dir)?;
     Ok(PasswdReport {
         archive: archive.to_path_buf(),
         user: user.to_string(),
         cleared: matches!(new, NewPassword::Clear),
     })
+}
+
+/// A 0700 directory in the run directory (never on the bank), removed when dropped.
+fn private_work_dir(run_dir: &Path) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("passwd-")
+        .tempdir_in(run_dir)
+        .with_context(|| {
+            format!(
+                "cannot create a private work directory in `{}`",
+                run_dir.display()
+            )
+        })
+}
+
+/// The manifest's host and build, kept as they were (empty without a manifest).
+fn label_of(checked: &ArchiveSummary) -> ArchiveLabel {
+    match &checked.manifest {
+        Some(manifest) => ArchiveLabel {
+            host: manifest.host.clone(),
+            build: manifest.build.clone(),
+        },
+        None => ArchiveLabel::default(),
+    }
 }
 
 /// A SHA-512 crypt (`$6$salt$hash`) of `password` with a random salt, in the form glibc and
