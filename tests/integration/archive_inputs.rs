@@ -207,3 +207,41 @@ fn passwd_refuses_a_bad_user_name_and_a_busy_lock_leaving_the_archive_alone() {
     one_error_line(&out, 4);
     assert_eq!(fs::read(env.state("bootbank")).unwrap(), before);
 }
+
+#[test]
+fn extract_with_force_never_writes_through_symlinks_in_the_directory() {
+    let env = TestEnv::esxi();
+    env.run(&["backup"]).ok();
+    let victim = env.dir.path().join("victim");
+    fs::create_dir(&victim).unwrap();
+    fs::write(victim.join("hosts"), "precious\n").unwrap();
+    // A symlinked parent: refused, nothing lands in the target of the link.
+    let linked_dir = env.dir.path().join("d1");
+    fs::create_dir(&linked_dir).unwrap();
+    std::os::unix::fs::symlink(&victim, linked_dir.join("etc")).unwrap();
+    let out = env.run(&["extract", "--to", linked_dir.to_str().unwrap(), "--force"]);
+    one_error_line(&out, 1);
+    assert!(out.stderr.contains("symlink"), "{}", out.stderr);
+    // A symlinked file: replaced by the archived file, its target untouched.
+    let linked_file = env.dir.path().join("d2");
+    fs::create_dir_all(linked_file.join("etc")).unwrap();
+    std::os::unix::fs::symlink(victim.join("hosts"), linked_file.join("etc/hosts")).unwrap();
+    env.run(&["extract", "--to", linked_file.to_str().unwrap(), "--force"])
+        .ok();
+    assert!(fs::symlink_metadata(linked_file.join("etc/hosts"))
+        .unwrap()
+        .is_file());
+    assert_eq!(
+        fs::read(linked_file.join("etc/hosts")).unwrap(),
+        env.read("etc/hosts")
+    );
+    let names: Vec<_> = fs::read_dir(&victim)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["hosts"]);
+    assert_eq!(
+        fs::read_to_string(victim.join("hosts")).unwrap(),
+        "precious\n"
+    );
+}
