@@ -11,5 +11,10 @@ fuzz_target!(|data: &[u8]| {
         max_entries: 1_000,
         max_header: 64 << 10,
     };
-    let _ = read_archive_stream(data, std::path::Path::new("fuzz.tgz"), &limits, &mut CheckOnly);
+    let _ = read_archive_stream(
+        data,
+        std::path::Path::new("fuzz.tgz"),
+        &limits,
+        &mut CheckOnly,
+    );
 });
