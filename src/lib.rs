@@ -21,3 +21,4 @@ pub mod host;
 pub mod ops;
 pub mod restore;
 pub mod syslog;
+pub mod timefmt;

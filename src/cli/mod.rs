@@ -9,6 +9,7 @@ mod dropin;
 mod man;
 mod man_text;
 mod output;
+mod restore;
 mod status;
 mod usage;
 
@@ -91,6 +92,7 @@ pub enum Command {
     Backup(backup::BackupArgs),
     Status(status::StatusArgs),
     Diff(diff::DiffArgs),
+    Restore(restore::RestoreArgs),
     Bank(bank::BankArgs),
     Man(man::ManArgs),
     Completions(completions::CompletionsArgs),
@@ -152,6 +154,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Backup(args) => backup::run(&host, &out, args),
         Command::Status(args) => status::run(&host, &out, args),
         Command::Diff(args) => diff::run(&host, &out, args),
+        Command::Restore(args) => restore::run(&host, &out, args),
         Command::Bank(args) => bank::run(&host, &out, args),
         Command::Man(args) => man::run(&out, args),
         Command::Completions(args) => completions::run(&out, args),

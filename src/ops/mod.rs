@@ -3,5 +3,7 @@
 pub mod archive_path;
 pub mod backup;
 pub mod bank;
+pub mod clock;
 pub mod diff;
+pub mod restore;
 pub mod status;
