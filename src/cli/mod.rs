@@ -6,6 +6,8 @@ mod bank;
 mod completions;
 mod diff;
 mod dropin;
+mod export;
+mod install;
 mod man;
 mod man_text;
 mod output;
@@ -93,6 +95,8 @@ pub enum Command {
     Status(status::StatusArgs),
     Diff(diff::DiffArgs),
     Restore(restore::RestoreArgs),
+    Install(install::InstallArgs),
+    Export(export::ExportArgs),
     Bank(bank::BankArgs),
     Man(man::ManArgs),
     Completions(completions::CompletionsArgs),
@@ -155,6 +159,8 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Status(args) => status::run(&host, &out, args),
         Command::Diff(args) => diff::run(&host, &out, args),
         Command::Restore(args) => restore::run(&host, &out, args),
+        Command::Install(args) => install::run(&host, &out, args),
+        Command::Export(args) => export::run(&host, &out, args),
         Command::Bank(args) => bank::run(&host, &out, args),
         Command::Man(args) => man::run(&out, args),
         Command::Completions(args) => completions::run(&out, args),

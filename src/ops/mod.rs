@@ -5,5 +5,7 @@ pub mod backup;
 pub mod bank;
 pub mod clock;
 pub mod diff;
+pub mod export;
+pub mod install;
 pub mod restore;
 pub mod status;
