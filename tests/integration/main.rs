@@ -7,3 +7,4 @@ mod backup;
 mod banks;
 mod errors;
 mod operator;
+mod restore;
