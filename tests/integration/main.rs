@@ -6,5 +6,6 @@ mod testenv;
 mod backup;
 mod banks;
 mod errors;
+mod hostile;
 mod operator;
 mod restore;
