@@ -5,6 +5,7 @@ mod testenv;
 
 mod backup;
 mod banks;
+mod bundles;
 mod errors;
 mod hostile;
 mod operator;
