@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::archive::bundle::{release_level, write_bundle, BundleManifest};
 use crate::archive::{open_archive, read_archive_from, CheckOnly};
 use crate::atomic;
-use crate::bank::lock_banks;
+use crate::bank::{lock_banks, Bank};
 use crate::host::Host;
 use crate::ops::install::{host_uuid, next_bank};
 use crate::ops::restore::{shown, LOCK_WAIT};
@@ -56,18 +56,7 @@ pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
         .with_context(|| format!("cannot open archive `{}`", state.display()))?;
     let summary = read_archive_from(reader, &state, &host.limits, &mut CheckOnly)?;
     summary.ensure_safe()?;
-    let kernelopts = bank
-        .cfg
-        .as_ref()
-        .ok()
-        .and_then(|cfg| cfg.get("kernelopt"))
-        .unwrap_or_default();
-    let manifest = BundleManifest {
-        release_level: release_level(&build),
-        uuid: host_uuid(host).unwrap_or_default(),
-        kernelopts: kernelopts.to_string(),
-        useropts: String::new(),
-    };
+    let manifest = bundle_manifest(host, &bank, &build);
     let name = safe_host_name(&host.hostname());
     let now = super::clock::now();
     let target = dir.join(format!(
@@ -100,6 +89,22 @@ pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
         files: summary.files.len(),
         removed,
     })
+}
+
+/// `Manifest.txt` for this host and bank, as `firmwareConfig.sh --backup` writes it.
+fn bundle_manifest(host: &Host, bank: &Bank, build: &str) -> BundleManifest {
+    let kernelopts = bank
+        .cfg
+        .as_ref()
+        .ok()
+        .and_then(|cfg| cfg.get("kernelopt"))
+        .unwrap_or_default();
+    BundleManifest {
+        release_level: release_level(build),
+        uuid: host_uuid(host).unwrap_or_default(),
+        kernelopts: kernelopts.to_string(),
+        useropts: String::new(),
+    }
 }
 
 /// A host name usable in a file name: anything but letters, digits, `.`, `_` and `-` becomes `_`.
