@@ -4,6 +4,7 @@
 //! Layout (SPEC.md "Archive format"): the outer gzip'd tar holds `local.tgz` first and then the
 //! manifest `statectl.json`; `local.tgz` holds the persisted files by root-relative path, sorted.
 
+pub mod bundle;
 pub mod entries;
 pub mod gzip;
 pub mod manifest;

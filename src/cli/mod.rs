@@ -7,10 +7,13 @@ mod bank;
 mod completions;
 mod diff;
 mod dropin;
+mod export;
+mod install;
 mod man;
 mod man_text;
 mod output;
 mod passwd;
+mod restore;
 mod status;
 mod usage;
 
@@ -98,6 +101,9 @@ pub enum Command {
     Extract(archive_tools::ExtractArgs),
     Pack(archive_tools::PackArgs),
     Passwd(passwd::PasswdArgs),
+    Restore(restore::RestoreArgs),
+    Install(install::InstallArgs),
+    Export(export::ExportArgs),
     Bank(bank::BankArgs),
     Man(man::ManArgs),
     Completions(completions::CompletionsArgs),
@@ -164,6 +170,9 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Extract(args) => archive_tools::extract_cmd(&host, &out, args),
         Command::Pack(args) => archive_tools::pack_cmd(&host, &out, args),
         Command::Passwd(args) => passwd::run(&host, &out, args),
+        Command::Restore(args) => restore::run(&host, &out, args),
+        Command::Install(args) => install::run(&host, &out, args),
+        Command::Export(args) => export::run(&host, &out, args),
         Command::Bank(args) => bank::run(&host, &out, args),
         Command::Man(args) => man::run(&out, args),
         Command::Completions(args) => completions::run(&out, args),

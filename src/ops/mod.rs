@@ -3,8 +3,12 @@
 pub mod archive_path;
 pub mod backup;
 pub mod bank;
+pub mod clock;
 pub mod diff;
+pub mod export;
 pub mod extract;
+pub mod install;
 pub mod pack;
 pub mod passwd;
+pub mod restore;
 pub mod status;

@@ -1,6 +1,42 @@
-//! Writing archive content onto a filesystem: the shared, link-safe file placement used by
-//! `extract` and `restore`.
+//! Writing archive content onto a filesystem: the link-safe file placement shared by `extract`
+//! and `restore`, and restore's plan, apply and undo steps.
+//!
+//! The flow of `restore`: the archive is read completely once by the one reader and refused as
+//! a whole on any error-level problem; [`plan`] looks at every destination and decides
+//! `create`, `overwrite` or `unchanged`; [`undo`] saves what will be overwritten; [`apply`]
+//! reads the same open archive a second time and places each planned file.
+//!
+//! # Security
+//! An archive is hostile input, and restore may run with `--root /` as root. The defences, in
+//! the order they act:
+//! - *Validate everything first.* The whole archive is read before a byte is written; any
+//!   absolute name, `..` component, name that is not UTF-8 or holds a control character,
+//!   entry that is not a regular file or directory (symlink, hard link, device, fifo), setuid
+//!   or setgid bit, duplicate path, or path that is both a file and a directory refuses the
+//!   whole archive, naming the entry (`archive::reader`, `archive::names`). Unlike tar-rs's
+//!   `unpack_in`, which skips `..` entries silently, nothing is skipped: one bad entry, no
+//!   restore. A planted link can therefore never come from an archive, not even across two
+//!   restores.
+//! - *Never through a link.* Every destination is reached by an `openat` walk from the root's
+//!   descriptor with `O_NOFOLLOW | O_DIRECTORY` (`place`): a symlink or non-directory among the
+//!   parents refuses the restore at planning time, naming it, and again at write time if one
+//!   is planted meanwhile. A destination that is a directory, symlink or special file is
+//!   refused, not replaced. Nothing is written outside the root, even when it is `/`.
+//! - *Atomic and exact.* Each file goes to a 0600 temp file in its directory, gets its numeric
+//!   owner, all 12 mode bits (the sticky bit survives, so the next backup keeps persisting the
+//!   file) and mtime through the descriptor, is fsynced and renamed. Its content is hashed on
+//!   the way and must match the plan, or the temp file is removed instead of renamed.
+//! - *Nothing is lost.* The files that will be overwritten are first saved into an undo
+//!   archive (0600); restoring it brings them back. Files the restore created are listed in
+//!   the plan and are not removed by the undo.
+//! - *Directory entries* of the archive are created 0755 when missing (the mode every missing
+//!   parent gets); an existing directory is never changed, and recorded directory modes are
+//!   not applied, so an archive cannot open up `etc` to other users.
 
+pub mod apply;
 pub mod place;
+pub mod plan;
+pub mod undo;
 
 pub use place::{FileMeta, Placer};
+pub use plan::{Action, Plan};

@@ -7,5 +7,8 @@ mod archive_inputs;
 mod archive_tools;
 mod backup;
 mod banks;
+mod bundles;
 mod errors;
+mod hostile;
 mod operator;
+mod restore;

@@ -1,0 +1,278 @@
+//! ESXi configuration bundles (`configBundle-*.tgz`): a gzip'd tar holding `Manifest.txt` and
+//! `state.tgz`, the layout `firmwareConfig.sh --backup` writes and `--restore` reads.
+//!
+//! # Security
+//! A bundle is untrusted like any archive: its outer layer is walked with the same [`Limits`]
+//! (entry count, header size, shared expansion budget) and drained so the gzip CRC is checked;
+//! member names go through [`normalize_member_name`] and any unsafe name, non-file member or
+//! duplicate refuses the bundle. Its `state.tgz` is copied into a 0600 temp file and then read
+//! by the one archive reader like any other `state.tgz`; its names are never used as paths.
+
+use std::collections::HashSet;
+use std::io::{BufReader, Read, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use flate2::{Compression, GzBuilder};
+use tempfile::NamedTempFile;
+
+use super::entries::{walk, EntryKind, EntryMeta, WalkError};
+use super::names::{display_name, normalize_member_name};
+use super::streams::{describe_io, drain, Budget, Budgeted};
+use super::{open_archive, Limits, INNER_NAME, STATE_NAME};
+use crate::error::Error;
+
+/// Name of the bundle's manifest member.
+pub const BUNDLE_MANIFEST: &str = "Manifest.txt";
+/// Largest `Manifest.txt` accepted.
+const MAX_MANIFEST: u64 = 64 << 10;
+
+/// The lines of `Manifest.txt`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BundleManifest {
+    pub release_level: String,
+    pub uuid: String,
+    pub kernelopts: String,
+    pub useropts: String,
+}
+
+impl BundleManifest {
+    /// Reads `KEY=value` lines; unknown keys are ignored.
+    pub fn parse(text: &str) -> BundleManifest {
+        let mut manifest = BundleManifest::default();
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            let value = value.trim().to_string();
+            match key.trim() {
+                "RELEASELEVEL" => manifest.release_level = value,
+                "UUID" => manifest.uuid = value,
+                "KERNELOPTS" => manifest.kernelopts = value,
+                "USEROPTS" => manifest.useropts = value,
+                _ => {}
+            }
+        }
+        manifest
+    }
+
+    /// The text as `firmwareConfig.sh` writes it: four `KEY=value` lines.
+    pub fn text(&self) -> String {
+        format!(
+            "RELEASELEVEL={}\nUUID={}\nKERNELOPTS={}\nUSEROPTS={}\n",
+            self.release_level, self.uuid, self.kernelopts, self.useropts
+        )
+    }
+}
+
+/// The build number of a `boot.cfg` build (`7.0.3-0.20.19193900` -> `19193900`).
+pub fn build_number(build: &str) -> Option<&str> {
+    build
+        .rsplit(['.', '-'])
+        .next()
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The `RELEASELEVEL` written for a bank build, in `vmware -v` form:
+/// `7.0.3-0.20.19193900` -> `VMware ESXi 7.0.3 build-19193900`; other shapes verbatim.
+pub fn release_level(build: &str) -> String {
+    match (build.split_once('-'), build_number(build)) {
+        (Some((version, _)), Some(number)) => format!("VMware ESXi {version} build-{number}"),
+        _ => build.to_string(),
+    }
+}
+
+/// Whether a bundle's `RELEASELEVEL` names the same build as a bank's `build`: the
+/// `build-N` token against the bank build's number, else the whole text against the build.
+pub fn release_matches(release_level: &str, build: &str) -> bool {
+    let token = release_level
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("build-"));
+    match token {
+        Some(number) => build_number(build) == Some(number),
+        None => release_level.trim() == build.trim(),
+    }
+}
+
+/// What `install` was given.
+pub enum Input {
+    /// A bare `state.tgz` (its outer layer holds `local.tgz`).
+    State,
+    /// A configuration bundle, its `state.tgz` copied into a 0600 temp file.
+    Bundle {
+        manifest: BundleManifest,
+        state: NamedTempFile,
+    },
+}
+
+/// Looks at the outer layer of `path` and tells a `state.tgz` from a bundle; a bundle's
+/// `state.tgz` is copied into a temp file in `scratch`.
+pub fn open_input(path: &Path, limits: &Limits, scratch: &Path) -> Result<Input> {
+    let file = open_archive(path)?;
+    let mut outer = Outer {
+        scratch,
+        seen: HashSet::new(),
+        problems: Vec::new(),
+        manifest: None,
+        state: None,
+        has_inner: false,
+    };
+    let gz = flate2::bufread::GzDecoder::new(BufReader::with_capacity(64 << 10, file));
+    let walked = walk(
+        Budgeted::new(gz, Budget::new(limits.max_expanded)),
+        limits,
+        "bundle",
+        |meta, data| outer.member(meta, data),
+    )
+    .and_then(|mut rest| {
+        drain(&mut rest)
+            .map(|_| ())
+            .map_err(|e| WalkError::Format(format!("bundle: {}", describe_io(&e))))
+    });
+    let bad = |reason: String| Error::BadArchive {
+        archive: path.to_path_buf(),
+        reason,
+    };
+    match walked {
+        Ok(()) => {}
+        Err(WalkError::Format(reason)) => return Err(bad(reason).into()),
+        Err(WalkError::Visitor(err)) => return Err(err),
+    }
+    if let Some(problem) = outer.problems.first() {
+        return Err(Error::UnsafeArchive {
+            archive: path.to_path_buf(),
+            reason: format!("{problem}; nothing was installed"),
+        }
+        .into());
+    }
+    match (outer.has_inner, outer.manifest, outer.state) {
+        (true, None, None) => Ok(Input::State),
+        (false, Some(manifest), Some(state)) => Ok(Input::Bundle { manifest, state }),
+        _ => Err(bad(format!(
+            "it is neither a state.tgz (holding {INNER_NAME}) nor a configBundle \
+             (holding {BUNDLE_MANIFEST} and {STATE_NAME})"
+        ))
+        .into()),
+    }
+}
+
+struct Outer<'a> {
+    scratch: &'a Path,
+    seen: HashSet<String>,
+    problems: Vec<String>,
+    manifest: Option<BundleManifest>,
+    state: Option<NamedTempFile>,
+    has_inner: bool,
+}
+
+impl Outer<'_> {
+    fn member(&mut self, meta: &EntryMeta, data: &mut dyn Read) -> Result<(), WalkError> {
+        let name = match normalize_member_name(&meta.raw_name) {
+            Ok(name) => name,
+            Err(reason) => {
+                let shown = display_name(&meta.raw_name);
+                self.problems
+                    .push(format!("unsafe member `{shown}`: {reason}"));
+                return Ok(());
+            }
+        };
+        if meta.kind != EntryKind::File {
+            self.problems
+                .push(format!("member `{name}` is {}", meta.kind.describe()));
+            return Ok(());
+        }
+        if !self.seen.insert(name.clone()) {
+            self.problems.push(format!("duplicate member `{name}`"));
+            return Ok(());
+        }
+        let io = |err: std::io::Error| WalkError::Format(format!("bundle: {}", describe_io(&err)));
+        match name.as_str() {
+            INNER_NAME => self.has_inner = true,
+            BUNDLE_MANIFEST if meta.size > MAX_MANIFEST => self
+                .problems
+                .push(format!("{BUNDLE_MANIFEST} is over {MAX_MANIFEST} bytes")),
+            BUNDLE_MANIFEST => {
+                let mut text = String::new();
+                data.read_to_string(&mut text).map_err(io)?;
+                self.manifest = Some(BundleManifest::parse(&text));
+            }
+            STATE_NAME => {
+                let mut temp = crate::atomic::temp_in(self.scratch)?;
+                std::io::copy(data, temp.as_file_mut()).map_err(io)?;
+                self.state = Some(temp);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Writes a bundle of `manifest` and the `state.tgz` open as `source` (read from its start;
+/// `state` names it in messages) to `out`: members 0600, owned by 0:0, dated `mtime`.
+pub fn write_bundle<W: Write>(
+    out: W,
+    manifest: &BundleManifest,
+    source: &mut std::fs::File,
+    state: &Path,
+    mtime: u64,
+) -> Result<()> {
+    use std::io::Seek;
+    source
+        .rewind()
+        .with_context(|| format!("cannot rewind `{}`", state.display()))?;
+    let size = source
+        .metadata()
+        .with_context(|| format!("cannot stat `{}`", state.display()))?
+        .len();
+    let gz = GzBuilder::new().mtime(0).write(out, Compression::new(1));
+    let mut builder = tar::Builder::new(gz);
+    let text = manifest.text();
+    builder.append_data(
+        &mut header(text.len() as u64, mtime),
+        BUNDLE_MANIFEST,
+        text.as_bytes(),
+    )?;
+    builder
+        .append_data(&mut header(size, mtime), STATE_NAME, source)
+        .with_context(|| format!("cannot copy `{}` into the bundle", state.display()))?;
+    builder.into_inner()?.finish()?.flush()?;
+    Ok(())
+}
+
+fn header(size: u64, mtime: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size);
+    header.set_mode(0o600);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(mtime);
+    header.set_entry_type(tar::EntryType::Regular);
+    header
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_levels_match_builds_by_number() {
+        let build = "7.0.3-0.20.19193900";
+        assert_eq!(release_level(build), "VMware ESXi 7.0.3 build-19193900");
+        assert!(release_matches(&release_level(build), build));
+        assert!(release_matches("VMware ESXi 7.0.3 build-19193900", build));
+        assert!(!release_matches("VMware ESXi 6.7.0 build-8169922", build));
+        assert!(release_matches("custom-1", "custom-1"));
+        assert!(!release_matches("VMware ESXi 7.0 Update 3", build));
+    }
+
+    #[test]
+    fn manifest_text_round_trips() {
+        let manifest = BundleManifest {
+            release_level: "VMware ESXi 7.0.3 build-1".into(),
+            uuid: "5f1c-01".into(),
+            kernelopts: "autoPartition=FALSE".into(),
+            useropts: String::new(),
+        };
+        assert_eq!(BundleManifest::parse(&manifest.text()), manifest);
+    }
+}

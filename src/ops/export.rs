@@ -1,0 +1,202 @@
+//! `export`: write an ESXi configuration bundle (`Manifest.txt` + `state.tgz`) of this host.
+//!
+//! The bundle carries the next-boot bank's current `state.tgz` as it is, verified first and
+//! copied from the same open file under the bank lock; export does not run a backup (run
+//! `statectl backup` first to include pending changes). `RELEASELEVEL` is the bank's `build`
+//! in `vmware -v` form, `UUID` this host's, `KERNELOPTS` the bank's `kernelopt`, `USEROPTS`
+//! empty. Bundles are written atomically (temp file in DIR, fsync, rename), 0600. `--keep N`
+//! removes this host's older bundles beyond the newest N, matching only names of the exact
+//! form `configBundle-<this host>-<yyyymmddThhmmssZ>.tgz` that are regular files; the bundle
+//! just written is always kept.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::archive::bundle::{release_level, write_bundle, BundleManifest};
+use crate::archive::{open_archive, read_archive_from, CheckOnly};
+use crate::atomic;
+use crate::bank::{lock_banks, Bank};
+use crate::host::Host;
+use crate::ops::install::{host_uuid, next_bank};
+use crate::ops::restore::{shown, LOCK_WAIT};
+
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    pub to: PathBuf,
+    pub keep: Option<usize>,
+}
+
+/// What `export` wrote and removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportReport {
+    pub bundle: PathBuf,
+    pub source: PathBuf,
+    pub files: usize,
+    pub removed: Vec<PathBuf>,
+}
+
+/// Writes a bundle of the next-boot bank's archive into `options.to`.
+pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
+    let dir = &options.to;
+    if !dir.is_dir() {
+        bail!(
+            "`{}` is not a directory; create it or name another with --to",
+            dir.display()
+        );
+    }
+    let (bank, build) = next_bank(host)?;
+    let run_dir = host.run_dir()?.to_path_buf();
+    let _lock = lock_banks(&run_dir, &[bank.path.as_path()], LOCK_WAIT)?;
+    let state = bank.state_archive();
+    let mut file = open_archive(&state)?;
+    let reader = file
+        .try_clone()
+        .with_context(|| format!("cannot open archive `{}`", state.display()))?;
+    let summary = read_archive_from(reader, &state, &host.limits, &mut CheckOnly)?;
+    summary.ensure_safe()?;
+    let manifest = bundle_manifest(host, &bank, &build);
+    let name = safe_host_name(&host.hostname());
+    let now = super::clock::now();
+    let target = dir.join(format!(
+        "configBundle-{name}-{}.tgz",
+        crate::timefmt::utc_stamp(now)
+    ));
+    let fail = || {
+        format!(
+            "cannot write bundle `{}`; check that the directory is writable and has free space",
+            target.display()
+        )
+    };
+    let mut temp = atomic::temp_in(dir).with_context(fail)?;
+    write_bundle(
+        temp.as_file_mut(),
+        &manifest,
+        &mut file,
+        &state,
+        now.max(0) as u64,
+    )
+    .with_context(fail)?;
+    atomic::commit(temp, &target).with_context(fail)?;
+    let removed = match options.keep {
+        Some(keep) => prune(dir, &name, &target, keep)?,
+        None => Vec::new(),
+    };
+    Ok(ExportReport {
+        bundle: shown(&target),
+        source: shown(&state),
+        files: summary.files.len(),
+        removed,
+    })
+}
+
+/// `Manifest.txt` for this host and bank, as `firmwareConfig.sh --backup` writes it.
+fn bundle_manifest(host: &Host, bank: &Bank, build: &str) -> BundleManifest {
+    let kernelopts = bank
+        .cfg
+        .as_ref()
+        .ok()
+        .and_then(|cfg| cfg.get("kernelopt"))
+        .unwrap_or_default();
+    BundleManifest {
+        release_level: release_level(build),
+        uuid: host_uuid(host).unwrap_or_default(),
+        kernelopts: kernelopts.to_string(),
+        useropts: String::new(),
+    }
+}
+
+/// A host name usable in a file name: anything but letters, digits, `.`, `_` and `-` becomes `_`.
+fn safe_host_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    match cleaned.trim_start_matches('.') {
+        "" => "localhost".to_string(),
+        _ => cleaned,
+    }
+}
+
+/// The stamp of a bundle name of exactly `configBundle-<host>-<yyyymmddThhmmssZ>.tgz`.
+fn bundle_stamp<'a>(file_name: &'a str, host: &str) -> Option<&'a str> {
+    let rest = file_name
+        .strip_prefix("configBundle-")?
+        .strip_suffix(".tgz")?;
+    let (name, stamp) = rest.rsplit_once('-')?;
+    let bytes = stamp.as_bytes();
+    let shaped = bytes.len() == 16
+        && bytes[8] == b'T'
+        && bytes[15] == b'Z'
+        && bytes[..8]
+            .iter()
+            .chain(&bytes[9..15])
+            .all(u8::is_ascii_digit);
+    (name == host && shaped).then_some(stamp)
+}
+
+/// Removes this host's bundles in `dir` beyond the newest `keep`, never `written`.
+fn prune(dir: &Path, host: &str, written: &Path, keep: usize) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot list `{}`", dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list `{}`", dir.display()))?;
+        let path = entry.path();
+        let Some(stamp) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| bundle_stamp(n, host))
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let is_file = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file());
+        if is_file && path != written {
+            found.push((stamp, path));
+        }
+    }
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut removed = Vec::new();
+    for (_, path) in found.into_iter().skip(keep.saturating_sub(1)) {
+        std::fs::remove_file(&path)
+            .with_context(|| format!("cannot remove old bundle `{}`", path.display()))?;
+        removed.push(shown(&path));
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundle_names_match_only_this_host_and_a_stamp() {
+        let stamp = "20250101T120000Z";
+        assert_eq!(
+            bundle_stamp(&format!("configBundle-esx01-{stamp}.tgz"), "esx01"),
+            Some(stamp)
+        );
+        assert_eq!(
+            bundle_stamp(&format!("configBundle-esx-01-{stamp}.tgz"), "esx-01"),
+            Some(stamp)
+        );
+        for other in [
+            format!("configBundle-esx-01-{stamp}.tgz"),
+            format!("configBundle-esx01-{stamp}.tgz.bak"),
+            "configBundle-esx01.tgz".to_string(),
+            "configBundle-esx01-2025010XT120000Z.tgz".to_string(),
+        ] {
+            assert_eq!(bundle_stamp(&other, "esx"), None, "{other}");
+        }
+        assert_eq!(safe_host_name("a/b c"), "a_b_c");
+        assert_eq!(safe_host_name(".."), "localhost");
+    }
+}

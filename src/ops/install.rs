@@ -1,0 +1,192 @@
+//! `install`: put a `state.tgz` or an ESXi `configBundle-*.tgz` into the next-boot bank, the
+//! firmware-restore path of `firmwareConfig.sh --restore`.
+//!
+//! Checks, in order: the input is a `state.tgz` or a bundle (`archive::bundle`); the archive
+//! verifies completely; its release matches the next-boot bank's `build` (never forceable,
+//! as ESXi: state from another release can leave a host that does not boot); a bundle's UUID
+//! matches this host's (forceable). Then, under the bank lock, the verified copy into the bank
+//! and `boot.cfg` made to list `state.tgz`. Nothing in the bank changes before every check
+//! passed.
+//!
+//! Release comparison: a bundle's `RELEASELEVEL` names a build as `build-N` (the `vmware -v`
+//! form ESXi writes); N must equal the last number of the bank's `build`
+//! (`7.0.3-0.20.19193900` -> 19193900); without a `build-N` token the whole `RELEASELEVEL`
+//! must equal `build`. A statectl manifest inside the archive that records a `build` must
+//! equal the bank's `build` as well. A bare `state.tgz` without a recorded build cannot be
+//! checked: it is installed with a warning.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use crate::archive::bundle::{open_input, release_matches, BundleManifest, Input};
+use crate::archive::{open_archive, read_archive_from, ArchiveSummary, CheckOnly, STATE_NAME};
+use crate::atomic;
+use crate::bank::install::{copy_verified, list_state_in_boot_cfg};
+use crate::bank::{lock_banks, next_boot, read_banks, Bank};
+use crate::host::{esx_conf_value, Host};
+use crate::ops::restore::{shown, LOCK_WAIT};
+
+#[derive(Debug, Clone)]
+pub struct InstallOptions {
+    pub archive: PathBuf,
+    pub force: bool,
+}
+
+/// What `install` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstallReport {
+    pub source: PathBuf,
+    /// `state.tgz` or `configBundle`.
+    pub kind: &'static str,
+    pub bank: PathBuf,
+    pub archive: PathBuf,
+    pub build: String,
+    pub files: usize,
+    pub sha256: String,
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+/// This host's UUID: `/system/uuid` in `etc/vmware/esx.conf`, else `etc/machine-id`.
+pub fn host_uuid(host: &Host) -> Option<String> {
+    if let Ok(text) = std::fs::read_to_string(host.root.join("etc/vmware/esx.conf")) {
+        if let Some(uuid) = esx_conf_value(&text, "/system/uuid") {
+            return Some(uuid);
+        }
+    }
+    let text = std::fs::read_to_string(host.root.join("etc/machine-id")).ok()?;
+    text.lines()
+        .next()
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+}
+
+/// The next-boot bank and its build, or a message saying why there is none.
+pub fn next_bank(host: &Host) -> Result<(Bank, String)> {
+    let banks = read_banks(host);
+    let Some(name) = next_boot(&banks) else {
+        bail!(
+            "no eligible boot bank (bootbank `{}`: {}; altbootbank `{}`: {}); fix boot.cfg first",
+            banks.bootbank.path.display(),
+            banks.bootbank.eligibility().err().unwrap_or_default(),
+            banks.altbootbank.path.display(),
+            banks.altbootbank.eligibility().err().unwrap_or_default(),
+        );
+    };
+    let bank = banks.get(name).clone();
+    let build = bank.build().unwrap_or_default().to_string();
+    Ok((bank, build))
+}
+
+/// Installs `options.archive` into the next-boot bank.
+pub fn install(host: &Host, options: &InstallOptions) -> Result<InstallReport> {
+    let (bank, build) = next_bank(host)?;
+    let run_dir = host.run_dir()?.to_path_buf();
+    let source = &options.archive;
+    let input = open_input(source, &host.limits, &run_dir)?;
+    let (state_path, shown_as, manifest) = match &input {
+        Input::State => (source.clone(), source.clone(), None),
+        Input::Bundle { manifest, state } => (
+            state.path().to_path_buf(),
+            PathBuf::from(format!("{} (its {STATE_NAME})", source.display())),
+            Some(manifest),
+        ),
+    };
+    let summary = read_archive_from(
+        open_archive(&state_path)?,
+        &shown_as,
+        &host.limits,
+        &mut CheckOnly,
+    )?;
+    summary.ensure_safe()?;
+    let mut warnings = Vec::new();
+    check_release(source, &summary, manifest, &bank, &build, &mut warnings)?;
+    if let Some(manifest) = manifest {
+        check_uuid(host, source, manifest, options.force, &mut warnings)?;
+    }
+    let _lock = lock_banks(&run_dir, &[bank.path.as_path()], LOCK_WAIT)?;
+    // Advisory: leftovers of a killed run only cost space.
+    let _ = atomic::remove_stale_temps(&bank.path);
+    let target = bank.state_archive();
+    let sha256 = copy_verified(&state_path, &target, Some(&summary.sha256))?;
+    warnings.extend(list_state_in_boot_cfg(std::slice::from_ref(&bank.path)));
+    Ok(InstallReport {
+        source: shown(source),
+        kind: if manifest.is_some() {
+            "configBundle"
+        } else {
+            "state.tgz"
+        },
+        bank: shown(&bank.path),
+        archive: shown(&target),
+        build,
+        files: summary.files.len(),
+        sha256,
+        warnings,
+    })
+}
+
+fn check_release(
+    source: &Path,
+    summary: &ArchiveSummary,
+    bundle: Option<&BundleManifest>,
+    bank: &Bank,
+    build: &str,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let refuse = |found: &str| -> Result<()> {
+        bail!(
+            "`{}` was saved on {found}, but bank `{}` boots build {build}; state from another \
+             release is never installed (not even with --force); restore its files with \
+             `statectl restore` instead",
+            source.display(),
+            bank.path.display()
+        )
+    };
+    if let Some(bundle) = bundle {
+        if !release_matches(&bundle.release_level, build) {
+            refuse(&format!("release `{}`", bundle.release_level))?;
+        }
+    }
+    match summary.manifest.as_ref().map(|m| m.build.as_str()) {
+        Some(archived) if !archived.is_empty() && archived != build => {
+            refuse(&format!("build {archived}"))
+        }
+        Some(archived) if !archived.is_empty() => Ok(()),
+        _ if bundle.is_none() => {
+            warnings.push(format!(
+                "`{}` records no build; cannot check that it belongs to build {build}",
+                source.display()
+            ));
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_uuid(
+    host: &Host,
+    source: &Path,
+    bundle: &BundleManifest,
+    force: bool,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let ours = host_uuid(host);
+    if ours.as_deref() == Some(bundle.uuid.as_str()) {
+        return Ok(());
+    }
+    let what = format!(
+        "bundle `{}` comes from host UUID `{}`, this host's is `{}`",
+        source.display(),
+        bundle.uuid,
+        ours.as_deref().unwrap_or("unknown")
+    );
+    if force {
+        warnings.push(format!("{what}; installing anyway (--force)"));
+        return Ok(());
+    }
+    bail!("{what}; nothing was installed; pass --force to install it on this host anyway")
+}

@@ -1,0 +1,146 @@
+//! `restore`: validate the whole archive, plan, save an undo archive, apply; under the
+//! next-boot bank's lock so no backup reads a half-restored host.
+//!
+//! See the `restore` module for the security rules. The archive is opened once; the planning
+//! read and the applying read go through the same open file, so a rename over the archive
+//! path between them changes nothing.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::archive::{open_archive, read_archive_from, ArchiveLabel, ArchiveSummary, CheckOnly};
+use crate::bank::{lock_banks, next_boot, read_banks, Bank, BankLock};
+use crate::host::Host;
+use crate::ops::archive_path::archive_or_default;
+use crate::restore::{apply::apply, plan, undo::save_undo, Action, Placer};
+
+/// How long a restore waits for a backup holding the bank lock.
+pub const LOCK_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    pub archive: Option<PathBuf>,
+    pub dry_run: bool,
+    pub force: bool,
+    pub undo: Option<PathBuf>,
+}
+
+/// The outcome of `restore`; the `--dry-run` JSON is exactly the three lists (SPEC.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    #[serde(skip)]
+    pub archive: PathBuf,
+    #[serde(skip)]
+    pub dry_run: bool,
+    pub create: Vec<String>,
+    pub overwrite: Vec<String>,
+    pub unchanged: Vec<String>,
+    /// The undo archive written, if any file was overwritten (absent from the dry-run JSON).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undo: Option<PathBuf>,
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+/// Restores the archive into `host.root` as `options` say.
+pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
+    host.check_root()?;
+    let archive = archive_or_default(host, options.archive.as_ref())?;
+    let file = open_archive(&archive)?;
+    let reread = file
+        .try_clone()
+        .with_context(|| format!("cannot open archive `{}`", archive.display()))?;
+    let summary = read_archive_from(file, &archive, &host.limits, &mut CheckOnly)?;
+    summary.ensure_safe()?;
+    let banks = read_banks(host);
+    let next = next_boot(&banks).map(|name| banks.get(name));
+    let mut warnings = Vec::new();
+    check_build(&summary, next, options.force, &mut warnings)?;
+    let _lock = match (next, options.dry_run) {
+        (Some(bank), false) => lock_next(host, bank)?,
+        _ => Vec::new(),
+    };
+    let placer = Placer::open(&host.root)?;
+    let plan = plan::plan(&placer, &summary)?;
+    let mut report = RestoreReport {
+        archive: archive.clone(),
+        dry_run: options.dry_run,
+        create: plan.paths(Action::Create),
+        overwrite: plan.paths(Action::Overwrite),
+        unchanged: plan.paths(Action::Unchanged),
+        undo: None,
+        warnings,
+    };
+    if options.dry_run || plan.is_noop() {
+        return Ok(report);
+    }
+    let label = ArchiveLabel {
+        host: host.hostname(),
+        build: next.and_then(Bank::build).unwrap_or_default().to_string(),
+    };
+    let run_dir = host.run_dir()?;
+    report.undo = save_undo(
+        &placer,
+        &plan,
+        options.undo.as_deref(),
+        &label,
+        run_dir,
+        super::clock::now(),
+    )?
+    .map(|undo| shown(&undo));
+    apply(&placer, &plan, reread, &archive, &host.limits).map_err(|err| match &report.undo {
+        Some(undo) => err.context(format!(
+            "the restore stopped part way; `statectl restore {}` puts the overwritten files back",
+            undo.display()
+        )),
+        None => err,
+    })?;
+    Ok(report)
+}
+
+fn lock_next(host: &Host, bank: &Bank) -> Result<Vec<BankLock>> {
+    let run_dir = host.run_dir()?;
+    lock_banks(run_dir, &[bank.path.as_path()], LOCK_WAIT)
+}
+
+/// Refuses an archive from another build than the next-boot bank's, unless `force`; skipped
+/// when the archive has no manifest (or an empty build) or no bank is readable.
+fn check_build(
+    summary: &ArchiveSummary,
+    next: Option<&Bank>,
+    force: bool,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let Some(archived) = summary
+        .manifest
+        .as_ref()
+        .map(|m| m.build.as_str())
+        .filter(|b| !b.is_empty())
+    else {
+        return Ok(());
+    };
+    let Some((bank, build)) = next.and_then(|bank| bank.build().map(|b| (bank, b))) else {
+        return Ok(());
+    };
+    if archived == build {
+        return Ok(());
+    }
+    let what = format!(
+        "archive `{}` was saved on build {archived}, but bank `{}` boots build {build}",
+        summary.archive.display(),
+        bank.path.display()
+    );
+    if force {
+        warnings.push(format!("{what}; restoring anyway (--force)"));
+        return Ok(());
+    }
+    bail!("{what}; nothing was written; pass --force to restore it anyway")
+}
+
+/// The path printed for an archive: absolute where it can be made so.
+pub fn shown(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}

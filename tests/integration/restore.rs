@@ -1,0 +1,172 @@
+//! `restore`: an empty root gets every file back exactly, a second plan is all `unchanged`,
+//! an overwrite is undone by its undo archive, and the build check (issue 4's acceptance list).
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+use crate::testenv::{tree, TestEnv};
+
+const SAVED: [&str; 6] = [
+    "etc/hosts",
+    "etc/ntp.conf",
+    "etc/passwd",
+    "etc/shadow",
+    "etc/vmware/esx.conf",
+    "etc/vmware/ssl/rui.key",
+];
+
+/// An old host with a backup in its bootbank, one file owned by 1234:5678 when we can chown.
+fn old_host() -> TestEnv {
+    let env = TestEnv::esxi();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(env.path("etc/hosts"), Some(1234), Some(5678)).unwrap();
+    }
+    env.run(&["backup"]).ok();
+    env
+}
+
+/// The saved files of `root` as (path, mode, uid, gid, mtime, content).
+fn saved(root: &Path) -> Vec<(String, u32, u32, u32, i64, Vec<u8>)> {
+    tree(root)
+        .into_iter()
+        .filter(|f| SAVED.contains(&f.0.as_str()))
+        .collect()
+}
+
+fn strings(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn restore_into_an_empty_root_reproduces_every_file_and_then_plans_nothing() {
+    let old = old_host();
+    let new = TestEnv::new();
+    let archive = old.state("bootbank");
+    let archive = archive.to_str().unwrap();
+    let plan = new
+        .run(&["restore", archive, "--dry-run", "--json"])
+        .ok()
+        .json();
+    assert_eq!(strings(&plan["create"]), SAVED);
+    assert_eq!(plan.as_object().unwrap().len(), 3, "{plan}");
+    assert!(!new.path("etc/hosts").exists(), "--dry-run wrote");
+
+    let done = new.run(&["restore", archive, "--json"]).ok().json();
+    assert_eq!(strings(&done["create"]), SAVED);
+    assert!(
+        done.get("undo").is_none(),
+        "nothing overwritten, yet an undo: {done}"
+    );
+    assert_eq!(saved(&new.root), saved(&old.root));
+    assert_eq!(saved(&new.root).len(), SAVED.len());
+    let shadow = fs::metadata(new.path("etc/shadow")).unwrap();
+    assert_eq!(shadow.mode() & 0o7777, 0o1400, "sticky bit lost");
+    if unsafe { libc::geteuid() } == 0 {
+        let hosts = fs::metadata(new.path("etc/hosts")).unwrap();
+        assert_eq!((hosts.uid(), hosts.gid()), (1234, 5678));
+    }
+    assert!(!new.path("var/lib/statectl").exists());
+
+    let again = new
+        .run(&["restore", archive, "--dry-run", "--json"])
+        .ok()
+        .json();
+    assert_eq!(strings(&again["unchanged"]), SAVED);
+    assert!(strings(&again["create"]).is_empty() && strings(&again["overwrite"]).is_empty());
+}
+
+#[test]
+fn an_overwrite_is_undone_by_its_undo_archive() {
+    let old = old_host();
+    let new = TestEnv::new();
+    let archive = old.state("bootbank");
+    let archive = archive.to_str().unwrap();
+    new.run(&["restore", archive]).ok();
+    new.file("etc/hosts", Some("10.0.0.1 changed\n"), 0o1644);
+    let changed = saved(&new.root);
+
+    let plan = new
+        .run(&["restore", archive, "--dry-run", "--json"])
+        .ok()
+        .json();
+    assert_eq!(strings(&plan["overwrite"]), ["etc/hosts"]);
+    let done = new.run(&["restore", archive, "--json"]).ok().json();
+    let undo = done["undo"].as_str().expect("an undo archive").to_string();
+    assert!(undo.starts_with(new.root.join("var/lib/statectl/undo-").to_str().unwrap()));
+    let mode = fs::metadata(&undo).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(saved(&new.root), saved(&old.root));
+
+    let text = new.run(&["restore", &undo]).ok();
+    assert!(text.stdout.contains("1 overwritten"), "{}", text.stdout);
+    assert_eq!(
+        saved(&new.root),
+        changed,
+        "undo did not bring the change back"
+    );
+}
+
+#[test]
+fn undo_goes_where_named_and_a_directory_destination_is_refused() {
+    let old = old_host();
+    let new = TestEnv::new();
+    let archive = old.state("bootbank");
+    let archive = archive.to_str().unwrap();
+    new.run(&["restore", archive]).ok();
+    new.file("etc/passwd", Some("changed\n"), 0o1644);
+    let undo = new.dir.path().join("undo.tgz");
+    let out = new
+        .run(&["restore", archive, "--undo", undo.to_str().unwrap()])
+        .ok();
+    assert!(
+        out.stdout.contains(undo.to_str().unwrap()),
+        "{}",
+        out.stdout
+    );
+    assert!(undo.is_file());
+
+    fs::remove_file(new.path("etc/hosts")).unwrap();
+    fs::create_dir(new.path("etc/hosts")).unwrap();
+    let before = tree(&new.root);
+    let err = new.run(&["restore", archive]).code(1);
+    assert!(
+        err.stderr.contains("etc/hosts") && err.stderr.contains("a directory"),
+        "{}",
+        err.stderr
+    );
+    assert_eq!(tree(&new.root), before);
+}
+
+#[test]
+fn another_build_is_refused_unless_forced() {
+    let old = old_host();
+    let new = TestEnv::new();
+    new.boot_cfg("bootbank", 3, 0, "8.0.1-0.0.21495797");
+    let archive = old.state("bootbank");
+    let archive = archive.to_str().unwrap();
+    let err = new.run(&["restore", archive]).code(1);
+    assert!(
+        err.stderr.contains("--force") && err.stderr.contains("8.0.1"),
+        "{}",
+        err.stderr
+    );
+    assert!(!new.path("etc/hosts").exists());
+    new.run(&["restore", archive, "--force"]).ok();
+    assert_eq!(saved(&new.root), saved(&old.root));
+}
+
+#[test]
+fn the_default_archive_is_the_next_boot_banks() {
+    let env = old_host();
+    env.file("etc/hosts", Some("edited\n"), 0o1644);
+    let plan = env.run(&["restore", "--dry-run", "--json"]).ok().json();
+    assert_eq!(strings(&plan["overwrite"]), ["etc/hosts"]);
+    assert_eq!(strings(&plan["unchanged"]).len(), SAVED.len() - 1);
+}
