@@ -150,9 +150,14 @@ done
 rm -rf "$T"
 "#;
 
+/// Files in the full-backup hosts: about 40 KiB each on average.
+fn full_files(sizes: &Sizes) -> usize {
+    (sizes.full_bytes / (40 << 10)) as usize
+}
+
 fn full_backup(base: &Path, sizes: &Sizes, rows: &mut Vec<Row>) {
     let (root, run) = lay_out(base, "full");
-    let files = (sizes.full_bytes / (40 << 10)) as usize;
+    let files = full_files(sizes);
     let bytes = corpus::host(&root, 2, files, 1 << 10, 512 << 10, Some(sizes.full_bytes));
     let out = base.join("tar-out");
     std::fs::create_dir_all(&out).expect("tar dir");

@@ -13,7 +13,9 @@ pub struct Run {
     pub max_rss_kib: u64,
 }
 
-/// Runs `cmd` once; panics (the benchmark is void) when it fails.
+/// Runs `cmd` once; panics (the benchmark is void) when it fails. The child is reaped by
+/// `wait4` itself (std's `wait` would lose the rusage).
+#[allow(clippy::zombie_processes)]
 pub fn run_once(cmd: &mut Command) -> Run {
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     let start = Instant::now();
