@@ -92,6 +92,46 @@ pub fn list_state_in_boot_cfg(banks: &[PathBuf]) -> Vec<String> {
     warnings
 }
 
+/// As [`list_state_in_boot_cfg`], but for `backup`: a `boot.cfg` that parses yet cannot be
+/// saved (full, read-only or failing medium) is an error naming the bank, because an archive
+/// the loader is not told about is not loaded at boot. A `boot.cfg` that does not parse or
+/// cannot take the module stays a warning and is never rewritten.
+pub fn ensure_state_listed(banks: &[PathBuf]) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    for bank in banks {
+        let path = bank.join("boot.cfg");
+        if !path.exists() {
+            continue;
+        }
+        let updated = match BootCfg::load(&path).map(|cfg| cfg.with_module(STATE_NAME)) {
+            Ok(Ok(Some(updated))) => updated,
+            Ok(Ok(None)) => continue,
+            Ok(Err(reason)) => {
+                warnings.push(format!(
+                    "`{}` was not changed to list {STATE_NAME}: {reason}",
+                    path.display()
+                ));
+                continue;
+            }
+            Err(err) => {
+                warnings.push(format!(
+                    "`{}` was not changed to list {STATE_NAME}: {err:#}",
+                    path.display()
+                ));
+                continue;
+            }
+        };
+        bootcfg::save(&path, &updated).with_context(|| {
+            format!(
+                "cannot make `{}` list {STATE_NAME} (the archive is in place but the loader                  will not read it); check that bank `{}` is mounted read-write and has free                  space, then run again",
+                path.display(),
+                bank.display()
+            )
+        })?;
+    }
+    Ok(warnings)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

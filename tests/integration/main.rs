@@ -5,5 +5,7 @@ mod testenv;
 
 mod backup;
 mod banks;
+mod crash;
 mod errors;
 mod operator;
+mod sweep;
