@@ -7,5 +7,6 @@ mod backup;
 mod banks;
 mod crash;
 mod errors;
+mod fat;
 mod operator;
 mod sweep;
