@@ -8,5 +8,6 @@ mod banks;
 mod crash;
 mod errors;
 mod fat;
+mod faults;
 mod operator;
 mod sweep;
