@@ -45,11 +45,27 @@ pub fn write_atomically(target: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     temp.write_all(bytes)
         .with_context(|| format!("cannot write `{}`", target.display()))?;
     if mode != 0o600 {
-        temp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(mode))
-            .with_context(|| format!("cannot set the mode of `{}`", temp.path().display()))?;
+        let set = temp
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode));
+        match set {
+            Err(err) if !modes_unsupported(&err) => {
+                return Err(err)
+                    .with_context(|| format!("cannot set the mode of `{}`", temp.path().display()))
+            }
+            _ => {}
+        }
     }
     commit(temp, target)
+}
+
+/// True for the errors a filesystem without Unix modes gives to a chmod of a file we own:
+/// FAT boot banks (`vfat` says EPERM, `fusefat` ENOSYS). The mode is then simply not kept.
+fn modes_unsupported(err: &std::io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::ENOSYS | libc::EOPNOTSUPP | libc::EPERM)
+    )
 }
 
 /// Fsyncs a directory so a rename inside it survives power loss.

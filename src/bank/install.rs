@@ -8,7 +8,7 @@
 //! it never names a missing one.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -45,7 +45,7 @@ pub fn copy_verified(source: &Path, target: &Path, expected: Option<&str>) -> Re
         );
     }
     temp.as_file().sync_all().with_context(fail)?;
-    let written_sha = read_back(temp.as_file()).with_context(fail)?;
+    let written_sha = read_back(temp.path()).with_context(fail)?;
     if written_sha != source_sha {
         bail!(
             "the copy written into bank `{}` reads back with sha256 {written_sha}, not {source_sha}: \
@@ -57,13 +57,14 @@ pub fn copy_verified(source: &Path, target: &Path, expected: Option<&str>) -> Re
     Ok(source_sha)
 }
 
-/// Hashes a flushed file from its start, after asking the kernel to drop its cached pages.
-fn read_back(file: &File) -> io::Result<String> {
+/// Hashes a flushed file through a fresh read-only open, after asking the kernel to drop its
+/// cached pages. A fresh open, not the write handle: fusefat (FAT banks) returns wrong bytes
+/// when a file is read back through the descriptor that wrote it.
+fn read_back(path: &Path) -> io::Result<String> {
+    let file = File::open(path)?;
     // Advisory: where the kernel keeps the pages anyway, the read-back checks the page cache.
-    let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
-    let mut handle = file;
-    handle.seek(SeekFrom::Start(0))?;
-    let mut reader = HashingReader::new(handle);
+    let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed);
+    let mut reader = HashingReader::new(file);
     io::copy(&mut reader.by_ref(), &mut io::sink())?;
     Ok(reader.hex_digest())
 }
@@ -90,6 +91,48 @@ pub fn list_state_in_boot_cfg(banks: &[PathBuf]) -> Vec<String> {
         }
     }
     warnings
+}
+
+/// As [`list_state_in_boot_cfg`], but for `backup`: a `boot.cfg` that parses yet cannot be
+/// saved (full, read-only or failing medium) is an error naming the bank, because an archive
+/// the loader is not told about is not loaded at boot. A `boot.cfg` that does not parse or
+/// cannot take the module stays a warning and is never rewritten.
+pub fn ensure_state_listed(banks: &[PathBuf]) -> Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    for bank in banks {
+        let path = bank.join("boot.cfg");
+        if !path.exists() {
+            continue;
+        }
+        let updated = match BootCfg::load(&path).map(|cfg| cfg.with_module(STATE_NAME)) {
+            Ok(Ok(Some(updated))) => updated,
+            Ok(Ok(None)) => continue,
+            Ok(Err(reason)) => {
+                warnings.push(format!(
+                    "`{}` was not changed to list {STATE_NAME}: {reason}",
+                    path.display()
+                ));
+                continue;
+            }
+            Err(err) => {
+                warnings.push(format!(
+                    "`{}` was not changed to list {STATE_NAME}: {err:#}",
+                    path.display()
+                ));
+                continue;
+            }
+        };
+        bootcfg::save(&path, &updated).with_context(|| {
+            format!(
+                "cannot make `{}` list {STATE_NAME} (the archive is in place but the loader \
+                 will not read it); check that bank `{}` is mounted read-write and has free \
+                 space, then run again",
+                path.display(),
+                bank.display()
+            )
+        })?;
+    }
+    Ok(warnings)
 }
 
 #[cfg(test)]

@@ -13,17 +13,16 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::cachefile;
 use crate::archive::FileRecord;
 
-const VERSION: u32 = 1;
 /// Files whose mtime is this close to the run that cached them are re-hashed next time.
 pub const RACY_WINDOW_SECS: i64 = 2;
 
 /// The stat fields that change whenever a file's content may have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatKey {
     dev: u64,
     ino: u64,
@@ -46,18 +45,46 @@ impl StatKey {
             ctime_ns: meta.ctime_nsec(),
         }
     }
+
+    /// Number of fields in [`StatKey::fields`].
+    pub const FIELDS: usize = 7;
+
+    /// The fields as raw words, for the cache file.
+    pub fn fields(&self) -> [u64; Self::FIELDS] {
+        [
+            self.dev,
+            self.ino,
+            self.size,
+            self.mtime as u64,
+            self.mtime_ns as u64,
+            self.ctime as u64,
+            self.ctime_ns as u64,
+        ]
+    }
+
+    /// The inverse of [`StatKey::fields`].
+    pub fn from_fields(f: [u64; Self::FIELDS]) -> StatKey {
+        StatKey {
+            dev: f[0],
+            ino: f[1],
+            size: f[2],
+            mtime: f[3] as i64,
+            mtime_ns: f[4] as i64,
+            ctime: f[5] as i64,
+            ctime_ns: f[6] as i64,
+        }
+    }
 }
 
 /// One archived record and, when trusted, the stat of the host file that matches it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedFile {
     pub record: FileRecord,
     pub stat: Option<StatKey>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cache {
-    version: u32,
     /// Stat of the archive file the records were taken from.
     pub archive: StatKey,
     pub archive_sha256: String,
@@ -77,15 +104,22 @@ impl Cache {
     ) -> Cache {
         let files = records
             .into_iter()
-            .map(|(record, meta)| {
-                let stat = meta
-                    .filter(|meta| meta.mtime() < run_start - RACY_WINDOW_SECS)
-                    .map(StatKey::of);
-                CachedFile { record, stat }
+            .map(|(record, meta)| CachedFile {
+                record,
+                stat: meta.and_then(|meta| trusted_stat(meta, run_start)),
             })
             .collect();
+        Cache::from_parts(archive, archive_sha256, archive_bytes, files)
+    }
+
+    /// A cache of exactly these parts (as loaded from a file).
+    pub fn from_parts(
+        archive: StatKey,
+        archive_sha256: String,
+        archive_bytes: u64,
+        files: Vec<CachedFile>,
+    ) -> Cache {
         Cache {
-            version: VERSION,
             archive,
             archive_sha256,
             archive_bytes,
@@ -93,19 +127,16 @@ impl Cache {
         }
     }
 
-    /// Loads a cache; anything unreadable or of another version gives `None`.
+    /// Loads a cache; anything unreadable, damaged or of another version gives `None`.
     pub fn load(path: &Path) -> Option<Cache> {
-        let bytes = std::fs::read(path).ok()?;
-        let cache: Cache = serde_json::from_slice(&bytes).ok()?;
-        (cache.version == VERSION).then_some(cache)
+        cachefile::decode(&std::fs::read(path).ok()?)
     }
 
     /// Saves the cache atomically (0600; not fsynced: it is advisory and rebuilt when lost).
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut temp = crate::atomic::temp_in(dir)?;
-        let bytes = serde_json::to_vec(self)?;
-        temp.write_all(&bytes)?;
+        temp.write_all(&cachefile::encode(self))?;
         temp.persist(path).map_err(|err| err.error)?;
         Ok(())
     }
@@ -116,6 +147,12 @@ impl Cache {
     }
 }
 
+/// The stat a cache may vouch for: none for a file modified within the racy window before
+/// `run_start` (a later write in the same timestamp tick would go unseen).
+pub fn trusted_stat(meta: &Metadata, run_start: i64) -> Option<StatKey> {
+    (meta.mtime() < run_start - RACY_WINDOW_SECS).then(|| StatKey::of(meta))
+}
+
 /// The cache file for a root and a bank.
 pub fn cache_path(run_dir: &Path, root: &Path, bank: &Path) -> PathBuf {
     let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
@@ -124,5 +161,5 @@ pub fn cache_path(run_dir: &Path, root: &Path, bank: &Path) -> PathBuf {
     hasher.update([0]);
     hasher.update(canonical(bank).as_os_str().as_encoded_bytes());
     let key = crate::archive::writer::hex(&hasher.finalize()[..8]);
-    run_dir.join(format!("cache-{key}.json"))
+    run_dir.join(format!("cache-{key}.bin"))
 }

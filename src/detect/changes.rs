@@ -1,7 +1,5 @@
 //! The change set: what differs between the host's persisted files and an archive.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
 use crate::archive::FileRecord;
@@ -28,36 +26,53 @@ impl ChangeSet {
     }
 }
 
-/// Compares the current records with the archived ones.
+/// Compares the current records with the archived ones: a merge of the two lists sorted by
+/// path (both usually arrive sorted, so the sorts are linear checks).
 pub fn compare(
     current: &[FileRecord],
     archived: &[FileRecord],
     branched: Vec<String>,
 ) -> ChangeSet {
-    let old: BTreeMap<&str, &FileRecord> = archived.iter().map(|r| (r.path.as_str(), r)).collect();
+    let now = sorted_refs(current);
+    let old = sorted_refs(archived);
     let mut changes = ChangeSet {
         branched,
         ..ChangeSet::default()
     };
-    let mut present = std::collections::HashSet::with_capacity(current.len());
-    for record in current {
-        present.insert(record.path.as_str());
-        match old.get(record.path.as_str()) {
-            None => changes.added.push(record.path.clone()),
-            Some(before) if !before.same_state(record) => {
-                changes.modified.push(record.path.clone())
+    let (mut i, mut j) = (0, 0);
+    while i < now.len() || j < old.len() {
+        match (now.get(i), old.get(j)) {
+            (Some(a), Some(b)) if a.path == b.path => {
+                if !a.same_state(b) {
+                    changes.modified.push(a.path.clone());
+                }
+                i += 1;
+                j += 1;
             }
-            Some(_) => {}
+            (Some(a), Some(b)) if a.path < b.path => {
+                changes.added.push(a.path.clone());
+                i += 1;
+            }
+            (Some(a), None) => {
+                changes.added.push(a.path.clone());
+                i += 1;
+            }
+            (_, Some(b)) => {
+                changes.removed.push(b.path.clone());
+                j += 1;
+            }
+            (None, None) => break,
         }
     }
-    changes.removed = old
-        .keys()
-        .filter(|path| !present.contains(*path))
-        .map(|path| path.to_string())
-        .collect();
-    changes.added.sort();
-    changes.modified.sort();
     changes
+}
+
+fn sorted_refs(records: &[FileRecord]) -> Vec<&FileRecord> {
+    let mut refs: Vec<&FileRecord> = records.iter().collect();
+    if !refs.is_sorted_by(|a, b| a.path <= b.path) {
+        refs.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+    refs
 }
 
 #[cfg(test)]

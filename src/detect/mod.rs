@@ -7,10 +7,10 @@
 //! archives made by ESXi or by hand, with no manifest, compare by content just the same.
 
 pub mod cache;
+mod cachefile;
 pub mod changes;
 pub mod select;
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -81,23 +81,16 @@ pub fn detect(
         .map(|c| c.path.clone())
         .collect();
     let changes = compare(&current, archived.records(), branched);
-    if let (
-        Some(file),
-        Some(stamp),
-        Archived::Present {
-            records,
-            sha256,
-            bytes,
-        },
-    ) = (cache_file, stamp, &archived)
-    {
-        let fresh = refreshed_cache(
-            stamp, sha256, *bytes, records, &selected, &current, run_start,
+    if let (Some(file), Some(stamp)) = (cache_file, stamp) {
+        refresh_cache(
+            file,
+            cache.as_ref(),
+            stamp,
+            &archived,
+            &selected,
+            &current,
+            run_start,
         );
-        if cache.as_ref() != Some(&fresh) {
-            // The cache only saves time; failing to write it must not fail the run.
-            let _ = fresh.save(file);
-        }
     }
     Ok(Detection {
         selected,
@@ -152,30 +145,55 @@ pub fn current_records(
     files: &[select::Candidate],
     cache: Option<&Cache>,
 ) -> Result<Vec<FileRecord>> {
-    let memo: HashMap<&str, (&StatKey, &str)> = cache
-        .map(|c| {
-            c.files
-                .iter()
-                .filter_map(|f| {
-                    Some((
-                        f.record.path.as_str(),
-                        (f.stat.as_ref()?, f.record.sha256.as_str()),
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut memo = Memo::new(cache);
     files
         .iter()
         .map(|candidate| {
             let key = StatKey::of(&candidate.meta);
-            let sha256 = match memo.get(candidate.path.as_str()) {
-                Some((stat, sha)) if **stat == key => sha.to_string(),
+            let sha256 = match memo.get(&candidate.path) {
+                Some((stat, sha)) if *stat == key => sha.to_string(),
                 _ => hash_file(&candidate.abs)?,
             };
             Ok(record_of(candidate, sha256))
         })
         .collect()
+}
+
+/// The cache's trusted (stat, sha256) per path, sorted by path. Lookups in sorted order (the
+/// selection's) cost O(1) each through a cursor; any other order falls back to binary search.
+struct Memo<'a> {
+    entries: Vec<(&'a str, &'a StatKey, &'a str)>,
+    cursor: usize,
+}
+
+impl<'a> Memo<'a> {
+    fn new(cache: Option<&'a Cache>) -> Memo<'a> {
+        let mut entries: Vec<_> = cache
+            .map(|c| {
+                c.files
+                    .iter()
+                    .filter_map(|f| {
+                        let stat = f.stat.as_ref()?;
+                        Some((f.record.path.as_str(), stat, f.record.sha256.as_str()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !entries.is_sorted_by(|a, b| a.0 <= b.0) {
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        }
+        Memo { entries, cursor: 0 }
+    }
+
+    fn get(&mut self, path: &str) -> Option<(&'a StatKey, &'a str)> {
+        let at = match self.entries.get(self.cursor) {
+            Some(entry) if entry.0 == path => self.cursor,
+            _ => self.entries.binary_search_by(|e| e.0.cmp(path)).ok()?,
+        };
+        self.cursor = at + 1;
+        let (_, stat, sha) = self.entries[at];
+        Some((stat, sha))
+    }
 }
 
 fn record_of(candidate: &select::Candidate, sha256: String) -> FileRecord {
@@ -191,28 +209,60 @@ fn record_of(candidate: &select::Candidate, sha256: String) -> FileRecord {
     }
 }
 
-fn refreshed_cache(
+/// Saves a cache for the archive just compared, unless the loaded one already says the same
+/// (the no-change path then writes nothing and builds nothing).
+fn refresh_cache(
+    file: &Path,
+    loaded: Option<&Cache>,
     stamp: StatKey,
-    sha256: &str,
-    bytes: u64,
-    records: &[FileRecord],
+    archived: &Archived,
     selected: &Selected,
     current: &[FileRecord],
     run_start: i64,
-) -> Cache {
-    let by_path: HashMap<&str, (&FileRecord, &std::fs::Metadata)> = current
+) {
+    let Archived::Present {
+        records,
+        sha256,
+        bytes,
+    } = archived
+    else {
+        return;
+    };
+    // Both lists are sorted by path (the selection's order); records usually are too.
+    let stats: Vec<Option<StatKey>> = records
         .iter()
-        .zip(&selected.files)
-        .map(|(record, candidate)| (record.path.as_str(), (record, &candidate.meta)))
+        .map(|archived| {
+            let at = current
+                .binary_search_by(|r| r.path.as_str().cmp(&archived.path))
+                .ok()?;
+            current[at]
+                .same_state(archived)
+                .then(|| cache::trusted_stat(&selected.files[at].meta, run_start))
+                .flatten()
+        })
         .collect();
-    let entries = records.iter().map(|archived| {
-        let meta = by_path
-            .get(archived.path.as_str())
-            .filter(|(now, _)| now.same_state(archived))
-            .map(|(_, meta)| *meta);
-        (archived.clone(), meta)
+    let unchanged = loaded.is_some_and(|c| {
+        c.archive == stamp
+            && c.archive_sha256 == *sha256
+            && c.archive_bytes == *bytes
+            && c.files.len() == records.len()
+            && c.files
+                .iter()
+                .zip(records.iter().zip(&stats))
+                .all(|(f, (record, stat))| f.stat == *stat && f.record == *record)
     });
-    Cache::new(stamp, sha256.to_string(), bytes, entries, run_start)
+    if unchanged {
+        return;
+    }
+    let files = records
+        .iter()
+        .cloned()
+        .zip(stats)
+        .map(|(record, stat)| cache::CachedFile { record, stat })
+        .collect();
+    let fresh = Cache::from_parts(stamp, sha256.clone(), *bytes, files);
+    // The cache only saves time; failing to write it must not fail the run.
+    let _ = fresh.save(file);
 }
 
 /// The sha256 of a file's content, never following a symlink.

@@ -6,7 +6,7 @@
 //! followed. `include` adds files or whole trees, `exclude` globs apply last, `required` files
 //! are persisted and must be non-empty.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fs::Metadata;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -37,7 +37,7 @@ pub struct Selected {
 
 /// Selects the persisted files under `root`.
 pub fn select(root: &Path, rules: &Selection) -> Result<Selected> {
-    let mut found = BTreeMap::new();
+    let mut found = Vec::new();
     let mut notes = Vec::new();
     for dir in &rules.scan {
         let abs = root.join(dir);
@@ -52,13 +52,16 @@ pub fn select(root: &Path, rules: &Selection) -> Result<Selected> {
     for path in &rules.include {
         add_included(root, path, &mut found, &mut notes)?;
     }
-    found.retain(|path: &String, _| !rules.is_excluded(path));
+    found.retain(|c: &Candidate| !rules.is_excluded(&c.path));
     for path in &rules.required {
-        let candidate = required_file(root, path)?;
-        found.insert(path.clone(), candidate);
+        found.push(required_file(root, path)?);
     }
+    // Byte-wise path order; where a path was found twice, the later finding wins.
+    found.reverse();
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found.dedup_by(|later, kept| later.path == kept.path);
     Ok(Selected {
-        files: found.into_values().collect(),
+        files: found,
         notes,
     })
 }
@@ -67,7 +70,7 @@ pub fn select(root: &Path, rules: &Selection) -> Result<Selected> {
 fn walk(
     dir: &Path,
     rel: &str,
-    found: &mut BTreeMap<String, Candidate>,
+    found: &mut Vec<Candidate>,
     notes: &mut Vec<String>,
     flagged_only: bool,
 ) -> Result<()> {
@@ -104,13 +107,12 @@ fn walk(
                 .with_context(|| format!("cannot stat `{}`", entry.path().display()))?;
             let is_branched = branched.contains(&name);
             if !flagged_only || is_branched || meta.permissions().mode() & STICKY != 0 {
-                let candidate = Candidate {
+                found.push(Candidate {
                     abs: entry.path(),
                     meta,
                     branched: is_branched,
-                    path: path.clone(),
-                };
-                found.insert(path, candidate);
+                    path,
+                });
             }
         }
     }
@@ -120,7 +122,7 @@ fn walk(
 fn add_included(
     root: &Path,
     path: &str,
-    found: &mut BTreeMap<String, Candidate>,
+    found: &mut Vec<Candidate>,
     notes: &mut Vec<String>,
 ) -> Result<()> {
     let abs = root.join(path);
@@ -132,15 +134,12 @@ fn add_included(
         walk(&abs, path, found, notes, false)
     } else if meta.is_file() {
         let branched = has_branch(&abs);
-        found.insert(
-            path.to_string(),
-            Candidate {
-                path: path.to_string(),
-                abs,
-                meta,
-                branched,
-            },
-        );
+        found.push(Candidate {
+            path: path.to_string(),
+            abs,
+            meta,
+            branched,
+        });
         Ok(())
     } else {
         notes.push(format!(

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::archive::{self, writer::ArchiveLabel, SourceFile, WrittenArchive, STATE_NAME};
 use crate::atomic;
-use crate::bank::install::{copy_verified, list_state_in_boot_cfg};
+use crate::bank::install::{copy_verified, ensure_state_listed};
 use crate::bank::{lock_banks, next_boot, read_banks, BankName, BootCfg};
 use crate::detect::{cache::cache_path, detect, now_secs, Archived, Cache, ChangeSet, StatKey};
 use crate::error::Error;
@@ -114,8 +114,24 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
         } else {
             files
         };
-        if !options.dry_run && matches!(detection.archived, Archived::Present { .. }) {
-            warnings.extend(list_state_in_boot_cfg(&targets[..1]));
+        if let (
+            false,
+            Archived::Present {
+                records, sha256, ..
+            },
+        ) = (options.dry_run, &detection.archived)
+        {
+            warnings.extend(ensure_state_listed(&targets[..1])?);
+            for other in &targets[1..] {
+                warnings.extend(catch_up(
+                    &run_dir,
+                    host,
+                    &archive_path,
+                    other,
+                    sha256,
+                    records,
+                )?);
+            }
         }
         return Ok(report(
             action,
@@ -149,7 +165,7 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
             Some(&written.sha256),
         )?;
     }
-    warnings.extend(list_state_in_boot_cfg(&targets));
+    warnings.extend(ensure_state_listed(&targets)?);
     for bank in &targets {
         save_cache(&run_dir, host, bank, &written, run_start);
     }
@@ -163,6 +179,43 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
         changes,
         warnings,
     ))
+}
+
+/// Gives `bank` the primary archive when an interrupted run left it behind (the primary was
+/// written, this copy was not); returns boot.cfg warnings. The stat cache vouches for a bank
+/// already in sync, so the no-change path reads nothing there.
+fn catch_up(
+    run_dir: &Path,
+    host: &Host,
+    primary: &Path,
+    bank: &Path,
+    sha256: &str,
+    records: &[archive::FileRecord],
+) -> Result<Vec<String>> {
+    let target = bank.join(STATE_NAME);
+    let cache_file = cache_path(run_dir, &host.root, bank);
+    let meta = std::fs::symlink_metadata(&target).ok();
+    if let Some(meta) = &meta {
+        let vouched = Cache::load(&cache_file)
+            .is_some_and(|c| c.archive == StatKey::of(meta) && c.archive_sha256 == sha256);
+        if vouched {
+            return Ok(Vec::new());
+        }
+    }
+    let in_sync = meta.is_some_and(|m| m.is_file())
+        && crate::detect::hash_file(&target).ok().as_deref() == Some(sha256);
+    let mut warnings = Vec::new();
+    if !in_sync {
+        copy_verified(primary, &target, Some(sha256))?;
+        warnings = ensure_state_listed(&[bank.to_path_buf()])?;
+    }
+    if let Ok(meta) = std::fs::metadata(&target) {
+        let entries = records.iter().cloned().map(|r| (r, None));
+        let cache = Cache::new(StatKey::of(&meta), sha256.into(), meta.len(), entries, 0);
+        // Advisory, as every cache write.
+        let _ = cache.save(&cache_file);
+    }
+    Ok(warnings)
 }
 
 #[allow(clippy::too_many_arguments)]

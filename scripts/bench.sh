@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The performance contract of SPEC.md in one run: builds statectl in release mode, lays out
+# fake hosts in a temp dir, times statectl against tar/gzip/find/cmp baselines on the same
+# files and prints metric, value, target, PASS/FAIL. Exit 1 when a target is missed.
+#   scripts/bench.sh           full sizes (10,000 flagged files, 100 MiB), a few minutes
+#   scripts/bench.sh --quick   smaller hosts, under a minute
+#   scripts/bench.sh --dir D   lay the hosts out under D (default: $TMPDIR/statectl-bench)
+#   scripts/bench.sh --keep    keep the hosts afterwards (for perf/callgrind)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exec cargo bench --locked --bench contract -- "$@"
