@@ -1,8 +1,8 @@
 //! A real FAT16 bank, as on an ESXi boot device: a 250 MiB image made with `mkfs.vfat -F 16`,
-//! mounted with `fusefat -o rw+` (no kernel vfat driver here), both banks on it. Backup,
-//! status and `bank status` work and the kill sweep of `crash` holds on it; `fsck.vfat -n`
-//! is run afterwards and its verdict printed (see `report_fsck`). Needs fusefat, dosfstools
-//! and /dev/fuse (SKIPPED otherwise).
+//! mounted with `fusefat -s -o rw+` (no kernel vfat driver here), one per bank as on an ESXi
+//! boot device. Backup, status, verify, `bank status` and restore work and the
+//! kill sweep of `crash` holds on them; `fsck.vfat -n` finds both volumes clean afterwards.
+//! Needs fusefat, dosfstools and /dev/fuse (SKIPPED otherwise).
 //!
 //! fusefat renames over an existing file (one FUSE request, so a killed statectl never sees
 //! half of it) by writing the directory in steps: mark the target's entry deleted, mark the
@@ -26,16 +26,17 @@ struct FatVolume {
 }
 
 impl FatVolume {
-    fn new(dir: &Path) -> FatVolume {
-        let image = dir.join("bank.img");
-        let mount = dir.join("fat");
+    /// `DIR/NAME.img`, mounted on `DIR/NAME`.
+    fn new(dir: &Path, name: &str) -> FatVolume {
+        let image = dir.join(format!("{name}.img"));
+        let mount = dir.join(name);
         std::fs::create_dir_all(&mount).unwrap();
         sh(
             dir,
-            "truncate -s 250M bank.img && mkfs.vfat -F 16 bank.img >/dev/null",
+            &format!("truncate -s 250M {name}.img && mkfs.vfat -F 16 {name}.img >/dev/null"),
         );
         let daemon = Command::new("fusefat")
-            .args(["-f", "-o", "rw+"])
+            .args(["-f", "-s", "-o", "rw+"])
             .arg(&image)
             .arg(&mount)
             .stdout(Stdio::null())
@@ -48,20 +49,11 @@ impl FatVolume {
             daemon: Some(daemon),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        // Mounted and answering: the bank directories can be made and seen.
-        while !(volume.mounted() && volume.make_banks()) {
+        while !volume.mounted() {
             assert!(Instant::now() < deadline, "fusefat did not mount");
             std::thread::sleep(Duration::from_millis(20));
         }
         volume
-    }
-
-    fn make_banks(&self) -> bool {
-        ["bootbank", "altbootbank"].iter().all(|bank| {
-            let dir = self.mount.join(bank);
-            let _ = std::fs::create_dir(&dir);
-            dir.is_dir()
-        })
     }
 
     fn mounted(&self) -> bool {
@@ -112,22 +104,27 @@ fn fat_available() -> bool {
     fuse && have("fusefat") && have("mkfs.vfat") && have("fsck.vfat")
 }
 
-fn fat_scene(volume: &FatVolume) -> crate::sweep::Scene {
-    let (boot, alt) = (
-        volume.mount.join("bootbank"),
-        volume.mount.join("altbootbank"),
-    );
-    scene(Some((&boot, &alt)))
+/// Both banks, each on its own FAT16 volume and at its root, as on an ESXi boot device
+/// (partitions 5 and 6).
+fn fat_banks(dir: &Path) -> [FatVolume; 2] {
+    [
+        FatVolume::new(dir, "bootbank"),
+        FatVolume::new(dir, "altbootbank"),
+    ]
+}
+
+fn fat_scene(volumes: &[FatVolume; 2]) -> crate::sweep::Scene {
+    scene(Some((&volumes[0].mount, &volumes[1].mount)))
 }
 
 #[test]
-fn backup_status_and_bank_status_work_on_a_fat16_bank() {
+fn backup_status_verify_bank_status_and_restore_work_on_fat16_banks() {
     if !fat_available() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let volume = FatVolume::new(dir.path());
-    let scene = fat_scene(&volume);
+    let volumes = fat_banks(dir.path());
+    let scene = fat_scene(&volumes);
     let (boot, alt) = (
         scene.banks[0].display().to_string(),
         scene.banks[1].display().to_string(),
@@ -140,20 +137,31 @@ fn backup_status_and_bank_status_work_on_a_fat16_bank() {
         .run(&[&banks[..], &["--json", "bank", "status"]].concat());
     let status = status.ok().json();
     assert_eq!(status["next_boot"], "altbootbank", "{status}");
-    report_fsck(volume, "after backup, status and bank status");
+    scene.env.run(&[&banks[..], &["verify"]].concat()).ok();
+    for bank in &scene.banks {
+        let archive = bank.join("state.tgz").display().to_string();
+        scene.env.run(&["verify", &archive]).ok();
+    }
+    // restore reads the FAT bank's archive and brings back a file lost on the host.
+    let hosts = scene.env.read("etc/hosts");
+    std::fs::remove_file(scene.env.path("etc/hosts")).unwrap();
+    scene.env.run(&[&banks[..], &["restore"]].concat()).ok();
+    assert_eq!(scene.env.read("etc/hosts"), hosts);
+    assert_fsck_clean(
+        volumes,
+        "after backup, status, verify, bank status and restore",
+    );
 }
 
-/// Runs `fsck.vfat -n` and prints its verdict. Not asserted: fusefat's experimental write
-/// support damages the FAT on its own (reproduced with `mv`, shell redirections and a
-/// directory fsync, no statectl involved), so a dirty volume here says nothing about statectl.
-/// What statectl promises is asserted above: byte-exact banks, readable by the next run.
-fn report_fsck(volume: FatVolume, when: &str) {
-    match volume.unmount_and_fsck() {
-        Ok(text) => eprintln!("fsck.vfat -n {when}: clean ({})", text.trim()),
-        Err(text) => eprintln!(
-            "fsck.vfat -n {when}: NOT clean (fusefat defect): {}",
-            text.trim()
-        ),
+/// Unmounts both volumes and asserts `fsck.vfat -n` finds each clean.
+#[track_caller]
+fn assert_fsck_clean(volumes: [FatVolume; 2], when: &str) {
+    for volume in volumes {
+        let image = volume.image.display().to_string();
+        match volume.unmount_and_fsck() {
+            Ok(text) => eprintln!("fsck.vfat -n {image} {when}: clean ({})", text.trim()),
+            Err(text) => panic!("fsck.vfat -n {image} {when}: {}", text.trim()),
+        }
     }
 }
 
@@ -163,12 +171,13 @@ fn the_kill_sweep_holds_on_a_fat16_bank() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let volume = FatVolume::new(dir.path());
-    let scene = fat_scene(&volume);
+    let volumes = fat_banks(dir.path());
+    let scene = fat_scene(&volumes);
     let points = kill_sweep(&scene);
     let total: usize = points.iter().map(|p| p.1).sum();
     eprintln!("kill sweep (FAT16 via fusefat): {total} injection points {points:?}");
     assert!(total > 50, "{points:?}");
     scene.check_recovers("after the sweep");
-    report_fsck(volume, "after the sweep");
+    drop(scene);
+    assert_fsck_clean(volumes, "after the sweep");
 }

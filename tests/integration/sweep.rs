@@ -91,7 +91,12 @@ pub fn write_boot_cfg(bank: &Path, updated: u64, bootstate: u64, build: &str) {
          kernelopt=autoPartition=FALSE\nmodules=/jumpstrt.gz --- /useropts.gz --- /s.v00\n\
          build={build}\nupdated={updated}\n"
     );
-    fs::write(bank.join("boot.cfg"), text).unwrap();
+    // Replaced, not truncated: fusefat loses a file's clusters when O_TRUNC meets a file
+    // with data, and a later delete then frees cluster 0 and corrupts the FAT (statectl itself
+    // never truncates: it writes new temp files and renames them).
+    let path = bank.join("boot.cfg");
+    let _ = fs::remove_file(&path);
+    fs::write(path, text).unwrap();
 }
 
 fn run(env: &TestEnv, args: &[String]) -> Outcome {
