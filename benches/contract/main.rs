@@ -5,9 +5,8 @@
 //! (a) a no-change `backup` of 10,000 flagged files vs a bare stat walk (`find -perm`) and vs an
 //! auto-backup.sh-style check (extract both layers with tar, `cmp` each selected file);
 //! (b) a full `backup --force` of 100 MiB vs `tar -czf local.tgz; tar -czf state.tgz`;
-//! (c) the full backup's peak RSS; (d) peak RSS of reading a 10 MiB vs a 100 MiB archive
-//! (`status` with the stat cache deleted reads and drains the whole archive and hashes every
-//! file). Prints a table and exits 1 when a target is missed. `--quick` shrinks the hosts;
+//! (c) the full backup's peak RSS; (d) peak RSS of `verify`, `list` and `restore --dry-run`
+//! reading a 10 MiB vs a 100 MiB archive of the same number of files. Prints a table and exits 1 when a target is missed. `--quick` shrinks the hosts;
 //! `--keep` leaves them in place for profiling.
 
 mod corpus;
@@ -16,7 +15,7 @@ mod measure;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use measure::{median, ms, run_once, setup, shell, Run};
+use measure::{median, ms, run_once, shell};
 
 const STATECTL: &str = env!("CARGO_BIN_EXE_statectl");
 const BOOT_CFG: &str = "bootstate=0\ntitle=Loading VMware ESXi\nkernel=/b.b00\n\
@@ -204,43 +203,43 @@ const TAR_GZIP: &str =
     r#"cd "$1" && tar -czf "$2/local.tgz" etc && cd "$2" && tar -czf state.tgz local.tgz"#;
 const TAR_PIGZ: &str = r#"cd "$1" && tar -cf - etc | pigz -6 > "$2/local.tgz" && cd "$2" && tar -cf - local.tgz | pigz -6 > state.tgz"#;
 
-/// Peak RSS of reading a small and a large archive in full (status with no stat cache).
+/// Peak RSS of `verify`, `list` and `restore --dry-run` reading an archive of the same files
+/// at 10x the content: what grows with the archive is the per-file records, not the content,
+/// so both hosts hold the same number of files.
 fn memory_flat(base: &Path, sizes: &Sizes, big: &Path, big_run: &Path, rows: &mut Vec<Row>) {
     let (small, small_run) = lay_out(base, "small");
-    let files = (sizes.small_bytes / (40 << 10)) as usize;
     corpus::host(
         &small,
-        3,
-        files,
+        2,
+        full_files(sizes),
         1 << 10,
         512 << 10,
         Some(sizes.small_bytes),
     );
     run_once(&mut statectl(&small, &small_run, &["backup"]));
-    let read = |root: &Path, run: &Path| -> Run {
-        let run = run.to_path_buf();
-        median(
-            1,
-            || setup(r#"rm -f "$1"/cache-*"#, &[&run]),
-            || statectl(root, &run, &["status"]),
-        )
-    };
-    let (s, b) = (read(&small, &small_run), read(big, big_run));
-    let (s_mib, b_mib) = (s.max_rss_kib as f64 / 1024.0, b.max_rss_kib as f64 / 1024.0);
-    let growth = b_mib / s_mib;
-    rows.push(info(
-        format!(
-            "read whole archive, {} vs {} MiB of content",
-            sizes.small_bytes >> 20,
-            sizes.full_bytes >> 20
-        ),
-        format!("{s_mib:.1} vs {b_mib:.1} MiB RSS"),
-    ));
+    let mut worst: f64 = 0.0;
+    for command in [&["verify"][..], &["list"], &["restore", "--dry-run"]] {
+        let peak = |root: &Path, run: &Path| -> f64 {
+            let run = median(1, || {}, || statectl(root, run, command));
+            run.max_rss_kib as f64 / 1024.0
+        };
+        let (s_mib, b_mib) = (peak(&small, &small_run), peak(big, big_run));
+        worst = worst.max(b_mib / s_mib);
+        rows.push(info(
+            format!(
+                "{}: {} vs {} MiB archive content",
+                command.join(" "),
+                sizes.small_bytes >> 20,
+                sizes.full_bytes >> 20
+            ),
+            format!("{s_mib:.1} vs {b_mib:.1} MiB RSS"),
+        ));
+    }
     rows.push(judge(
-        "archive read RSS growth (10x content)",
-        format!("{growth:.2}x"),
+        "archive read RSS growth (10x content, worst)",
+        format!("{worst:.2}x"),
         "<= 1.25x",
-        growth <= 1.25,
+        worst <= 1.25,
     ));
 }
 

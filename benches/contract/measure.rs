@@ -69,11 +69,6 @@ pub fn shell(script: &str, args: &[&std::path::Path]) -> Command {
     cmd
 }
 
-/// Runs a shell script once for setup, panicking on failure.
-pub fn setup(script: &str, args: &[&std::path::Path]) {
-    run_once(&mut shell(script, args));
-}
-
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

@@ -16,6 +16,9 @@ use crate::error::Error;
 
 const POLL: Duration = Duration::from_millis(25);
 
+/// How long commands without a `--wait` flag (install, export) wait for a run holding the lock.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(60);
+
 /// A held bank lock; dropping it releases the lock.
 #[derive(Debug)]
 pub struct BankLock {

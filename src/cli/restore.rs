@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
@@ -25,7 +26,8 @@ into an undo archive (0600; --undo FILE, else <root>/var/lib/statectl/undo-<UTC 
 path is printed; `statectl restore UNDO` brings them back. Each file is written atomically with \
 all mode bits (sticky bit included), numeric owner and mtime; missing directories are created \
 0755. An archive whose manifest records another build than the next-boot bank's is refused \
-unless --force. Holds the bank lock, so no backup runs halfway through.",
+unless --force. Holds the bank lock, so no backup runs halfway through (waits up to --wait \
+seconds for a running backup; exit 4 after that).",
     after_help = "Examples:\n  statectl restore --dry-run          # what would be created, \
 overwritten, unchanged\n  statectl restore old-host-state.tgz # bring an old host's config onto \
 this one\n  statectl restore /var/lib/statectl/undo-20250101T120000Z.tgz  # undo that"
@@ -43,6 +45,9 @@ pub struct RestoreArgs {
     /// Write the undo archive here [default: <root>/var/lib/statectl/undo-<UTC stamp>.tgz]
     #[arg(long, value_name = "FILE")]
     pub undo: Option<PathBuf>,
+    /// Seconds to wait for a backup holding the bank lock
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub wait: u64,
 }
 
 pub fn run(host: &Host, out: &Output, args: &RestoreArgs) -> Result<ExitCode> {
@@ -51,6 +56,7 @@ pub fn run(host: &Host, out: &Output, args: &RestoreArgs) -> Result<ExitCode> {
         dry_run: args.dry_run,
         force: args.force,
         undo: args.undo.clone(),
+        wait: Duration::from_secs(args.wait),
     };
     let report = restore(host, &options)?;
     for warning in &report.warnings {

@@ -17,10 +17,10 @@ use serde::Serialize;
 use crate::archive::bundle::{release_level, write_bundle, BundleManifest};
 use crate::archive::{open_archive, read_archive_from, CheckOnly};
 use crate::atomic;
-use crate::bank::{lock_banks, Bank};
+use crate::bank::{lock, lock_banks, Bank};
 use crate::host::Host;
 use crate::ops::install::{host_uuid, next_bank};
-use crate::ops::restore::{shown, LOCK_WAIT};
+use crate::ops::restore::shown;
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
@@ -48,7 +48,7 @@ pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
     }
     let (bank, build) = next_bank(host)?;
     let run_dir = host.run_dir()?.to_path_buf();
-    let _lock = lock_banks(&run_dir, &[bank.path.as_path()], LOCK_WAIT)?;
+    let _lock = lock_banks(&run_dir, &[bank.path.as_path()], lock::DEFAULT_WAIT)?;
     let state = bank.state_archive();
     let mut file = open_archive(&state)?;
     let reader = file

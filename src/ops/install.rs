@@ -24,9 +24,9 @@ use crate::archive::bundle::{open_input, release_matches, BundleManifest, Input}
 use crate::archive::{open_archive, read_archive_from, ArchiveSummary, CheckOnly, STATE_NAME};
 use crate::atomic;
 use crate::bank::install::{copy_verified, list_state_in_boot_cfg};
-use crate::bank::{lock_banks, next_boot, read_banks, Bank};
+use crate::bank::{lock, lock_banks, next_boot, read_banks, Bank};
 use crate::host::{esx_conf_value, Host};
-use crate::ops::restore::{shown, LOCK_WAIT};
+use crate::ops::restore::shown;
 
 #[derive(Debug, Clone)]
 pub struct InstallOptions {
@@ -107,7 +107,7 @@ pub fn install(host: &Host, options: &InstallOptions) -> Result<InstallReport> {
     if let Some(manifest) = manifest {
         check_uuid(host, source, manifest, options.force, &mut warnings)?;
     }
-    let _lock = lock_banks(&run_dir, &[bank.path.as_path()], LOCK_WAIT)?;
+    let _lock = lock_banks(&run_dir, &[bank.path.as_path()], lock::DEFAULT_WAIT)?;
     // Advisory: leftovers of a killed run only cost space.
     let _ = atomic::remove_stale_temps(&bank.path);
     let target = bank.state_archive();

@@ -15,10 +15,7 @@ use crate::archive::{open_archive, read_archive_from, ArchiveLabel, ArchiveSumma
 use crate::bank::{lock_banks, next_boot, read_banks, Bank, BankLock};
 use crate::host::Host;
 use crate::ops::archive_path::archive_or_default;
-use crate::restore::{apply::apply, plan, undo::save_undo, Action, Placer};
-
-/// How long a restore waits for a backup holding the bank lock.
-pub const LOCK_WAIT: Duration = Duration::from_secs(60);
+use crate::restore::{apply::stage, plan, undo::save_undo, Action, Placer};
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
@@ -26,6 +23,8 @@ pub struct RestoreOptions {
     pub dry_run: bool,
     pub force: bool,
     pub undo: Option<PathBuf>,
+    /// How long to wait for a backup holding the bank lock.
+    pub wait: Duration,
 }
 
 /// The outcome of `restore`; the `--dry-run` JSON is exactly the three lists (SPEC.md).
@@ -60,7 +59,7 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
     let mut warnings = Vec::new();
     check_build(&summary, next, options.force, &mut warnings)?;
     let _lock = match (next, options.dry_run) {
-        (Some(bank), false) => lock_next(host, bank)?,
+        (Some(bank), false) => lock_next(host, bank, options.wait)?,
         _ => Vec::new(),
     };
     let placer = Placer::open(&host.root)?;
@@ -81,6 +80,8 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
         host: host.hostname(),
         build: next.and_then(Bank::build).unwrap_or_default().to_string(),
     };
+    let staged = stage(&placer, &plan, reread, &archive, &host.limits)
+        .context("restore aborted; nothing under the root was changed")?;
     let run_dir = host.run_dir()?;
     report.undo = save_undo(
         &placer,
@@ -89,21 +90,16 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
         &label,
         run_dir,
         super::clock::now(),
-    )?
+    )
+    .context("restore aborted; nothing under the root was changed")?
     .map(|undo| shown(&undo));
-    apply(&placer, &plan, reread, &archive, &host.limits).map_err(|err| match &report.undo {
-        Some(undo) => err.context(format!(
-            "the restore stopped part way; `statectl restore {}` puts the overwritten files back",
-            undo.display()
-        )),
-        None => err,
-    })?;
+    staged.commit(report.undo.as_deref())?;
     Ok(report)
 }
 
-fn lock_next(host: &Host, bank: &Bank) -> Result<Vec<BankLock>> {
+fn lock_next(host: &Host, bank: &Bank, wait: Duration) -> Result<Vec<BankLock>> {
     let run_dir = host.run_dir()?;
-    lock_banks(run_dir, &[bank.path.as_path()], LOCK_WAIT)
+    lock_banks(run_dir, &[bank.path.as_path()], wait)
 }
 
 /// Refuses an archive from another build than the next-boot bank's, unless `force`; skipped

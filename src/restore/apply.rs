@@ -1,11 +1,14 @@
-//! Applying a restore plan: the second read of the same open archive, placing each planned
-//! file through the [`Placer`] while checking that its content is what was planned.
+//! Applying a restore plan in two phases. *Stage*: the second read of the same open archive
+//! writes every `create` and `overwrite` file to a fsynced temp file beside its destination,
+//! checking that its content is what was planned. *Commit*: only when all of them are
+//! written, each is renamed into place.
 //!
 //! The plan was made from a first complete read. Between the two reads the archive could
 //! change under us (it is the same open file, but someone could write into it), so every
-//! placed file is hashed while it streams into its temp file, and a sha256 or size different
-//! from the plan fails the copy before the rename: the old file stays, nothing half-written
-//! is ever renamed into place.
+//! staged file is hashed while it streams into its temp file, and a sha256 or size different
+//! from the plan fails the stage. A stage that fails for any reason (that, a full filesystem,
+//! an I/O error) removes its temp files and the directories it created: the root is left
+//! exactly as it was. Renames need no space, so once staged, a restore completes.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -15,25 +18,27 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::place::Placer;
+use super::place::{Placer, Staged};
 use super::plan::{meta_of, Action, Plan};
 use crate::archive::{read_archive_from, writer::hex, EntryKind, InnerEntry, Limits, Visitor};
 
-/// Writes every `create` and `overwrite` file of `plan` (and its new directories) from
-/// `archive`, which is rewound and read once more.
-pub fn apply(
-    placer: &Placer,
+/// Every changed file of a plan, written beside its destination and not yet in place. Dropped
+/// without [`StagedRestore::commit`], it removes its temp files and new directories.
+pub struct StagedRestore<'a> {
+    placer: &'a Placer,
+    files: Vec<Staged>,
+    committed: bool,
+}
+
+/// Stages every `create` and `overwrite` file of `plan` (and its new directories) from
+/// `archive`, which is rewound and read once more. On error nothing under the root changed.
+pub fn stage<'a>(
+    placer: &'a Placer,
     plan: &Plan,
     mut archive: File,
     path: &Path,
     limits: &Limits,
-) -> Result<usize> {
-    for dir in &plan.new_directories {
-        placer.make_dir(dir)?;
-    }
-    archive
-        .rewind()
-        .with_context(|| format!("cannot rewind archive `{}`", path.display()))?;
+) -> Result<StagedRestore<'a>> {
     let mut visitor = PlaceVisitor {
         placer,
         pending: plan
@@ -42,27 +47,73 @@ pub fn apply(
             .filter(|f| f.action != Action::Unchanged)
             .map(|f| (f.record.path.as_str(), f))
             .collect(),
-        placed: 0,
+        staged: StagedRestore {
+            placer,
+            files: Vec::new(),
+            committed: false,
+        },
     };
+    for dir in &plan.new_directories {
+        placer.make_dir(dir)?;
+    }
+    archive
+        .rewind()
+        .with_context(|| format!("cannot rewind archive `{}`", path.display()))?;
     let summary = read_archive_from(archive, path, limits, &mut visitor)?;
     summary.ensure_safe()?;
     if let Some(missing) = visitor.pending.keys().next() {
         bail!(
             "archive `{}` changed during the restore: `{missing}` was not found again; \
-             the files already restored stay; run the restore again",
+             run the restore again",
             path.display()
         );
     }
-    Ok(visitor.placed)
+    Ok(visitor.staged)
 }
 
-struct PlaceVisitor<'a> {
+impl StagedRestore<'_> {
+    /// Renames every staged file into place; returns how many. A failure here (rare: a rename
+    /// needs no space) leaves the files before it restored, so the error points at `undo`.
+    pub fn commit(mut self, undo: Option<&Path>) -> Result<usize> {
+        self.committed = true;
+        let files = std::mem::take(&mut self.files);
+        for (done, staged) in files.iter().enumerate() {
+            if let Err(err) = self.placer.commit(staged) {
+                for left in &files[done..] {
+                    self.placer.discard(left);
+                }
+                return Err(match undo {
+                    Some(undo) => err.context(format!(
+                        "the restore stopped part way; `statectl restore {}` puts the \
+                         overwritten files back",
+                        undo.display()
+                    )),
+                    None => err.context("the restore stopped part way; run it again"),
+                });
+            }
+        }
+        Ok(files.len())
+    }
+}
+
+impl Drop for StagedRestore<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            for staged in &self.files {
+                self.placer.discard(staged);
+            }
+            self.placer.remove_created_dirs();
+        }
+    }
+}
+
+struct PlaceVisitor<'a, 'p> {
     placer: &'a Placer,
-    pending: HashMap<&'a str, &'a super::plan::PlannedFile>,
-    placed: usize,
+    pending: HashMap<&'p str, &'p super::plan::PlannedFile>,
+    staged: StagedRestore<'a>,
 }
 
-impl Visitor for PlaceVisitor<'_> {
+impl Visitor for PlaceVisitor<'_, '_> {
     fn entry(&mut self, entry: &InnerEntry, data: &mut dyn Read) -> Result<()> {
         let (Ok(path), EntryKind::File) = (&entry.path, entry.meta.kind) else {
             return Ok(());
@@ -86,8 +137,8 @@ impl Visitor for PlaceVisitor<'_> {
             expected: &record.sha256,
             done: false,
         };
-        self.placer.place(path, &mut checked, &meta)?;
-        self.placed += 1;
+        let staged = self.placer.stage(path, &mut checked, &meta)?;
+        self.staged.files.push(staged);
         Ok(())
     }
 }

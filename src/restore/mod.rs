@@ -3,8 +3,9 @@
 //!
 //! The flow of `restore`: the archive is read completely once by the one reader and refused as
 //! a whole on any error-level problem; [`plan`] looks at every destination and decides
-//! `create`, `overwrite` or `unchanged`; [`undo`] saves what will be overwritten; [`apply`]
-//! reads the same open archive a second time and places each planned file.
+//! `create`, `overwrite` or `unchanged`; [`apply`] reads the same open archive a second time
+//! and stages each planned file beside its destination; [`undo`] saves what will be
+//! overwritten; then the staged files are renamed into place.
 //!
 //! # Security
 //! An archive is hostile input, and restore may run with `--root /` as root. The defences, in
@@ -25,7 +26,9 @@
 //! - *Atomic and exact.* Each file goes to a 0600 temp file in its directory, gets its numeric
 //!   owner, all 12 mode bits (the sticky bit survives, so the next backup keeps persisting the
 //!   file) and mtime through the descriptor, is fsynced and renamed. Its content is hashed on
-//!   the way and must match the plan, or the temp file is removed instead of renamed.
+//!   the way and must match the plan, or the temp file is removed instead of renamed. Every
+//!   file is staged this way before the first rename ([`apply`]), so a restore that fails
+//!   while writing (full filesystem, I/O error, changed archive) leaves the root unchanged.
 //! - *Nothing is lost.* The files that will be overwritten are first saved into an undo
 //!   archive (0600); restoring it brings them back. Files the restore created are listed in
 //!   the plan and are not removed by the undo.

@@ -7,8 +7,11 @@
 //! planted while we work. The file itself goes to a 0600 temp file in its directory (created
 //! `O_EXCL | O_NOFOLLOW`), gets owner, all 12 mode bits and mtime through its descriptor, is
 //! fsynced and renamed over the name, and the directory is fsynced. Renaming over a symlink
-//! replaces the link, never its target.
+//! replaces the link, never its target. Writing and renaming can be split ([`Placer::stage`],
+//! then [`Placer::commit`] or [`Placer::discard`]) so a restore renames nothing until every
+//! file is safely written.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -45,6 +48,15 @@ pub struct Placer {
     root_fd: OwnedFd,
     /// Set owners (root can; others keep their own uid).
     pub set_owner: bool,
+    /// Directories created so far, root-relative, in creation order.
+    created: RefCell<Vec<String>>,
+}
+
+/// A file written and fsynced beside its destination, not yet renamed into place.
+#[derive(Debug)]
+pub struct Staged {
+    rel: String,
+    temp_name: String,
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -64,6 +76,7 @@ impl Placer {
             root_fd,
             // SAFETY: geteuid has no preconditions.
             set_owner: unsafe { libc::geteuid() } == 0,
+            created: RefCell::new(Vec::new()),
         })
     }
 
@@ -120,27 +133,69 @@ impl Placer {
 
     /// Writes `data` to `rel` atomically with `meta`, creating missing parents 0755.
     pub fn place(&self, rel: &str, data: &mut dyn Read, meta: &FileMeta) -> Result<()> {
-        let (parents, name) = split(rel)?;
+        let staged = self.stage(rel, data, meta)?;
+        self.commit(&staged).inspect_err(|_| self.discard(&staged))
+    }
+
+    /// Writes `data` with `meta` to a fsynced temp file beside `rel` (creating missing
+    /// parents 0755) without touching `rel` itself: [`Placer::commit`] renames it into place,
+    /// [`Placer::discard`] removes it.
+    pub fn stage(&self, rel: &str, data: &mut dyn Read, meta: &FileMeta) -> Result<Staged> {
+        let (parents, _) = split(rel)?;
         let dir = self
             .walk(&parents, true)?
             .expect("walk with create yields a directory");
         let target = self.root.join(rel);
         let (temp_name, temp) = create_temp(&dir)
             .with_context(|| format!("cannot create a temp file beside `{}`", target.display()))?;
-        let written = fill(temp, data, meta, self.set_owner)
-            .and_then(|()| rfs::renameat(&dir, &temp_name, &dir, name).map_err(io::Error::from))
-            .and_then(|()| rfs::fsync(&dir).map_err(io::Error::from));
-        if let Err(err) = written {
+        if let Err(err) = fill(temp, data, meta, self.set_owner) {
             let _ = rfs::unlinkat(&dir, &temp_name, rfs::AtFlags::empty());
             return Err(err).with_context(|| format!("cannot write `{}`", target.display()));
         }
-        Ok(())
+        Ok(Staged {
+            rel: rel.to_string(),
+            temp_name,
+        })
+    }
+
+    /// Renames a staged file over its destination and fsyncs the directory.
+    pub fn commit(&self, staged: &Staged) -> Result<()> {
+        let (parents, name) = split(&staged.rel)?;
+        let target = self.root.join(&staged.rel);
+        let dir = self
+            .walk(&parents, false)?
+            .with_context(|| format!("the directory of `{}` disappeared", target.display()))?;
+        rfs::renameat(&dir, staged.temp_name.as_str(), &dir, name)
+            .and_then(|()| rfs::fsync(&dir))
+            .map_err(io::Error::from)
+            .with_context(|| format!("cannot write `{}`", target.display()))
+    }
+
+    /// Removes a staged file's temp file (best effort: it is only a temp file).
+    pub fn discard(&self, staged: &Staged) {
+        let (parents, _) = split(&staged.rel).unwrap_or_default();
+        if let Ok(Some(dir)) = self.walk(&parents, false) {
+            let _ = rfs::unlinkat(&dir, staged.temp_name.as_str(), rfs::AtFlags::empty());
+        }
     }
 
     /// Creates the directory `rel` (and its parents) 0755 when missing.
     pub fn make_dir(&self, rel: &str) -> Result<()> {
         let parts: Vec<&str> = rel.split('/').collect();
         self.walk(&parts, true).map(|_| ())
+    }
+
+    /// Removes the directories this placer created, deepest first, where they are still
+    /// empty (best effort), so a failed run leaves the tree as it found it.
+    pub fn remove_created_dirs(&self) {
+        let created = std::mem::take(&mut *self.created.borrow_mut());
+        for rel in created.iter().rev() {
+            let parts: Vec<&str> = rel.split('/').collect();
+            let (name, parents) = parts.split_last().expect("split yields one part");
+            if let Ok(Some(dir)) = self.walk(parents, false) {
+                let _ = rfs::unlinkat(&dir, *name, rfs::AtFlags::REMOVEDIR);
+            }
+        }
     }
 
     /// Walks `parts` below the root, optionally creating missing directories; `None` when a
@@ -157,7 +212,12 @@ impl Placer {
                 Err(Errno::NOENT) if !create => return Ok(None),
                 Err(Errno::NOENT) => {
                     match rfs::mkdirat(&dir, *part, Mode::from_raw_mode(0o755)) {
-                        Ok(()) | Err(Errno::EXIST) => {}
+                        Ok(()) => {
+                            let rel = path.strip_prefix(&self.root).unwrap_or(&path);
+                            let rel = rel.to_string_lossy().into_owned();
+                            self.created.borrow_mut().push(rel);
+                        }
+                        Err(Errno::EXIST) => {}
                         Err(err) => {
                             return Err(io::Error::from(err)).with_context(|| {
                                 format!("cannot create directory `{}`", path.display())

@@ -1,9 +1,12 @@
 //! Real faults, not injected ones: the bootbank on a 1 MiB tmpfs in a private mount namespace
 //! (`unshare -m`), filled up, then remounted read-only. Each time `backup` exits 1 with a
 //! message naming the bank, the archive already there is byte-identical, and no temp file is
-//! left. Needs root and `unshare` (SKIPPED otherwise).
+//! left. A `restore` into a full filesystem exits 1 and leaves the root exactly as it was.
+//! Needs root and `unshare` (SKIPPED otherwise).
 
 use std::fs;
+use std::path::Path;
+use std::process::Command;
 
 use crate::testenv::{have, TestEnv};
 
@@ -28,36 +31,54 @@ cmp -s "$BANK/state.tgz" "$OUT/old.tgz"; echo $? > "$OUT/ro.cmp"
 ls -A "$BANK" > "$OUT/ro.ls"
 "#;
 
-#[test]
-fn a_full_or_read_only_bank_fails_cleanly_and_loses_nothing() {
-    if !have("unshare") || unsafe { libc::geteuid() } != 0 {
+/// True when private mount namespaces can be made here (root and `unshare`).
+fn can_unshare() -> bool {
+    let able = have("unshare") && unsafe { libc::geteuid() } == 0;
+    if !able {
         eprintln!("SKIPPED: needs root and unshare");
-        return;
     }
-    let env = TestEnv::esxi();
-    // About 300 KiB of barely compressible content: the new archive cannot fit.
-    let noise: String = (0..40_000u32)
-        .map(|i| format!("{:08x}", i.wrapping_mul(2_654_435_761)))
-        .collect();
-    env.flagged("etc/vmware/big.xml", &noise);
-    let out = env.dir.path().join("out");
-    fs::create_dir_all(&out).unwrap();
+    able
+}
+
+/// Runs `script` in a private mount namespace with statectl's environment for `env` and
+/// `$STATECTL`, `$ROOT`, `$OUT` set; asserts it ran to its end.
+fn in_namespace(env: &TestEnv, script: &str, out: &Path) {
     let status = env
         .command(&[])
         .get_envs()
-        .fold(std::process::Command::new("unshare"), |mut cmd, (k, v)| {
+        .fold(Command::new("unshare"), |mut cmd, (k, v)| {
             if let Some(v) = v {
                 cmd.env(k, v);
             }
             cmd
         })
-        .args(["-m", "--propagation", "private", "sh", "-c", SCRIPT])
+        .args(["-m", "--propagation", "private", "sh", "-c", script])
         .env("STATECTL", env!("CARGO_BIN_EXE_statectl"))
         .env("ROOT", &env.root)
-        .env("OUT", &out)
+        .env("OUT", out)
         .status()
         .unwrap();
     assert_eq!(status.code(), Some(0), "namespace script failed");
+}
+
+/// About 320 KiB of barely compressible text.
+fn noise() -> String {
+    (0..40_000u32)
+        .map(|i| format!("{:08x}", i.wrapping_mul(2_654_435_761)))
+        .collect()
+}
+
+#[test]
+fn a_full_or_read_only_bank_fails_cleanly_and_loses_nothing() {
+    if !can_unshare() {
+        return;
+    }
+    let env = TestEnv::esxi();
+    // Barely compressible content: the new archive cannot fit.
+    env.flagged("etc/vmware/big.xml", &noise());
+    let out = env.dir.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    in_namespace(&env, SCRIPT, &out);
     let read = |name: &str| fs::read_to_string(out.join(name)).unwrap();
     for case in ["full", "ro"] {
         assert_eq!(
@@ -86,4 +107,50 @@ fn a_full_or_read_only_bank_fails_cleanly_and_loses_nothing() {
     }
     // The bank on the real disk was never touched (the tmpfs hid it).
     assert!(!env.state("bootbank").exists());
+}
+
+/// `etc` on a 1 MiB tmpfs holding the host's files and about 100 KiB free; the restore needs a
+/// new 320 KiB file in a new directory and overwrites `etc/hosts` (staged first).
+const RESTORE_SCRIPT: &str = r#"
+set -u
+cp -a "$ROOT/etc" "$OUT/etc-copy"
+mount -t tmpfs -o size=1m,mode=0755 statectl-etc "$ROOT/etc" || exit 90
+cp -a "$OUT/etc-copy/." "$ROOT/etc/"
+dd if=/dev/zero of="$ROOT/etc/filler" bs=64k 2>/dev/null
+truncate -s -100K "$ROOT/etc/filler"
+# Every entry with its mode and owner; files and links also with mtime, size and content
+# (a directory's mtime moves whenever a temp file comes and goes: not content).
+fingerprint() { (cd "$ROOT" && find etc -type d -printf '%p %m %U %G\n' | sort &&
+  find etc ! -type d -printf '%p %m %U %G %T@ %s\n' | sort && find etc -type f -exec sha256sum {} + | sort); }
+fingerprint > "$OUT/before"
+"$STATECTL" --root "$ROOT" restore "$OUT/state.tgz" >/dev/null 2>"$OUT/restore.err"; echo $? > "$OUT/restore.code"
+fingerprint > "$OUT/after"
+ls -A "$ROOT/var/lib/statectl" > "$OUT/undo.ls" 2>/dev/null || true
+"#;
+
+#[test]
+fn a_restore_into_a_full_filesystem_leaves_the_root_unchanged() {
+    if !can_unshare() {
+        return;
+    }
+    let env = TestEnv::esxi();
+    env.flagged("etc/vmware/newdir/big.xml", &noise());
+    env.run(&["backup"]).ok();
+    let out = env.dir.path().join("out");
+    fs::create_dir_all(&out).unwrap();
+    fs::copy(env.state("bootbank"), out.join("state.tgz")).unwrap();
+    fs::remove_dir_all(env.path("etc/vmware/newdir")).unwrap();
+    env.flagged("etc/hosts", "127.0.0.1 localhost\n10.0.0.7 changed since\n");
+    in_namespace(&env, RESTORE_SCRIPT, &out);
+    let read = |name: &str| fs::read_to_string(out.join(name)).unwrap_or_default();
+    let err = read("restore.err");
+    assert_eq!(read("restore.code").trim(), "1", "{err}");
+    assert!(err.starts_with("statectl: error: "), "{err}");
+    assert!(err.contains("nothing under the root was changed"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    eprintln!("full root: {}", err.trim());
+    let (before, after) = (read("before"), read("after"));
+    assert!(before.contains("etc/hosts"), "{before}");
+    assert_eq!(before, after, "the root changed");
+    assert_eq!(read("undo.ls"), "", "an undo archive was written");
 }
