@@ -7,6 +7,7 @@
 pub mod bundle;
 pub mod entries;
 pub mod gzip;
+pub mod gzip_writer;
 pub mod manifest;
 pub mod names;
 pub mod problem;

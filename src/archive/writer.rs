@@ -4,6 +4,9 @@
 //! file is read once and hashed on the way, and the manifest is built from those hashes. Bytes
 //! depend only on the files' paths, content and recorded metadata: members sorted, numeric
 //! owners, no user names, gzip header time 0, member times derived from the files.
+//! `local.tgz` is deflated at level 6 in fixed blocks on every CPU ([`super::gzip_writer::ParallelGzip`],
+//! same bytes whatever the thread count); the outer layer stores `local.tgz` as is and deflates
+//! only the manifest ([`super::gzip_writer::OuterGzip`]).
 
 use std::fs::{File, Metadata};
 use std::io::{self, BufWriter, Read, Seek, Write};
@@ -11,15 +14,15 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use flate2::{Compression, GzBuilder};
 use sha2::{Digest, Sha256};
 
+use super::gzip_writer::{self, OuterGzip, ParallelGzip};
 use super::{FileRecord, Manifest, INNER_NAME, MANIFEST_NAME};
 
 /// Deflate level of `local.tgz` (what `gzip -6` uses).
 const INNER_LEVEL: u32 = 6;
-/// Deflate level of the outer layer: its bulk is already compressed, so the fastest level.
-const OUTER_LEVEL: u32 = 1;
+/// Deflate level of the manifest member (JSON text, worth compressing).
+const MANIFEST_LEVEL: u32 = 6;
 const COPY_BUFFER: usize = 128 << 10;
 
 /// A file to persist: its root-relative member name and where to read it.
@@ -72,11 +75,15 @@ pub fn write_archive<W: Write>(
     let member_mtime = records.iter().map(|r| r.mtime).max().unwrap_or(0).max(0) as u64;
     let mut counted = HashingWriter::new(BufWriter::with_capacity(COPY_BUFFER, out));
     {
-        let gz = gzip_writer(&mut counted, OUTER_LEVEL);
+        let gz = OuterGzip::new(&mut counted).context("cannot write the archive")?;
         let mut outer = tar::Builder::new(gz);
         let mut header = member_header(inner_len, 0o600, member_mtime);
         outer
             .append_data(&mut header, INNER_NAME, &mut inner)
+            .context("cannot write the outer archive")?;
+        outer
+            .get_mut()
+            .compress_rest(MANIFEST_LEVEL)
             .context("cannot write the outer archive")?;
         let json = manifest.to_json();
         let mut header = member_header(json.len() as u64, 0o600, member_mtime);
@@ -101,7 +108,7 @@ fn write_inner(
     inner: &mut File,
     files: &[&SourceFile],
 ) -> Result<(Vec<FileRecord>, Vec<Metadata>)> {
-    let gz = gzip_writer(BufWriter::with_capacity(COPY_BUFFER, inner), INNER_LEVEL);
+    let gz = ParallelGzip::new(inner, INNER_LEVEL, gzip_writer::threads());
     let mut builder = tar::Builder::new(gz);
     let mut records = Vec::with_capacity(files.len());
     let mut metadata = Vec::with_capacity(files.len());
@@ -113,8 +120,7 @@ fn write_inner(
     let gz = builder
         .into_inner()
         .context("cannot finish the inner archive")?;
-    let mut buffered = gz.finish().context("cannot finish the inner gzip stream")?;
-    buffered.flush().context("cannot write the inner archive")?;
+    gz.finish().context("cannot finish the inner gzip stream")?;
     Ok((records, metadata))
 }
 
@@ -216,12 +222,6 @@ impl Read for ExactReader<'_> {
         self.left -= got as u64;
         Ok(got)
     }
-}
-
-fn gzip_writer<W: Write>(out: W, level: u32) -> flate2::write::GzEncoder<W> {
-    GzBuilder::new()
-        .mtime(0)
-        .write(out, Compression::new(level))
 }
 
 fn member_header(size: u64, mode: u32, mtime: u64) -> tar::Header {

@@ -13,6 +13,7 @@ mod errors;
 mod fat;
 mod faults;
 mod hostile;
+mod large_archive;
 mod load;
 mod operator;
 mod restore;
