@@ -13,6 +13,7 @@ pub mod names;
 pub mod problem;
 pub mod reader;
 pub mod record;
+pub mod recover;
 pub mod streams;
 pub mod verify;
 pub mod writer;

@@ -72,6 +72,13 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
     let target_refs: Vec<&Path> = targets.iter().map(PathBuf::as_path).collect();
     let _locks = lock_banks(&run_dir, &target_refs, wait)?;
     for bank in &targets {
+        if let Some(temp) = archive::recover::recover_state(bank, &host.limits)? {
+            warnings.push(format!(
+                "`{}` was missing (a replace was cut short); recovered it from `{}`",
+                bank.join(STATE_NAME).display(),
+                temp.display()
+            ));
+        }
         atomic::remove_stale_temps(bank)
             .with_context(|| format!("cannot clean bank `{}`", bank.display()))?;
     }

@@ -5,8 +5,10 @@
 //! exit 1 and leave no temp file, nothing is renamed after a failed fsync, and the next normal
 //! run succeeds with exactly the banks a clean run makes. Needs `strace` (SKIPPED otherwise).
 
+use std::fs;
+
 use crate::sweep::{injected, scene, Scene, SYSCALLS};
-use crate::testenv::have;
+use crate::testenv::{have, TestEnv};
 
 /// Kills the backup at invocation N of each syscall, for every N it reaches; returns the
 /// number of kill points per syscall.
@@ -146,4 +148,27 @@ fn eio_at_any_fsync_fails_and_renames_nothing_after_it() {
         points.push((syscall, n - 1));
     }
     assert!(report("EIO on fsync", &points) >= 4, "{points:?}");
+}
+
+/// A FAT rename that a crash cut between "delete the target's entry" and "write the new one"
+/// leaves no `state.tgz`, only the complete temp file: the next run must recover it, not delete
+/// it (a half-written temp beside it is not taken).
+#[test]
+fn half_done_rename_is_recovered_not_deleted() {
+    let env = TestEnv::esxi();
+    env.run(&["backup", "-q"]).ok();
+    let bank = env.bank("bootbank");
+    let saved = fs::read(bank.join("state.tgz")).unwrap();
+    fs::rename(bank.join("state.tgz"), bank.join(".statectl-AbC123.tmp")).unwrap();
+    fs::write(bank.join(".statectl-zzz.tmp"), &saved[..saved.len() / 2]).unwrap();
+    let out = env.run(&["backup", "--json"]).ok();
+    assert_eq!(out.json()["action"], "unchanged", "{}", out.stderr);
+    assert!(out.stderr.contains("recovered"), "{}", out.stderr);
+    assert_eq!(fs::read(bank.join("state.tgz")).unwrap(), saved);
+    let mut left: Vec<_> = fs::read_dir(&bank)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["boot.cfg", "state.tgz"]);
 }
