@@ -60,9 +60,7 @@ impl BackupArgs {
 
 pub fn run(host: &Host, out: &Output, args: &BackupArgs) -> Result<ExitCode> {
     let report = backup(host, &args.options())?;
-    for warning in &report.warnings {
-        out.warn(warning);
-    }
+    out.warn_all(&report.warnings);
     if report.action == Action::Written {
         log_written(&report);
     }

@@ -44,9 +44,7 @@ pub fn run(host: &Host, out: &Output, args: &InstallArgs) -> Result<ExitCode> {
         force: args.force,
     };
     let report = install(host, &options)?;
-    for warning in &report.warnings {
-        out.warn(warning);
-    }
+    out.warn_all(&report.warnings);
     let summary = format!(
         "installed {} ({}, {} files) as {}",
         report.source.display(),

@@ -55,6 +55,13 @@ impl Output {
         }
     }
 
+    /// Each of an operation's warnings, as [`Output::warn`] shows one.
+    pub fn warn_all(&self, warnings: &[String]) {
+        for warning in warnings {
+            self.warn(warning);
+        }
+    }
+
     /// A detail on stderr, shown with `-v`.
     pub fn detail(&self, text: &str) {
         if self.verbose > 0 {

@@ -59,9 +59,7 @@ pub fn run(host: &Host, out: &Output, args: &RestoreArgs) -> Result<ExitCode> {
         wait: Duration::from_secs(args.wait),
     };
     let report = restore(host, &options)?;
-    for warning in &report.warnings {
-        out.warn(warning);
-    }
+    out.warn_all(&report.warnings);
     if !report.dry_run {
         log_restored(&report);
     }

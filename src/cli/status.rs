@@ -33,9 +33,7 @@ struct StatusJson<'a> {
 
 pub fn run(host: &Host, out: &Output, _args: &StatusArgs) -> Result<ExitCode> {
     let report = status(host)?;
-    for warning in &report.warnings {
-        out.warn(warning);
-    }
+    out.warn_all(&report.warnings);
     let changes = &report.changes;
     if out.json {
         out.json(&StatusJson {

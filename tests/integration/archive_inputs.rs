@@ -4,17 +4,10 @@
 //! Each of the first three once went wrong (refused, or files silently dropped).
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-use crate::testenv::{have, sh, tree, Outcome, TestEnv};
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(bytes).unwrap();
-    gz.finish().unwrap()
-}
+use crate::testenv::{gzip, have, sh, tar_of, tree, Outcome, TestEnv};
 
 /// `bytes` gzip'd as two members split mid-stream, the way `cat a.gz b.gz` or bgzip make them.
 fn two_members(bytes: &[u8]) -> Vec<u8> {
@@ -22,21 +15,6 @@ fn two_members(bytes: &[u8]) -> Vec<u8> {
     let mut out = gzip(a);
     out.extend(gzip(b));
     out
-}
-
-fn tar_of(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, data, mode) in files {
-        let mut header = tar::Header::new_ustar();
-        header.set_size(data.len() as u64);
-        header.set_mode(*mode);
-        header.set_mtime(1_700_000_000);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder.append_data(&mut header, name, *data).unwrap();
-    }
-    builder.into_inner().unwrap()
 }
 
 fn paths(listed: &serde_json::Value) -> Vec<String> {

@@ -5,18 +5,12 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use crate::testenv::{have, outcome, sh, tree, Outcome, TestEnv};
+use crate::testenv::{gzip, have, outcome, sh, tar_of, tree, Outcome, TestEnv};
 
 fn backed_up() -> TestEnv {
     let env = TestEnv::esxi();
     env.run(&["backup"]).ok();
     env
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(bytes).unwrap();
-    gz.finish().unwrap()
 }
 
 fn write_bytes(env: &TestEnv, name: &str, bytes: &[u8]) -> String {
@@ -127,22 +121,6 @@ fn corrupt_archives_fail_verify_with_one_clear_line() {
         let json = env.run(&["verify", &path, "--json"]).code(1).json();
         assert_eq!(json["ok"], false, "{name}");
     }
-}
-
-/// A ustar archive of regular files.
-fn tar_of(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (name, data, mode) in files {
-        let mut header = tar::Header::new_ustar();
-        header.set_size(data.len() as u64);
-        header.set_mode(*mode);
-        header.set_mtime(1_700_000_000);
-        header.set_uid(0);
-        header.set_gid(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder.append_data(&mut header, name, *data).unwrap();
-    }
-    builder.into_inner().unwrap()
 }
 
 fn outer_with_inner(inner: &[u8]) -> Vec<u8> {

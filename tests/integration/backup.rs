@@ -5,16 +5,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
-use crate::testenv::{have, sh, tree, TestEnv, MTIME};
-
-const SELECTED: [&str; 6] = [
-    "etc/hosts",
-    "etc/ntp.conf",
-    "etc/passwd",
-    "etc/shadow",
-    "etc/vmware/esx.conf",
-    "etc/vmware/ssl/rui.key",
-];
+use crate::testenv::{have, sh, tree, TestEnv, ESXI_SELECTED, MTIME};
 
 fn extract_with(tool: &str, env: &TestEnv, bank: &str) -> std::path::PathBuf {
     let out = env.dir.path().join(format!("x-{}", tool.replace(' ', "-")));
@@ -39,10 +30,10 @@ fn first_backup_is_read_by_gnu_and_busybox_tar_with_exact_metadata() {
     }
     let expected: Vec<_> = tree(&env.root.join("etc"))
         .into_iter()
-        .filter(|f| SELECTED.contains(&format!("etc/{}", f.0).as_str()))
+        .filter(|f| ESXI_SELECTED.contains(&format!("etc/{}", f.0).as_str()))
         .map(|(p, mode, uid, gid, mtime, data)| (format!("etc/{p}"), mode, uid, gid, mtime, data))
         .collect();
-    assert_eq!(expected.len(), SELECTED.len());
+    assert_eq!(expected.len(), ESXI_SELECTED.len());
     for tool in tools {
         let out = extract_with(tool, &env, "bootbank");
         assert_eq!(tree(&out), expected, "{tool} sees other files or metadata");
@@ -226,7 +217,7 @@ fn an_archive_made_by_hand_with_tar_compares_by_content() {
     } else {
         "tar"
     };
-    let list = SELECTED.join(" ");
+    let list = ESXI_SELECTED.join(" ");
     sh(&env.root, &format!("{tool} -czf /tmp/statectl-local-$$.tgz {list} && mkdir -p x && mv /tmp/statectl-local-$$.tgz x/local.tgz && cd x && {tool} -czf ../bootbank/state.tgz local.tgz"));
     env.run(&["status"]).ok();
     env.flagged("etc/hosts", "changed\n");

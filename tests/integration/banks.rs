@@ -3,23 +3,16 @@
 //! `bank verify` naming each broken module, and the probe's syslog message.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-use crate::testenv::{outcome, TestEnv};
+use crate::testenv::{gzip, outcome, TestEnv};
 
 const MODULES: [&str; 4] = ["b.b00", "jumpstrt.gz", "useropts.gz", "s.v00"];
 
 /// (updated, bootstate, build) of one bank.
 type Cfg = (u64, u64, &'static str);
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(data).unwrap();
-    encoder.finish().unwrap()
-}
 
 /// Writes the modules TestEnv's boot.cfg names, as real gzip files.
 fn install_modules(env: &TestEnv, bank: &str) {

@@ -5,16 +5,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use crate::testenv::{tree, TestEnv};
-
-const SAVED: [&str; 6] = [
-    "etc/hosts",
-    "etc/ntp.conf",
-    "etc/passwd",
-    "etc/shadow",
-    "etc/vmware/esx.conf",
-    "etc/vmware/ssl/rui.key",
-];
+use crate::testenv::{tree, TestEnv, ESXI_SELECTED};
 
 /// An old host with a backup in its bootbank, one file owned by 1234:5678 when we can chown.
 fn old_host() -> TestEnv {
@@ -31,7 +22,7 @@ fn old_host() -> TestEnv {
 fn saved(root: &Path) -> Vec<(String, u32, u32, u32, i64, Vec<u8>)> {
     tree(root)
         .into_iter()
-        .filter(|f| SAVED.contains(&f.0.as_str()))
+        .filter(|f| ESXI_SELECTED.contains(&f.0.as_str()))
         .collect()
 }
 
@@ -54,18 +45,18 @@ fn restore_into_an_empty_root_reproduces_every_file_and_then_plans_nothing() {
         .run(&["restore", archive, "--dry-run", "--json"])
         .ok()
         .json();
-    assert_eq!(strings(&plan["create"]), SAVED);
+    assert_eq!(strings(&plan["create"]), ESXI_SELECTED);
     assert_eq!(plan.as_object().unwrap().len(), 3, "{plan}");
     assert!(!new.path("etc/hosts").exists(), "--dry-run wrote");
 
     let done = new.run(&["restore", archive, "--json"]).ok().json();
-    assert_eq!(strings(&done["create"]), SAVED);
+    assert_eq!(strings(&done["create"]), ESXI_SELECTED);
     assert!(
         done.get("undo").is_none(),
         "nothing overwritten, yet an undo: {done}"
     );
     assert_eq!(saved(&new.root), saved(&old.root));
-    assert_eq!(saved(&new.root).len(), SAVED.len());
+    assert_eq!(saved(&new.root).len(), ESXI_SELECTED.len());
     let shadow = fs::metadata(new.path("etc/shadow")).unwrap();
     assert_eq!(shadow.mode() & 0o7777, 0o1400, "sticky bit lost");
     if unsafe { libc::geteuid() } == 0 {
@@ -78,7 +69,7 @@ fn restore_into_an_empty_root_reproduces_every_file_and_then_plans_nothing() {
         .run(&["restore", archive, "--dry-run", "--json"])
         .ok()
         .json();
-    assert_eq!(strings(&again["unchanged"]), SAVED);
+    assert_eq!(strings(&again["unchanged"]), ESXI_SELECTED);
     assert!(strings(&again["create"]).is_empty() && strings(&again["overwrite"]).is_empty());
 }
 
@@ -168,5 +159,5 @@ fn the_default_archive_is_the_next_boot_banks() {
     env.file("etc/hosts", Some("edited\n"), 0o1644);
     let plan = env.run(&["restore", "--dry-run", "--json"]).ok().json();
     assert_eq!(strings(&plan["overwrite"]), ["etc/hosts"]);
-    assert_eq!(strings(&plan["unchanged"]).len(), SAVED.len() - 1);
+    assert_eq!(strings(&plan["unchanged"]).len(), ESXI_SELECTED.len() - 1);
 }

@@ -229,3 +229,37 @@ pub fn tree(dir: &Path) -> Vec<(String, u32, u32, u32, i64, Vec<u8>)> {
     files.sort();
     files
 }
+
+/// `bytes` as one gzip member (fast level: tests build many archives).
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A ustar archive of regular files `(name, content, mode)`, owned by 0:0, mtime [`MTIME`].
+pub fn tar_of(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, data, mode) in files {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(*mode);
+        header.set_mtime(MTIME as u64);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, name, *data).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+/// The files [`TestEnv::esxi`] flags: what a backup of it selects.
+pub const ESXI_SELECTED: [&str; 6] = [
+    "etc/hosts",
+    "etc/ntp.conf",
+    "etc/passwd",
+    "etc/shadow",
+    "etc/vmware/esx.conf",
+    "etc/vmware/ssl/rui.key",
+];

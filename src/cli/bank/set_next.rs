@@ -45,9 +45,7 @@ pub fn run(host: &Host, out: &Output, args: &SetNextArgs) -> Result<ExitCode> {
             wait: Duration::from_secs(args.wait),
         },
     )?;
-    for warning in &report.warnings {
-        out.warn(warning);
-    }
+    out.warn_all(&report.warnings);
     if out.json {
         out.json(&report)?;
         return Ok(Exit::Success.into());

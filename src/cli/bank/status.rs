@@ -25,9 +25,7 @@ pub struct StatusArgs {}
 
 pub fn run(host: &Host, out: &Output, _args: &StatusArgs) -> Result<ExitCode> {
     let report = bank_status(host)?;
-    for warning in &report.warnings {
-        out.warn(warning);
-    }
+    out.warn_all(&report.warnings);
     if out.json {
         out.json(&report)?;
     } else {

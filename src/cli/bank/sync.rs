@@ -39,9 +39,7 @@ pub fn run(host: &Host, out: &Output, args: &SyncArgs) -> Result<ExitCode> {
             wait: Duration::from_secs(args.wait),
         },
     )?;
-    for warning in &report.warnings {
-        out.warn(warning);
-    }
+    out.warn_all(&report.warnings);
     if out.json {
         out.json(&report)?;
     } else if !out.quiet {
