@@ -19,8 +19,9 @@ use crate::syslog::{self, Severity};
 a state.tgz or a configBundle-*.tgz (Manifest.txt + state.tgz). It is verified completely; an \
 archive from another release than the next-boot bank's build is refused always, even with \
 --force (a bundle's RELEASELEVEL build-N must match the number ending boot.cfg's build, and a \
-recorded statectl build must equal it); a bundle from another host UUID (/system/uuid in \
-etc/vmware/esx.conf, else etc/machine-id) is refused unless --force. Then the archive is copied \
+recorded statectl build must equal it); an archive from another host UUID (a bundle's UUID; \
+for a state.tgz, /system/uuid in its etc/vmware/esx.conf, else its etc/machine-id; compared with \
+this host's) is refused unless --force. Then the archive is copied \
 atomically, read back and checked, as state.tgz into the next-boot bank, and boot.cfg is made to \
 list it. Nothing changes on the running host: the files take effect at the next boot. Reboot \
 without a shutdown backup (reboot -f), or that backup (and the hourly one) saves the running \
@@ -33,7 +34,7 @@ pub struct InstallArgs {
     /// The state.tgz or configBundle-*.tgz to install
     #[arg(value_name = "ARCHIVE")]
     pub archive: PathBuf,
-    /// Install a bundle from another host UUID (never overrides a build mismatch)
+    /// Install an archive from another host UUID (never overrides a build mismatch)
     #[arg(long)]
     pub force: bool,
 }

@@ -3,8 +3,10 @@
 //!
 //! Checks, in order: the input is a `state.tgz` or a bundle (`archive::bundle`); the archive
 //! verifies completely; its release matches the next-boot bank's `build` (never forceable,
-//! as ESXi: state from another release can leave a host that does not boot); a bundle's UUID
-//! matches this host's (forceable). Then, under the bank lock, the verified copy into the bank
+//! as ESXi: state from another release can leave a host that does not boot); the UUID it comes
+//! from (a bundle's `UUID`, else `/system/uuid` of the archive's own `etc/vmware/esx.conf` or
+//! its `etc/machine-id`) matches this host's (forceable; not checked when the archive names
+//! none). Then, under the bank lock, the verified copy into the bank
 //! and `boot.cfg` made to list `state.tgz`. Nothing in the bank changes before every check
 //! passed.
 //!
@@ -15,13 +17,16 @@
 //! equal the bank's `build` as well. A bare `state.tgz` without a recorded build cannot be
 //! checked: it is installed with a warning.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::archive::bundle::{open_input, release_matches, BundleManifest, Input};
-use crate::archive::{open_archive, read_archive_from, ArchiveSummary, CheckOnly, STATE_NAME};
+use crate::archive::{
+    open_archive, read_archive_from, ArchiveSummary, EntryKind, InnerEntry, Visitor, STATE_NAME,
+};
 use crate::atomic;
 use crate::bank::install::{copy_verified, list_state_in_boot_cfg};
 use crate::bank::{lock, lock_banks, next_boot, read_banks, Bank};
@@ -49,19 +54,59 @@ pub struct InstallReport {
     pub warnings: Vec<String>,
 }
 
+/// The files a host's UUID is read from, root-relative.
+const ESX_CONF: &str = "etc/vmware/esx.conf";
+const MACHINE_ID: &str = "etc/machine-id";
+/// Larger identity files are not looked at (a real esx.conf is tens of KiB).
+const IDENTITY_MAX: u64 = 4 << 20;
+
 /// This host's UUID: `/system/uuid` in `etc/vmware/esx.conf`, else `etc/machine-id`.
 pub fn host_uuid(host: &Host) -> Option<String> {
-    if let Ok(text) = std::fs::read_to_string(host.root.join("etc/vmware/esx.conf")) {
-        if let Some(uuid) = esx_conf_value(&text, "/system/uuid") {
-            return Some(uuid);
-        }
+    let read = |rel: &str| std::fs::read_to_string(host.root.join(rel)).ok();
+    uuid_from(read(ESX_CONF).as_deref(), read(MACHINE_ID).as_deref())
+}
+
+fn uuid_from(esx_conf: Option<&str>, machine_id: Option<&str>) -> Option<String> {
+    if let Some(uuid) = esx_conf.and_then(|text| esx_conf_value(text, "/system/uuid")) {
+        return Some(uuid);
     }
-    let text = std::fs::read_to_string(host.root.join("etc/machine-id")).ok()?;
-    text.lines()
+    machine_id?
+        .lines()
         .next()
         .map(str::trim)
         .filter(|id| !id.is_empty())
         .map(str::to_string)
+}
+
+/// Keeps the archive's identity files while the reader checks the whole archive, so the UUID
+/// of a bare `state.tgz` is known without a second read.
+#[derive(Default)]
+struct IdentityFiles {
+    esx_conf: Option<String>,
+    machine_id: Option<String>,
+}
+
+impl Visitor for IdentityFiles {
+    fn entry(&mut self, entry: &InnerEntry, data: &mut dyn Read) -> Result<()> {
+        let (Ok(path), EntryKind::File) = (&entry.path, entry.meta.kind) else {
+            return Ok(());
+        };
+        let slot = match path.as_str() {
+            ESX_CONF => &mut self.esx_conf,
+            MACHINE_ID => &mut self.machine_id,
+            _ => return Ok(()),
+        };
+        let mut text = Vec::new();
+        data.take(IDENTITY_MAX).read_to_end(&mut text)?;
+        *slot = Some(String::from_utf8_lossy(&text).into_owned());
+        Ok(())
+    }
+}
+
+impl IdentityFiles {
+    fn uuid(&self) -> Option<String> {
+        uuid_from(self.esx_conf.as_deref(), self.machine_id.as_deref())
+    }
 }
 
 /// The next-boot bank and its build, or a message saying why there is none.
@@ -95,17 +140,22 @@ pub fn install(host: &Host, options: &InstallOptions) -> Result<InstallReport> {
             Some(manifest),
         ),
     };
+    let mut identity = IdentityFiles::default();
     let summary = read_archive_from(
         open_archive(&state_path)?,
         &shown_as,
         &host.limits,
-        &mut CheckOnly,
+        &mut identity,
     )?;
     summary.ensure_safe()?;
     let mut warnings = Vec::new();
     check_release(source, &summary, manifest, &bank, &build, &mut warnings)?;
-    if let Some(manifest) = manifest {
-        check_uuid(host, source, manifest, options.force, &mut warnings)?;
+    let origin = match manifest {
+        Some(bundle) => Some(bundle.uuid.clone()),
+        None => identity.uuid(),
+    };
+    if let Some(origin) = origin {
+        check_uuid(host, source, &origin, options.force, &mut warnings)?;
     }
     let _lock = lock_banks(&run_dir, &[bank.path.as_path()], lock::DEFAULT_WAIT)?;
     // Advisory: leftovers of a killed run only cost space.
@@ -170,18 +220,17 @@ fn check_release(
 fn check_uuid(
     host: &Host,
     source: &Path,
-    bundle: &BundleManifest,
+    origin: &str,
     force: bool,
     warnings: &mut Vec<String>,
 ) -> Result<()> {
     let ours = host_uuid(host);
-    if ours.as_deref() == Some(bundle.uuid.as_str()) {
+    if ours.as_deref() == Some(origin) {
         return Ok(());
     }
     let what = format!(
-        "bundle `{}` comes from host UUID `{}`, this host's is `{}`",
+        "`{}` comes from host UUID `{origin}`, this host's is `{}`",
         source.display(),
-        bundle.uuid,
         ours.as_deref().unwrap_or("unknown")
     );
     if force {

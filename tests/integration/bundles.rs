@@ -118,21 +118,32 @@ fn another_uuid_needs_force_and_another_build_is_never_installed() {
     }
 }
 
+/// A bare state.tgz carries its host's UUID in its own `etc/vmware/esx.conf`: another host
+/// needs --force; another build is never installed.
 #[test]
-fn a_bare_state_tgz_from_another_build_is_refused_even_forced() {
+fn a_bare_state_tgz_is_checked_for_its_host_uuid_and_build() {
     let old = TestEnv::esxi();
     old.run(&["backup"]).ok();
     let archive = old.state("bootbank");
-    let same = new_host("x", BUILD);
-    same.run(&["install", archive.to_str().unwrap()]).ok();
+    let archive_arg = archive.to_str().unwrap();
+    let same = new_host("5f1c-01", BUILD);
+    same.run(&["install", archive_arg]).ok();
     assert_eq!(
         fs::read(same.state("bootbank")).unwrap(),
         fs::read(&archive).unwrap()
     );
-    let upgraded = new_host("x", "8.0.1-0.0.21495797");
-    upgraded
-        .run(&["install", "--force", archive.to_str().unwrap()])
-        .code(1);
+    let other = new_host("x", BUILD);
+    let err = other.run(&["install", archive_arg]).code(1);
+    assert!(
+        err.stderr.contains("UUID `5f1c-01`") && err.stderr.contains("--force"),
+        "{}",
+        err.stderr
+    );
+    assert!(!other.state("bootbank").exists());
+    other.run(&["install", "--force", archive_arg]).ok();
+    assert!(other.state("bootbank").exists());
+    let upgraded = new_host("5f1c-01", "8.0.1-0.0.21495797");
+    upgraded.run(&["install", "--force", archive_arg]).code(1);
     assert!(!upgraded.state("bootbank").exists());
 }
 
