@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use flate2::{write::GzEncoder, Compression};
 use tar::EntryType;
 
-use crate::testenv::TestEnv;
+use crate::testenv::{relative, TestEnv};
 
 /// Commands run on every hostile archive; `{archive}` is its path, `{out}` a fresh directory
 /// path that does not exist yet.
@@ -204,12 +204,7 @@ fn snapshot(dir: &Path, run_dir: &Path) -> Snapshot {
                     .into_encoded_bytes(),
                 _ => Vec::new(),
             };
-            let rel = e
-                .path()
-                .strip_prefix(dir)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
+            let rel = relative(dir, e.path());
             let mode = meta.permissions().mode();
             (
                 rel,

@@ -201,6 +201,14 @@ pub fn sh(dir: &Path, script: &str) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// `path` relative to `dir`, as a string.
+pub fn relative(dir: &Path, path: &Path) -> String {
+    path.strip_prefix(dir)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// (path, mode, uid, gid, mtime, content) of every regular file under `dir`, sorted.
 pub fn tree(dir: &Path) -> Vec<(String, u32, u32, u32, i64, Vec<u8>)> {
     use std::os::unix::fs::MetadataExt;
@@ -210,14 +218,8 @@ pub fn tree(dir: &Path) -> Vec<(String, u32, u32, u32, i64, Vec<u8>)> {
         .filter(|e| e.file_type().is_file())
         .map(|e| {
             let meta = e.metadata().unwrap();
-            let rel = e
-                .path()
-                .strip_prefix(dir)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
             (
-                rel,
+                relative(dir, e.path()),
                 meta.mode() & 0o7777,
                 meta.uid(),
                 meta.gid(),
