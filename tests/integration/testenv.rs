@@ -106,8 +106,20 @@ impl TestEnv {
         self.bank(bank).join("state.tgz")
     }
 
-    /// Writes a flagged (mode 1644) file.
+    /// Writes a modified image file as ESXi leaves it: the file (mode 1644) and, when missing,
+    /// its `.#` branch (the image's original), so the selection persists it.
     pub fn flagged(&self, rel: &str, content: &str) -> &Self {
+        self.file(rel, Some(content), 0o1644);
+        let branch = branch_of(rel);
+        if !self.root.join(&branch).exists() {
+            self.file(&branch, Some("image default\n"), 0o644);
+        }
+        self
+    }
+
+    /// Writes an unmodified image file: T-flagged (mode 1644), no branch; not persisted
+    /// unless the config says `select = "sticky"`.
+    pub fn unmodified(&self, rel: &str, content: &str) -> &Self {
         self.file(rel, Some(content), 0o1644)
     }
 
@@ -199,6 +211,14 @@ pub fn sh(dir: &Path, script: &str) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The `.#` branch path of a root-relative path (`etc/hosts` -> `etc/.#hosts`).
+pub fn branch_of(rel: &str) -> String {
+    match rel.rsplit_once('/') {
+        Some((dir, name)) => format!("{dir}/.#{name}"),
+        None => format!(".#{rel}"),
+    }
 }
 
 /// `path` relative to `dir`, as a string.
