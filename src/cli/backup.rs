@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
+use serde::Serialize;
 
 use super::Output;
 use crate::exit::Exit;
@@ -58,14 +59,28 @@ impl BackupArgs {
     }
 }
 
+/// The JSON form: the report and every warning, the selection's notes included.
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    #[serde(flatten)]
+    report: &'a BackupReport,
+    warnings: Vec<&'a String>,
+}
+
 pub fn run(host: &Host, out: &Output, args: &BackupArgs) -> Result<ExitCode> {
     let report = backup(host, &args.options())?;
     out.warn_all(&report.warnings);
+    for note in &report.notes {
+        out.detail(&format!("warning: {note}"));
+    }
     if report.action == Action::Written {
         log_written(&report);
     }
     if out.json {
-        out.json(&report)?;
+        out.json(&JsonReport {
+            report: &report,
+            warnings: report.warnings.iter().chain(&report.notes).collect(),
+        })?;
         return Ok(Exit::Success.into());
     }
     let talk =

@@ -16,7 +16,9 @@ use crate::archive::{self, writer::ArchiveLabel, SourceFile, WrittenArchive, STA
 use crate::atomic;
 use crate::bank::install::{copy_verified, ensure_state_listed};
 use crate::bank::{lock_banks, next_boot, read_banks, BankName, BootCfg};
-use crate::detect::{cache::cache_path, detect, now_secs, Archived, Cache, ChangeSet, StatKey};
+use crate::detect::{
+    cache::cache_path, detect, now_secs, Archived, Cache, ChangeSet, Detection, StatKey,
+};
 use crate::error::Error;
 use crate::host::Host;
 
@@ -56,10 +58,24 @@ pub struct BackupReport {
     pub removed: Vec<String>,
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// What the selection skipped (shown with `-v` and in JSON).
+    #[serde(skip)]
+    pub notes: Vec<String>,
 }
 
 /// Runs a backup of `host` as `options` say.
 pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
+    let mut notes = Vec::new();
+    let mut done = run_backup(host, options, &mut notes)?;
+    done.notes = notes;
+    Ok(done)
+}
+
+fn run_backup(
+    host: &Host,
+    options: &BackupOptions,
+    notes: &mut Vec<String>,
+) -> Result<BackupReport> {
     host.check_root()?;
     let rules = host.selection()?;
     let (targets, mut warnings) = target_banks(host, options)?;
@@ -99,9 +115,18 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
             archive_path.display()
         ));
     }
+    notes.extend(detection.selected.notes.iter().cloned());
+    let nothing_to_save = guard_empty_selection(host, &detection, &archive_path, options)?;
+    if nothing_to_save {
+        warnings.push(format!(
+            "nothing is selected under root `{}` (no file with a .# branch); no archive written",
+            host.root.display()
+        ));
+    }
     let changes = detection.changes.clone();
     let unreadable = matches!(detection.archived, Archived::Unreadable(_));
-    let must_write = options.force || options.shutdown || unreadable || !changes.is_empty();
+    let must_write = !nothing_to_save
+        && (options.force || options.shutdown || unreadable || !changes.is_empty());
     if !must_write || options.dry_run {
         let action = if options.dry_run {
             Action::DryRun
@@ -188,6 +213,32 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
     ))
 }
 
+/// An empty selection never replaces a non-empty archive without `--force`; returns true when
+/// nothing is selected and there is no archive (nothing to write). An unreadable archive is
+/// replaced as always: a corrupt `state.tgz` listed in `boot.cfg` can stop the host booting.
+fn guard_empty_selection(
+    host: &Host,
+    detection: &Detection,
+    archive_path: &Path,
+    options: &BackupOptions,
+) -> Result<bool> {
+    if !detection.current.is_empty() || options.force {
+        return Ok(false);
+    }
+    let held = match &detection.archived {
+        Archived::Missing => return Ok(true),
+        Archived::Present { records, .. } if !records.is_empty() => records.len(),
+        _ => return Ok(false),
+    };
+    bail!(
+        "nothing is selected under root `{}`, so backup would replace `{}` and its {held} files with an \
+         empty archive; it was kept; check --root (a wrong root selects nothing) and that the \
+         modified files still have their .# branches, or pass --force to write the empty archive",
+        host.root.display(),
+        archive_path.display()
+    )
+}
+
 /// Gives `bank` the primary archive when an interrupted run left it behind (the primary was
 /// written, this copy was not); returns boot.cfg warnings. The stat cache vouches for a bank
 /// already in sync, so the no-change path reads nothing there.
@@ -247,6 +298,7 @@ fn report(
         modified: changes.modified,
         removed: changes.removed,
         warnings,
+        notes: Vec::new(),
     }
 }
 
