@@ -2,8 +2,9 @@
 //!
 //! # Security
 //! Every path is walked one component at a time from an open descriptor of the root with
-//! `O_NOFOLLOW | O_DIRECTORY`, so no component may be a symlink (the walk refuses, naming it)
-//! and nothing can land outside the root, even when the root is `/` and even if a link is
+//! `O_NOFOLLOW | O_DIRECTORY` ([`super::walk`]): a directory symlink among the parents is
+//! resolved by that walk *within* the root (a link whose target is missing there is refused),
+//! so nothing can land outside the root, even when the root is `/` and even if a link is
 //! planted while we work. The file itself goes to a 0600 temp file in its directory (created
 //! `O_EXCL | O_NOFOLLOW`), gets owner, all 12 mode bits and mtime through its descriptor, is
 //! fsynced and renamed over the name, and the directory is fsynced. Renaming over a symlink
@@ -21,6 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{bail, Context, Result};
 use rustix::fs::{self as rfs, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
+
+use super::walk::{Walk, DIR_FLAGS};
 
 /// Metadata a placed file gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,10 +63,6 @@ pub struct Staged {
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-const DIR_FLAGS: OFlags = OFlags::DIRECTORY
-    .union(OFlags::NOFOLLOW)
-    .union(OFlags::RDONLY)
-    .union(OFlags::CLOEXEC);
 
 impl Placer {
     /// Opens `root`, which must be an existing directory.
@@ -112,6 +111,14 @@ impl Placer {
                 })
             }
         }
+    }
+
+    /// True when `rel` is a directory, reached through in-root directory links if need be.
+    pub fn is_directory(&self, rel: &str) -> Result<bool> {
+        let (parents, name) = split(rel)?;
+        let mut parts = parents;
+        parts.push(name);
+        Ok(self.walk(&parts, false)?.is_some())
     }
 
     /// Opens the existing regular file at `rel` for reading, through no link.
@@ -199,47 +206,15 @@ impl Placer {
     }
 
     /// Walks `parts` below the root, optionally creating missing directories; `None` when a
-    /// part is missing and `create` is false.
+    /// part is missing and `create` is false. Directory links resolve within the root.
     fn walk(&self, parts: &[&str], create: bool) -> Result<Option<OwnedFd>> {
-        let mut dir = rfs::openat(&self.root_fd, ".", DIR_FLAGS, Mode::empty())
-            .map_err(io::Error::from)
-            .with_context(|| format!("cannot open `{}`", self.root.display()))?;
-        let mut path = self.root.clone();
-        for part in parts {
-            path.push(part);
-            let next = match rfs::openat(&dir, *part, DIR_FLAGS, Mode::empty()) {
-                Ok(fd) => fd,
-                Err(Errno::NOENT) if !create => return Ok(None),
-                Err(Errno::NOENT) => {
-                    match rfs::mkdirat(&dir, *part, Mode::from_raw_mode(0o755)) {
-                        Ok(()) => {
-                            let rel = path.strip_prefix(&self.root).unwrap_or(&path);
-                            let rel = rel.to_string_lossy().into_owned();
-                            self.created.borrow_mut().push(rel);
-                        }
-                        Err(Errno::EXIST) => {}
-                        Err(err) => {
-                            return Err(io::Error::from(err)).with_context(|| {
-                                format!("cannot create directory `{}`", path.display())
-                            })
-                        }
-                    }
-                    rfs::openat(&dir, *part, DIR_FLAGS, Mode::empty())
-                        .map_err(io::Error::from)
-                        .with_context(|| format!("cannot open `{}`", path.display()))?
-                }
-                Err(Errno::LOOP) | Err(Errno::NOTDIR) => bail!(
-                    "`{}` is a symlink or not a directory; refusing to write through it",
-                    path.display()
-                ),
-                Err(err) => {
-                    return Err(io::Error::from(err))
-                        .with_context(|| format!("cannot open `{}`", path.display()))
-                }
-            };
-            dir = next;
-        }
-        Ok(Some(dir))
+        let walk = Walk {
+            root_fd: &self.root_fd,
+            root: &self.root,
+        };
+        walk.walk(parts, create, &mut |rel| {
+            self.created.borrow_mut().push(rel)
+        })
     }
 }
 

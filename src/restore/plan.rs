@@ -93,6 +93,8 @@ pub fn plan(placer: &Placer, summary: &ArchiveSummary) -> Result<Plan> {
             Existing::Absent => plan.new_directories.push(dir.clone()),
             // `Placer::existing` names a directory this way.
             Existing::Other("a directory") => {}
+            // A directory link that resolves to a directory inside the root (walked through).
+            Existing::Other("a symlink") if placer.is_directory(dir)? => {}
             Existing::File { .. } => refuse(placer, dir, "a regular file")?,
             Existing::Other(kind) => refuse(placer, dir, kind)?,
         }

@@ -325,7 +325,8 @@ fn an_empty_selection_never_replaces_a_full_archive_unless_forced() {
     let out = env.run(&["backup"]).code(1);
     assert!(out.stderr.contains("nothing is selected"), "{}", out.stderr);
     assert!(
-        out.stderr.contains(&env.state("bootbank").display().to_string()),
+        out.stderr
+            .contains(&env.state("bootbank").display().to_string()),
         "{}",
         out.stderr
     );
