@@ -143,6 +143,29 @@ impl Selection {
         Ok(selection)
     }
 
+    /// The paths in `paths` that no selection by these rules could produce: not under a
+    /// scanned directory, an include, a required file or ESXi's ConfigStore backup (in every
+    /// real 7.x archive).
+    pub fn outside<'a>(&self, paths: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+        let bases: Vec<&str> = self
+            .scan
+            .iter()
+            .chain(&self.include)
+            .chain(&self.include_if_present)
+            .chain(&self.required)
+            .map(String::as_str)
+            .chain([CONFIGSTORE_BACKUP])
+            .collect();
+        paths
+            .filter(|path| {
+                !bases.iter().any(|base| {
+                    path.strip_prefix(base)
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+                })
+            })
+            .collect()
+    }
+
     /// True when a root-relative path matches an `exclude` pattern.
     pub fn is_excluded(&self, rel: &str) -> bool {
         !self.exclude_patterns.is_empty() && self.exclude.is_match(rel)
@@ -214,6 +237,18 @@ mod tests {
         let sticky = Selection::parse("select = \"sticky\"").unwrap();
         assert_eq!(sticky.rule, Rule::Sticky);
         assert!(Selection::parse("select = \"all\"").is_err());
+    }
+
+    #[test]
+    fn members_outside_scanned_and_included_paths_are_found() {
+        let rules = Selection::default();
+        let paths = [
+            "etc/hosts",
+            "hosts",
+            "etcx/a",
+            "var/lib/vmware/configstore/backup/x",
+        ];
+        assert_eq!(rules.outside(paths.into_iter()), vec!["hosts", "etcx/a"]);
     }
 
     #[test]

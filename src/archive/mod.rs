@@ -25,7 +25,7 @@ pub use reader::{
     EntryKind, InnerEntry, Visitor,
 };
 pub use record::FileRecord;
-pub use verify::{verify_archive, VerifyReport};
+pub use verify::{verify_against, verify_archive, VerifyReport};
 pub use writer::{write_archive, ArchiveLabel, SourceFile, WrittenArchive};
 
 /// Name of the inner archive member.

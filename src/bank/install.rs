@@ -8,7 +8,7 @@
 //! it never names a missing one.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -135,9 +135,92 @@ pub fn ensure_state_listed(banks: &[PathBuf]) -> Result<Vec<String>> {
     Ok(warnings)
 }
 
+/// The boot options file of a bank (`esxcfg-info -c` output, gzip'd).
+pub const USEROPTS: &str = "useropts.gz";
+/// Larger decompressed boot options are refused (real ones are a line).
+const USEROPTS_MAX: u64 = 64 << 10;
+
+/// The decompressed `useropts.gz` of `bank`, trailing newlines removed (as `$(...)` in
+/// `firmwareConfig.sh` does); `None` when the bank has none.
+pub fn read_useropts(bank: &Path) -> Result<Option<String>> {
+    let path = bank.join(USEROPTS);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("cannot open `{}`", path.display())),
+    };
+    let mut text = Vec::new();
+    flate2::read::MultiGzDecoder::new(file)
+        .take(USEROPTS_MAX + 1)
+        .read_to_end(&mut text)
+        .with_context(|| format!("cannot decompress `{}`", path.display()))?;
+    if text.len() as u64 > USEROPTS_MAX {
+        bail!(
+            "`{}` holds over {USEROPTS_MAX} bytes of boot options",
+            path.display()
+        );
+    }
+    let text = String::from_utf8_lossy(&text);
+    Ok(Some(text.trim_end_matches('\n').to_string()))
+}
+
+/// Applies a bundle's boot options to `bank` as `firmwareConfig.sh --restore` does:
+/// `useropts.gz` becomes USEROPTS and a newline, gzip'd (`echo "$USEROPTS" | gzip`), replaced
+/// atomically; `kernelopt=` becomes KERNELOPTS, through the one-line `boot.cfg` rewrite (every
+/// other byte kept). A bank without `boot.cfg` gets only `useropts.gz`.
+pub fn apply_boot_options(bank: &Path, kernelopts: &str, useropts: &str) -> Result<()> {
+    let fail = || {
+        format!(
+            "cannot write the bundle's boot options into bank `{}`; check that it is mounted \
+             read-write and has free space",
+            bank.display()
+        )
+    };
+    let cfg_path = bank.join("boot.cfg");
+    let updated = if cfg_path.exists() {
+        let cfg = BootCfg::load(&cfg_path)?;
+        let updated = cfg
+            .with_value("kernelopt", kernelopts)
+            .map_err(|reason| anyhow::anyhow!("`{}`: {reason}", cfg_path.display()))?;
+        (updated.text() != cfg.text()).then_some(updated)
+    } else {
+        None
+    };
+    let mut temp = atomic::temp_in(bank).with_context(fail)?;
+    let mut gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(temp.as_file_mut(), flate2::Compression::default());
+    gz.write_all(format!("{useropts}\n").as_bytes())
+        .and_then(|()| gz.finish().map(|_| ()))
+        .with_context(fail)?;
+    atomic::commit(temp, &bank.join(USEROPTS)).with_context(fail)?;
+    if let Some(updated) = updated {
+        bootcfg::save(&cfg_path, &updated).with_context(fail)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boot_options_land_and_round_trip() {
+        let bank = tempfile::tempdir().unwrap();
+        let cfg = "bootstate=0\r\nkernelopt=old\r\nmodules=b.b00\r\nbuild=1\r\nupdated=1\r\n";
+        std::fs::write(bank.path().join("boot.cfg"), cfg).unwrap();
+        assert_eq!(read_useropts(bank.path()).unwrap(), None);
+        apply_boot_options(bank.path(), "autoPartition=FALSE", "noIOMMU").unwrap();
+        let text = std::fs::read_to_string(bank.path().join("boot.cfg")).unwrap();
+        assert_eq!(
+            text,
+            cfg.replace("kernelopt=old", "kernelopt=autoPartition=FALSE")
+        );
+        assert_eq!(
+            read_useropts(bank.path()).unwrap().as_deref(),
+            Some("noIOMMU")
+        );
+    }
 
     #[test]
     fn copy_is_byte_exact_private_and_leaves_no_temp() {

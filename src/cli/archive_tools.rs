@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::Output;
-use crate::archive::{read_archive, record::mode_string, verify_archive, CheckOnly, Level};
+use crate::archive::{read_archive, record::mode_string, verify_against, CheckOnly, Level};
 use crate::exit::Exit;
 use crate::host::Host;
 use crate::ops::archive_path::archive_or_default;
@@ -77,7 +77,9 @@ pub struct VerifyArgs {
 
 pub fn verify(host: &Host, out: &Output, args: &VerifyArgs) -> Result<ExitCode> {
     let archive = archive_or_default(host, args.archive.as_ref())?;
-    let report = verify_archive(&archive, &host.limits);
+    // Member-path warnings need the rules; a broken config must not stop a verify.
+    let rules = host.selection().ok();
+    let report = verify_against(&archive, &host.limits, rules.as_ref());
     if out.json {
         out.json(&report)?;
     } else {

@@ -2,9 +2,12 @@
 //!
 //! The bundle carries the next-boot bank's current `state.tgz` as it is, verified first and
 //! copied from the same open file under the bank lock; export does not run a backup (run
-//! `statectl backup` first to include pending changes). `RELEASELEVEL` is the bank's `build`
-//! in `vmware -v` form, `UUID` this host's, `KERNELOPTS` the bank's `kernelopt`, `USEROPTS`
-//! empty. Bundles are written atomically (temp file in DIR, fsync, rename), 0600. `--keep N`
+//! `statectl backup` first to include pending changes). `Manifest.txt` is what the real
+//! `firmwareConfig.sh --restore` compares and applies: `RELEASELEVEL` is `vmware -l` output
+//! (where that command is missing: `VMware ESXi <version of the bank's build>`, with a warning
+//! that ESXi compares the update level too and may refuse it), `UUID` this host's,
+//! `KERNELOPTS` the bank's `kernelopt`, `USEROPTS` the bank's decompressed `useropts.gz` (the
+//! real restore writes it back, so an empty one would blank the host's boot options). Bundles are written atomically (temp file in DIR, fsync, rename), 0600. `--keep N`
 //! removes this host's older bundles beyond the newest N, matching only names of the exact
 //! form `configBundle-<this host>-<yyyymmddThhmmssZ>.tgz` that are regular files; the bundle
 //! just written is always kept.
@@ -14,12 +17,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::archive::bundle::{release_level, write_bundle, BundleManifest};
+use crate::archive::bundle::{write_bundle, BundleManifest};
 use crate::archive::{open_archive, read_archive_from, CheckOnly};
 use crate::atomic;
+use crate::bank::install::read_useropts;
 use crate::bank::{lock, lock_banks, Bank};
 use crate::host::Host;
 use crate::ops::install::{host_uuid, next_bank};
+use crate::ops::release::HostRelease;
 use crate::ops::restore::shown;
 
 #[derive(Debug, Clone)]
@@ -35,6 +40,8 @@ pub struct ExportReport {
     pub source: PathBuf,
     pub files: usize,
     pub removed: Vec<PathBuf>,
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// Writes a bundle of the next-boot bank's archive into `options.to`.
@@ -56,7 +63,8 @@ pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
         .with_context(|| format!("cannot open archive `{}`", state.display()))?;
     let summary = read_archive_from(reader, &state, &host.limits, &mut CheckOnly)?;
     summary.ensure_safe()?;
-    let manifest = bundle_manifest(host, &bank, &build);
+    let mut warnings = Vec::new();
+    let manifest = bundle_manifest(host, &bank, &build, &mut warnings)?;
     let name = safe_host_name(&host.hostname());
     let now = super::clock::now();
     let target = dir.join(format!(
@@ -88,23 +96,48 @@ pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
         source: shown(&state),
         files: summary.files.len(),
         removed,
+        warnings,
     })
 }
 
 /// `Manifest.txt` for this host and bank, as `firmwareConfig.sh --backup` writes it.
-fn bundle_manifest(host: &Host, bank: &Bank, build: &str) -> BundleManifest {
+fn bundle_manifest(
+    host: &Host,
+    bank: &Bank,
+    build: &str,
+    warnings: &mut Vec<String>,
+) -> Result<BundleManifest> {
     let kernelopts = bank
         .cfg
         .as_ref()
         .ok()
         .and_then(|cfg| cfg.get("kernelopt"))
         .unwrap_or_default();
-    BundleManifest {
-        release_level: release_level(build),
+    let release = HostRelease::of_host(build);
+    if let HostRelease::FromBuild(level) = &release {
+        warnings.push(format!(
+            "`vmware -l` is not available here, so RELEASELEVEL is `{level}` (from build \
+             {build}); ESXi's firmwareConfig.sh compares it with its own `vmware -l`, which \
+             names the update level too, and may refuse the bundle"
+        ));
+    }
+    let useropts = match read_useropts(&bank.path)? {
+        Some(text) => text.replace('\n', " "),
+        None => {
+            warnings.push(format!(
+                "bank `{}` has no useropts.gz; USEROPTS is empty, and restoring this bundle \
+                 clears the boot options",
+                bank.path.display()
+            ));
+            String::new()
+        }
+    };
+    Ok(BundleManifest {
+        release_level: release.text().to_string(),
         uuid: host_uuid(host).unwrap_or_default(),
         kernelopts: kernelopts.to_string(),
-        useropts: String::new(),
-    }
+        useropts,
+    })
 }
 
 /// A host name usable in a file name: anything but letters, digits, `.`, `_` and `-` becomes `_`.

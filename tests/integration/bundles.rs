@@ -1,21 +1,57 @@
 //! `install` and `export`: ESXi configuration bundles out of one host and into another, the
-//! UUID and build checks, and `--keep` pruning (issue 4's acceptance list).
+//! UUID and build checks, and `--keep` pruning (issue 4's acceptance list); bundles as
+//! `firmwareConfig.sh` writes and reads them, `vmware -l` stubbed on PATH (issue 13's).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::testenv::{outcome, TestEnv};
+use crate::testenv::{gzip, outcome, Outcome, TestEnv};
 
 const BUILD: &str = "7.0.3-0.20.19193900";
+/// What `vmware -l` prints on a host of [`BUILD`].
+const RELEASE: &str = "VMware ESXi 7.0.3 Update 3";
 
-/// Runs `export --to DIR` at the given clock.
+/// Puts a `vmware` stub answering `-l` with `level` into the host's temp dir; returns a PATH
+/// that finds it first.
+fn stub_vmware(env: &TestEnv, level: &str) -> String {
+    let bin = env.dir.path().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let script = format!("#!/bin/sh\n[ \"$1\" = -l ] && echo '{level}' && exit 0\nexit 1\n");
+    fs::write(bin.join("vmware"), script).unwrap();
+    fs::set_permissions(bin.join("vmware"), fs::Permissions::from_mode(0o755)).unwrap();
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// Runs statectl on `env` with `path` as PATH.
+fn run_with_path(env: &TestEnv, path: &str, args: &[&str]) -> Outcome {
+    outcome(env.command(args).env("PATH", path).output().unwrap())
+}
+
+/// Gives a bank the `useropts.gz` ESXi keeps there.
+fn useropts(env: &TestEnv, bank: &str, text: &str) {
+    fs::write(env.bank(bank).join("useropts.gz"), gzip(text.as_bytes())).unwrap();
+}
+
+fn read_useropts(env: &TestEnv, bank: &str) -> String {
+    let file = fs::File::open(env.bank(bank).join("useropts.gz")).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(file), &mut text).unwrap();
+    text
+}
+
+/// Runs `export --to DIR` at the given clock, with `vmware -l` answering [`RELEASE`].
 fn export_at(env: &TestEnv, dir: &Path, now: i64, extra: &[&str]) -> PathBuf {
     let mut args = vec!["export", "--to", dir.to_str().unwrap(), "--json"];
     args.extend_from_slice(extra);
     let output = env
         .command(&args)
         .env("STATECTL_NOW", now.to_string())
+        .env("PATH", stub_vmware(env, RELEASE))
         .output()
         .unwrap();
     let json = outcome(output).ok().json();
@@ -25,6 +61,7 @@ fn export_at(env: &TestEnv, dir: &Path, now: i64, extra: &[&str]) -> PathBuf {
 /// A host with a backup and a bundle of it.
 fn exported() -> (TestEnv, PathBuf) {
     let env = TestEnv::esxi();
+    useropts(&env, "bootbank", "vmkLinuxHost=1 ignoreHeadless=TRUE\n");
     env.run(&["backup"]).ok();
     let dir = env.dir.path().join("bundles");
     fs::create_dir(&dir).unwrap();
@@ -72,8 +109,8 @@ fn export_writes_the_esxi_layout_and_installs_on_a_matching_host() {
     assert_eq!(found[0].0, "Manifest.txt");
     assert_eq!(
         String::from_utf8_lossy(&found[0].1),
-        "RELEASELEVEL=VMware ESXi 7.0.3 build-19193900\nUUID=5f1c-01\n\
-         KERNELOPTS=autoPartition=FALSE\nUSEROPTS=\n"
+        "RELEASELEVEL=VMware ESXi 7.0.3 Update 3\nUUID=5f1c-01\n\
+         KERNELOPTS=autoPartition=FALSE\nUSEROPTS=vmkLinuxHost=1 ignoreHeadless=TRUE\n"
     );
     assert_eq!(
         found[1],
@@ -81,8 +118,14 @@ fn export_writes_the_esxi_layout_and_installs_on_a_matching_host() {
     );
 
     let new = new_host("5f1c-01", BUILD);
-    let out = new.run(&["install", bundle.to_str().unwrap()]).ok();
+    let path = stub_vmware(&new, RELEASE);
+    let out = run_with_path(&new, &path, &["install", bundle.to_str().unwrap()]).ok();
     assert!(out.stdout.contains("next boot"), "{}", out.stdout);
+    assert_eq!(
+        read_useropts(&new, "bootbank"),
+        "vmkLinuxHost=1 ignoreHeadless=TRUE\n",
+        "USEROPTS did not round-trip"
+    );
     assert_eq!(
         fs::read(new.state("bootbank")).unwrap(),
         fs::read(old.state("bootbank")).unwrap()

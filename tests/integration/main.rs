@@ -12,6 +12,7 @@ mod crash;
 mod errors;
 mod fat;
 mod faults;
+mod firmware;
 mod hostile;
 mod large_archive;
 mod load;
