@@ -18,9 +18,11 @@ use crate::syslog::{self, Severity};
 /// Save the flagged files into state.tgz on the next-boot bank, if anything changed
 #[derive(Debug, Clone, Args)]
 #[command(
-    long_about = "Selects the persisted files (sticky bit or a .# branch, plus the config's \
-include/required, minus exclude), compares them with the archive in the target bank, and writes a \
-new state.tgz only if a file was added, changed (content, mode, owner, mtime) or removed. The \
+    long_about = "Selects the persisted files (ESXi's rule: a file under etc with a .# branch, \
+directory symlinks followed within the root; with select = \"sticky\" also T-flagged files; plus \
+the config's include/required, minus exclude), compares them with the archive in the target bank, and writes a \
+new state.tgz only if a file was added, changed (content, mode, owner, mtime) or removed. An \
+empty selection never replaces a non-empty archive (exit 1; --force writes it). The \
 archive is replaced atomically (temp file, fsync, rename, fsync of the directory); boot.cfg is \
 made to list state.tgz. The target is --bank DIR, else the bank that boots next; when an upgrade \
 is staged in the altbootbank, the bootbank is written too. Silent on success unless -v, a \

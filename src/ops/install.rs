@@ -86,7 +86,7 @@ fn uuid_from(esx_conf: Option<&str>, machine_id: Option<&str>) -> Option<String>
 /// Keeps the archive's identity files while the reader checks the whole archive, so the UUID
 /// of a bare `state.tgz` is known without a second read.
 #[derive(Default)]
-struct IdentityFiles {
+pub struct IdentityFiles {
     esx_conf: Option<String>,
     machine_id: Option<String>,
 }
@@ -112,6 +112,17 @@ impl IdentityFiles {
     fn uuid(&self) -> Option<String> {
         uuid_from(self.esx_conf.as_deref(), self.machine_id.as_deref())
     }
+
+    /// `/system/uuid` of the archive's `etc/vmware/esx.conf`, if it has one.
+    pub fn esx_conf_uuid(&self) -> Option<String> {
+        esx_conf_value(self.esx_conf.as_deref()?, "/system/uuid")
+    }
+}
+
+/// `/system/uuid` of the host's own `etc/vmware/esx.conf`, if it has one.
+pub fn esx_conf_uuid(host: &Host) -> Option<String> {
+    let text = std::fs::read_to_string(host.root.join(ESX_CONF)).ok()?;
+    esx_conf_value(&text, "/system/uuid")
 }
 
 /// The next-boot bank and its build, or a message saying why there is none.

@@ -11,10 +11,11 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::archive::{open_archive, read_archive_from, ArchiveLabel, ArchiveSummary, CheckOnly};
+use crate::archive::{open_archive, read_archive_from, ArchiveLabel, ArchiveSummary};
 use crate::bank::{lock_banks, next_boot, read_banks, Bank, BankLock};
 use crate::host::Host;
 use crate::ops::archive_path::archive_or_default;
+use crate::ops::install::{esx_conf_uuid, IdentityFiles};
 use crate::restore::{apply::stage, plan, undo::save_undo, Action, Placer};
 
 #[derive(Debug, Clone, Default)]
@@ -52,12 +53,14 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
     let reread = file
         .try_clone()
         .with_context(|| format!("cannot open archive `{}`", archive.display()))?;
-    let summary = read_archive_from(file, &archive, &host.limits, &mut CheckOnly)?;
+    let mut identity = IdentityFiles::default();
+    let summary = read_archive_from(file, &archive, &host.limits, &mut identity)?;
     summary.ensure_safe()?;
     let banks = read_banks(host);
     let next = next_boot(&banks).map(|name| banks.get(name));
     let mut warnings = Vec::new();
     check_build(&summary, next, options.force, &mut warnings)?;
+    check_host_uuid(host, &archive, &identity, options.force, &mut warnings)?;
     let _lock = match (next, options.dry_run) {
         (Some(bank), false) => lock_next(host, bank, options.wait)?,
         _ => Vec::new(),
@@ -134,6 +137,34 @@ fn check_build(
         return Ok(());
     }
     bail!("{what}; nothing was written; pass --force to restore it anyway")
+}
+
+/// Refuses, unless `force`, an archive whose `etc/vmware/esx.conf` names another host UUID
+/// than the target's own (restoring it gives the target another host's identity); skipped
+/// when either has none.
+fn check_host_uuid(
+    host: &Host,
+    archive: &Path,
+    identity: &IdentityFiles,
+    force: bool,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let (Some(theirs), Some(ours)) = (identity.esx_conf_uuid(), esx_conf_uuid(host)) else {
+        return Ok(());
+    };
+    if theirs == ours {
+        return Ok(());
+    }
+    let what = format!(
+        "archive `{}` comes from host UUID `{theirs}`, but the target `{}` is host `{ours}`",
+        archive.display(),
+        host.root.display()
+    );
+    if force {
+        warnings.push(format!("{what}; restoring anyway (--force)"));
+        return Ok(());
+    }
+    bail!("{what}; nothing was written; pass --force to give this host that identity")
 }
 
 /// The path printed for an archive: absolute where it can be made so.

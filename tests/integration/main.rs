@@ -10,6 +10,7 @@ mod banks;
 mod bundles;
 mod crash;
 mod errors;
+mod esxi_tree;
 mod fat;
 mod faults;
 mod firmware;

@@ -161,3 +161,29 @@ fn the_default_archive_is_the_next_boot_banks() {
     assert_eq!(strings(&plan["overwrite"]), ["etc/hosts"]);
     assert_eq!(strings(&plan["unchanged"]).len(), ESXI_SELECTED.len() - 1);
 }
+
+#[test]
+fn another_hosts_identity_is_restored_only_with_force() {
+    let old = old_host();
+    let archive = old.state("bootbank");
+    let archive = archive.to_str().unwrap();
+    let new = TestEnv::new();
+    new.flagged(
+        "etc/vmware/esx.conf",
+        "/adv/Misc/HostName = \"esx02\"\n/system/uuid = \"another-uuid\"\n",
+    );
+    let before = tree(&new.root);
+    let err = new.run(&["restore", archive]).code(1);
+    assert!(
+        err.stderr.contains("5f1c-01") && err.stderr.contains("another-uuid"),
+        "{}",
+        err.stderr
+    );
+    assert!(err.stderr.contains("--force"), "{}", err.stderr);
+    assert_eq!(tree(&new.root), before, "a refused restore wrote something");
+    new.run(&["restore", "--force", archive]).ok();
+    assert_eq!(
+        new.read("etc/vmware/esx.conf"),
+        old.read("etc/vmware/esx.conf")
+    );
+}
