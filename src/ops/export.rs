@@ -2,7 +2,7 @@
 //!
 //! The bundle carries the next-boot bank's current `state.tgz` as it is, verified first and
 //! copied from the same open file under the bank lock; export does not run a backup (run
-//! `statectl backup` first to include pending changes). `Manifest.txt` is what the real
+//! `statectl backup` first to include pending changes; export warns when there are some). `Manifest.txt` is what the real
 //! `firmwareConfig.sh --restore` compares and applies: `RELEASELEVEL` is `vmware -l` output
 //! (where that command is missing: `VMware ESXi <version of the bank's build>`, with a warning
 //! that ESXi compares the update level too and may refuse it), `UUID` this host's,
@@ -18,10 +18,11 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::archive::bundle::{write_bundle, BundleManifest};
-use crate::archive::{open_archive, read_archive_from, CheckOnly};
+use crate::archive::{open_archive, read_archive_from, CheckOnly, FileRecord};
 use crate::atomic;
 use crate::bank::install::read_useropts;
 use crate::bank::{lock, lock_banks, Bank};
+use crate::detect::{cache::cache_path, compare, current_records, select, Cache};
 use crate::host::Host;
 use crate::ops::install::{host_uuid, next_bank};
 use crate::ops::release::HostRelease;
@@ -64,6 +65,7 @@ pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
     let summary = read_archive_from(reader, &state, &host.limits, &mut CheckOnly)?;
     summary.ensure_safe()?;
     let mut warnings = Vec::new();
+    warnings.extend(pending_warning(host, &run_dir, &bank, &summary.files));
     let manifest = bundle_manifest(host, &bank, &build, &mut warnings)?;
     let name = safe_host_name(&host.hostname());
     let now = super::clock::now();
@@ -98,6 +100,31 @@ pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
         removed,
         warnings,
     })
+}
+
+/// A warning when the live files differ from the archive being exported (they are not in the
+/// bundle). Advisory: a failed check is a warning too, never a failed export.
+fn pending_warning(
+    host: &Host,
+    run_dir: &Path,
+    bank: &Bank,
+    archived: &[FileRecord],
+) -> Option<String> {
+    let check = || -> Result<usize> {
+        let selected = select(&host.root, &host.selection()?)?;
+        let cache = Cache::load(&cache_path(run_dir, &host.root, &bank.path));
+        let current = current_records(&selected.files, cache.as_ref())?;
+        let changes = compare(&current, archived, Vec::new());
+        Ok(changes.added.len() + changes.modified.len() + changes.removed.len())
+    };
+    match check() {
+        Ok(0) => None,
+        Ok(count) => Some(format!(
+            "{count} changes are pending and not in the bundle (it holds the bank's archive); \
+             run `statectl backup` first to include them"
+        )),
+        Err(err) => Some(format!("cannot check for pending changes: {err:#}")),
+    }
 }
 
 /// `Manifest.txt` for this host and bank, as `firmwareConfig.sh --backup` writes it.

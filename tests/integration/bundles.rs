@@ -6,42 +6,15 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::testenv::{gzip, outcome, Outcome, TestEnv};
+use crate::testenv::{gzip, outcome, TestEnv};
 
 const BUILD: &str = "7.0.3-0.20.19193900";
 /// What `vmware -l` prints on a host of [`BUILD`].
 const RELEASE: &str = "VMware ESXi 7.0.3 Update 3";
 
-/// Puts a `vmware` stub answering `-l` with `level` into the host's temp dir; returns a PATH
-/// that finds it first.
-fn stub_vmware(env: &TestEnv, level: &str) -> String {
-    let bin = env.dir.path().join("bin");
-    fs::create_dir_all(&bin).unwrap();
-    let script = format!("#!/bin/sh\n[ \"$1\" = -l ] && echo '{level}' && exit 0\nexit 1\n");
-    fs::write(bin.join("vmware"), script).unwrap();
-    fs::set_permissions(bin.join("vmware"), fs::Permissions::from_mode(0o755)).unwrap();
-    format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
-
-/// Runs statectl on `env` with `path` as PATH.
-fn run_with_path(env: &TestEnv, path: &str, args: &[&str]) -> Outcome {
-    outcome(env.command(args).env("PATH", path).output().unwrap())
-}
-
 /// Gives a bank the `useropts.gz` ESXi keeps there.
 fn useropts(env: &TestEnv, bank: &str, text: &str) {
     fs::write(env.bank(bank).join("useropts.gz"), gzip(text.as_bytes())).unwrap();
-}
-
-fn read_useropts(env: &TestEnv, bank: &str) -> String {
-    let file = fs::File::open(env.bank(bank).join("useropts.gz")).unwrap();
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(file), &mut text).unwrap();
-    text
 }
 
 /// Runs `export --to DIR` at the given clock, with `vmware -l` answering [`RELEASE`].
@@ -51,7 +24,7 @@ fn export_at(env: &TestEnv, dir: &Path, now: i64, extra: &[&str]) -> PathBuf {
     let output = env
         .command(&args)
         .env("STATECTL_NOW", now.to_string())
-        .env("PATH", stub_vmware(env, RELEASE))
+        .env("PATH", env.stub_vmware(RELEASE))
         .output()
         .unwrap();
     let json = outcome(output).ok().json();
@@ -118,11 +91,13 @@ fn export_writes_the_esxi_layout_and_installs_on_a_matching_host() {
     );
 
     let new = new_host("5f1c-01", BUILD);
-    let path = stub_vmware(&new, RELEASE);
-    let out = run_with_path(&new, &path, &["install", bundle.to_str().unwrap()]).ok();
+    let path = new.stub_vmware(RELEASE);
+    let out = new
+        .run_with_path(&path, &["install", bundle.to_str().unwrap()])
+        .ok();
     assert!(out.stdout.contains("next boot"), "{}", out.stdout);
     assert_eq!(
-        read_useropts(&new, "bootbank"),
+        new.useropts("bootbank"),
         "vmkLinuxHost=1 ignoreHeadless=TRUE\n",
         "USEROPTS did not round-trip"
     );
@@ -255,4 +230,29 @@ fn keep_two_leaves_the_two_newest_of_this_host_and_nothing_else_is_touched() {
     expected.sort();
     assert_eq!(names, expected);
     assert!(!first.exists());
+}
+
+#[test]
+fn export_warns_when_changes_are_pending() {
+    let (env, _bundle) = exported();
+    let dir = env.dir.path().join("bundles");
+    let export = |now: &str| {
+        let args = ["export", "--to", dir.to_str().unwrap()];
+        outcome(
+            env.command(&args)
+                .env("STATECTL_NOW", now)
+                .output()
+                .unwrap(),
+        )
+        .ok()
+    };
+    let quiet = export("1735732900");
+    assert!(!quiet.stderr.contains("pending"), "{}", quiet.stderr);
+    env.flagged("etc/hosts", "10.0.0.9 changed\n");
+    let out = export("1735733000");
+    assert!(
+        out.stderr.contains("1 changes are pending"),
+        "{}",
+        out.stderr
+    );
 }

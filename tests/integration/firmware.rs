@@ -4,10 +4,9 @@
 //! no files or with members outside the scanned paths are refused unless `--force`.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::testenv::{gzip, have, outcome, sh, tar_of, Outcome, TestEnv};
+use crate::testenv::{gzip, have, sh, tar_of, TestEnv};
 
 const BUILD_67: &str = "6.7.0-0.0.14320388";
 const U3: &str = "VMware ESXi 6.7.0 Update 3";
@@ -23,25 +22,8 @@ fn host_67() -> (TestEnv, String) {
         &format!("/adv/Misc/HostName = \"esx67\"\n/system/uuid = \"{UUID}\"\n"),
     );
     env.flagged("etc/hosts", "10.0.0.67 esx67\n");
-    let path = stub_vmware(&env, U3);
+    let path = env.stub_vmware(U3);
     (env, path)
-}
-
-fn stub_vmware(env: &TestEnv, level: &str) -> String {
-    let bin = env.dir.path().join("bin");
-    fs::create_dir_all(&bin).unwrap();
-    let script = format!("#!/bin/sh\n[ \"$1\" = -l ] && echo '{level}' && exit 0\nexit 1\n");
-    fs::write(bin.join("vmware"), script).unwrap();
-    fs::set_permissions(bin.join("vmware"), fs::Permissions::from_mode(0o755)).unwrap();
-    format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
-
-fn run_with_path(env: &TestEnv, path: &str, args: &[&str]) -> Outcome {
-    outcome(env.command(args).env("PATH", path).output().unwrap())
 }
 
 /// The tar the host's scripts run: busybox where installed, else GNU tar.
@@ -80,20 +62,14 @@ fn boot_cfg(env: &TestEnv) -> String {
     fs::read_to_string(env.bank("bootbank").join("boot.cfg")).unwrap()
 }
 
-fn useropts_text(env: &TestEnv) -> String {
-    let file = fs::File::open(env.bank("bootbank").join("useropts.gz")).unwrap();
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(file), &mut text).unwrap();
-    text
-}
-
 #[test]
 fn a_firmware_config_bundle_installs_and_its_boot_options_land() {
     let (env, path) = host_67();
     let kernelopts = "installerDiskDumpSlotSize=2560 no-auto-partition";
     let bundle = script_bundle(&env, U3, kernelopts, "ignoreHeadless=TRUE");
     let before = boot_cfg(&env);
-    run_with_path(&env, &path, &["install", bundle.to_str().unwrap()]).ok();
+    env.run_with_path(&path, &["install", bundle.to_str().unwrap()])
+        .ok();
     let after = boot_cfg(&env);
     let expected = before
         .replace(
@@ -102,7 +78,7 @@ fn a_firmware_config_bundle_installs_and_its_boot_options_land() {
         )
         .replace("/s.v00\n", "/s.v00 --- state.tgz\n");
     assert_eq!(after, expected);
-    assert_eq!(useropts_text(&env), "ignoreHeadless=TRUE\n");
+    assert_eq!(env.useropts("bootbank"), "ignoreHeadless=TRUE\n");
     let inner = env.run(&["list", "--json"]).ok().json();
     assert_eq!(inner.as_array().unwrap().len(), 2);
 }
@@ -115,7 +91,7 @@ fn another_release_level_is_refused_even_with_force_and_the_bank_is_untouched() 
     for args in [&["install"][..], &["install", "--force"]] {
         let mut args = args.to_vec();
         args.push(bundle.to_str().unwrap());
-        let err = run_with_path(&env, &path, &args).code(1);
+        let err = env.run_with_path(&path, &args).code(1);
         assert!(err.stderr.contains("Update 2"), "{}", err.stderr);
         assert!(err.stderr.contains("never installed"), "{}", err.stderr);
         assert!(!env.state("bootbank").exists());
@@ -145,15 +121,12 @@ fn export_manifest_is_what_the_script_writes() {
         gzip(b"ignoreHeadless=TRUE\n"),
     )
     .unwrap();
-    run_with_path(&env, &path, &["backup"]).ok();
+    env.run_with_path(&path, &["backup"]).ok();
     let dir = env.dir.path().join("out");
     fs::create_dir(&dir).unwrap();
-    let out = run_with_path(
-        &env,
-        &path,
-        &["export", "--to", dir.to_str().unwrap(), "--json"],
-    )
-    .ok();
+    let out = env
+        .run_with_path(&path, &["export", "--to", dir.to_str().unwrap(), "--json"])
+        .ok();
     let bundle = PathBuf::from(out.json()["bundle"].as_str().unwrap());
     let manifest = sh(
         &dir,

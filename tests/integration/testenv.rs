@@ -169,6 +169,34 @@ impl TestEnv {
         outcome(output)
     }
 
+    /// Puts a `vmware` stub answering `-l` with `level` (as ESXi's `vmware -l`) into this
+    /// host's temp dir; returns a PATH that finds it first.
+    pub fn stub_vmware(&self, level: &str) -> String {
+        let bin = self.dir.path().join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        let script = format!("#!/bin/sh\n[ \"$1\" = -l ] && echo '{level}' && exit 0\nexit 1\n");
+        fs::write(bin.join("vmware"), script).unwrap();
+        fs::set_permissions(bin.join("vmware"), fs::Permissions::from_mode(0o755)).unwrap();
+        format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        )
+    }
+
+    /// Runs the binary with `path` as PATH.
+    pub fn run_with_path(&self, path: &str, args: &[&str]) -> Outcome {
+        outcome(self.command(args).env("PATH", path).output().unwrap())
+    }
+
+    /// The decompressed `useropts.gz` of a bank.
+    pub fn useropts(&self, bank: &str) -> String {
+        let file = fs::File::open(self.bank(bank).join("useropts.gz")).unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(file), &mut text).unwrap();
+        text
+    }
+
     pub fn read(&self, rel: &str) -> Vec<u8> {
         fs::read(self.root.join(rel)).unwrap()
     }
