@@ -321,3 +321,50 @@ fn has_branch(abs: &Path) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn write(root: &Path, rel: &str, mode: u32) {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, rel).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn paths(root: &Path, rules: &Selection) -> Vec<String> {
+        let selected = select(root, rules).unwrap();
+        selected.files.into_iter().map(|c| c.path).collect()
+    }
+
+    #[test]
+    fn branches_select_files_and_links_keep_their_logical_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(root, "etc/hosts", 0o1644);
+        write(root, "etc/.#hosts", 0o644);
+        write(root, "etc/motd", 0o1644);
+        write(root, "etc/.#orphan", 0o644);
+        write(root, "etc/.#d/x", 0o1644);
+        write(root, "etc/.#d/.#x", 0o644);
+        write(root, "var/repo/a.idx", 0o644);
+        write(root, "var/repo/.#a.idx", 0o644);
+        std::fs::create_dir_all(root.join("etc/sfcb")).unwrap();
+        symlink("/var/repo", root.join("etc/sfcb/repository")).unwrap();
+        symlink("/etc", root.join("etc/sfcb/loop")).unwrap();
+        let rules = Selection::parse("").unwrap();
+        assert_eq!(
+            paths(root, &rules),
+            vec!["etc/hosts", "etc/sfcb/repository/a.idx"]
+        );
+        let sticky = Selection::parse("select = \"sticky\"").unwrap();
+        assert_eq!(
+            paths(root, &sticky),
+            vec!["etc/hosts", "etc/motd", "etc/sfcb/repository/a.idx"]
+        );
+        let notes = select(root, &rules).unwrap().notes;
+        assert!(notes.iter().any(|n| n.contains("loop")), "{notes:?}");
+    }
+}
