@@ -88,6 +88,9 @@ fn walk(
             ));
             continue;
         };
+        if crate::atomic::is_temp_name(name) {
+            continue;
+        }
         if let Some(original) = name.strip_prefix(BRANCH_PREFIX) {
             branched.insert(original.to_string());
             continue;

@@ -16,6 +16,7 @@ use crate::archive::{self, writer::ArchiveLabel, SourceFile, WrittenArchive, STA
 use crate::atomic;
 use crate::bank::install::{copy_verified, ensure_state_listed};
 use crate::bank::{lock_banks, next_boot, read_banks, BankName, BootCfg};
+use crate::root_lock::{lock_root, RootAccess};
 use crate::detect::{cache::cache_path, detect, now_secs, Archived, Cache, ChangeSet, StatKey};
 use crate::error::Error;
 use crate::host::Host;
@@ -70,6 +71,8 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
     };
     let run_dir = host.run_dir()?.to_path_buf();
     let target_refs: Vec<&Path> = targets.iter().map(PathBuf::as_path).collect();
+    // The one lock order: the root (no restore writes it while we read it), then the banks.
+    let _root = lock_root(&run_dir, &host.root, RootAccess::Read, wait)?;
     let _locks = lock_banks(&run_dir, &target_refs, wait)?;
     for bank in &targets {
         if let Some(temp) = archive::recover::recover_state(bank, &host.limits)? {

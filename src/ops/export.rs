@@ -69,6 +69,7 @@ pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
             target.display()
         )
     };
+    atomic::remove_stale_temps(dir).with_context(fail)?;
     let mut temp = atomic::temp_in(dir).with_context(fail)?;
     write_bundle(
         temp.as_file_mut(),

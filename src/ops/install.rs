@@ -28,7 +28,7 @@ use crate::archive::{
     open_archive, read_archive_from, ArchiveSummary, EntryKind, InnerEntry, Visitor, STATE_NAME,
 };
 use crate::atomic;
-use crate::bank::install::{copy_verified, list_state_in_boot_cfg};
+use crate::bank::install::{copy_verified, ensure_state_listed};
 use crate::bank::{lock, lock_banks, next_boot, read_banks, Bank};
 use crate::host::{esx_conf_value, Host};
 use crate::ops::restore::shown;
@@ -162,7 +162,7 @@ pub fn install(host: &Host, options: &InstallOptions) -> Result<InstallReport> {
     let _ = atomic::remove_stale_temps(&bank.path);
     let target = bank.state_archive();
     let sha256 = copy_verified(&state_path, &target, Some(&summary.sha256))?;
-    warnings.extend(list_state_in_boot_cfg(std::slice::from_ref(&bank.path)));
+    warnings.extend(ensure_state_listed(std::slice::from_ref(&bank.path))?);
     Ok(InstallReport {
         source: shown(source),
         kind: if manifest.is_some() {

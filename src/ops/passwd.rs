@@ -69,7 +69,9 @@ pub fn passwd(
         NewPassword::Clear => String::new(),
         NewPassword::Plain(password) => sha512_crypt(password)?,
     };
-    let work = private_work_dir(&run_dir)?;
+    // A 0700 temp directory in the run directory (never on the bank), removed when dropped
+    // or, after a kill, by the next run.
+    let work = crate::atomic::temp_dir_in(&run_dir)?;
     let placer = Placer::open(work.path())?;
     write_entries(file, &checked, archive, &placer, &host.limits)?;
     let current =
@@ -95,18 +97,6 @@ pub fn passwd(
     })
 }
 
-/// A 0700 directory in the run directory (never on the bank), removed when dropped.
-fn private_work_dir(run_dir: &Path) -> Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix("passwd-")
-        .tempdir_in(run_dir)
-        .with_context(|| {
-            format!(
-                "cannot create a private work directory in `{}`",
-                run_dir.display()
-            )
-        })
-}
 
 /// The manifest's host and build, kept as they were (empty without a manifest).
 fn label_of(checked: &ArchiveSummary) -> ArchiveLabel {

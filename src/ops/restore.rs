@@ -16,6 +16,7 @@ use crate::bank::{lock_banks, next_boot, read_banks, Bank, BankLock};
 use crate::host::Host;
 use crate::ops::archive_path::archive_or_default;
 use crate::restore::{apply::stage, plan, undo::save_undo, Action, Placer};
+use crate::root_lock::{lock_root, RootAccess};
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
@@ -58,12 +59,22 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
     let next = next_boot(&banks).map(|name| banks.get(name));
     let mut warnings = Vec::new();
     check_build(&summary, next, options.force, &mut warnings)?;
+    // The one lock order: the root, then the next-boot bank (no backup reads a half-restored
+    // host, whichever bank it writes).
+    let access = match options.dry_run {
+        true => RootAccess::Read,
+        false => RootAccess::Write,
+    };
+    let _root = lock_root(host.run_dir()?, &host.root, access, options.wait)?;
     let _lock = match (next, options.dry_run) {
         (Some(bank), false) => lock_next(host, bank, options.wait)?,
         _ => Vec::new(),
     };
     let placer = Placer::open(&host.root)?;
     let plan = plan::plan(&placer, &summary)?;
+    if !options.dry_run {
+        placer.clean_temps_beside(summary.files.iter().map(|f| f.path.as_str()))?;
+    }
     let mut report = RestoreReport {
         archive: archive.clone(),
         dry_run: options.dry_run,

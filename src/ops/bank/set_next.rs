@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::bank::{bootcfg, lock_banks, next_boot, read_banks, Bank, BankName, BootCfg};
@@ -58,6 +58,8 @@ pub fn set_next(host: &Host, options: &SetNextOptions) -> Result<SetNextReport> 
     };
     let run_dir = host.run_dir()?.to_path_buf();
     let _lock = lock_banks(&run_dir, &[path.as_path()], options.wait)?;
+    crate::atomic::remove_stale_temps(path)
+        .with_context(|| format!("cannot clean bank `{}`", path.display()))?;
     let file = path.join("boot.cfg");
     let cfg = BootCfg::load(&file)?;
     let banks = read_banks(host);

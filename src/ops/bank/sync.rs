@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::status::archive_info;
 use crate::archive::{verify_archive, Level, STATE_NAME};
 use crate::atomic;
-use crate::bank::install::{copy_verified, list_state_in_boot_cfg};
+use crate::bank::install::{copy_verified, ensure_state_listed};
 use crate::bank::{lock_banks, next_boot, read_banks, BankName, BootCfg};
 use crate::host::Host;
 
@@ -85,7 +85,7 @@ pub fn sync(host: &Host, options: &SyncOptions) -> Result<SyncReport> {
         copy_verified(&source, &target, Some(&source_info.sha256))?;
         SyncAction::Copied
     };
-    warnings.extend(list_state_in_boot_cfg(std::slice::from_ref(target_bank)));
+    warnings.extend(ensure_state_listed(std::slice::from_ref(target_bank))?);
     Ok(SyncReport {
         action,
         from,
