@@ -38,7 +38,12 @@ pub fn temp_dir_in(dir: &Path) -> Result<tempfile::TempDir> {
         .prefix(&prefix)
         .suffix(TEMP_SUFFIX)
         .tempdir_in(dir)
-        .with_context(|| format!("cannot create a private temp directory in `{}`", dir.display()))
+        .with_context(|| {
+            format!(
+                "cannot create a private temp directory in `{}`",
+                dir.display()
+            )
+        })
 }
 
 /// The prefix of this process's temp names: `.statectl-<pid>-`.
@@ -77,6 +82,22 @@ pub fn commit(temp: NamedTempFile, target: &Path) -> Result<()> {
     temp.persist(target)
         .map_err(|err| err.error)
         .with_context(|| format!("cannot rename a temp file over `{}`", target.display()))?;
+    sync_dir(parent_of(target))
+}
+
+/// As [`commit`], but never replaces an existing `target` (the name must still be free).
+pub fn commit_new(temp: NamedTempFile, target: &Path) -> Result<()> {
+    temp.as_file()
+        .sync_all()
+        .with_context(|| format!("cannot flush `{}` to disk", temp.path().display()))?;
+    temp.persist_noclobber(target)
+        .map_err(|err| err.error)
+        .with_context(|| {
+            format!(
+                "cannot create `{}` (it must not exist yet)",
+                target.display()
+            )
+        })?;
     sync_dir(parent_of(target))
 }
 
@@ -187,7 +208,13 @@ mod tests {
         assert_eq!(removed.len(), 2, "{removed:?}");
         assert!(dir.path().join("boot.cfg").exists());
         assert!(ours.path().exists(), "a live run's temp is kept");
-        let name = ours.path().file_name().unwrap().to_str().unwrap().to_string();
+        let name = ours
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
         assert!(is_temp_name(&name) && temp_in_use(&name), "{name}");
     }
 }

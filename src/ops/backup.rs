@@ -16,10 +16,10 @@ use crate::archive::{self, writer::ArchiveLabel, SourceFile, WrittenArchive, STA
 use crate::atomic;
 use crate::bank::install::{copy_verified, ensure_state_listed};
 use crate::bank::{lock_banks, next_boot, read_banks, BankName, BootCfg};
-use crate::root_lock::{lock_root, RootAccess};
 use crate::detect::{cache::cache_path, detect, now_secs, Archived, Cache, ChangeSet, StatKey};
 use crate::error::Error;
 use crate::host::Host;
+use crate::root_lock::{lock_root, RootAccess};
 
 /// The longest a shutdown backup waits for the lock.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(60);

@@ -97,7 +97,6 @@ pub fn passwd(
     })
 }
 
-
 /// The manifest's host and build, kept as they were (empty without a manifest).
 fn label_of(checked: &ArchiveSummary) -> ArchiveLabel {
     match &checked.manifest {

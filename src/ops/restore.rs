@@ -15,7 +15,8 @@ use crate::archive::{open_archive, read_archive_from, ArchiveLabel, ArchiveSumma
 use crate::bank::{lock_banks, next_boot, read_banks, Bank, BankLock};
 use crate::host::Host;
 use crate::ops::archive_path::archive_or_default;
-use crate::restore::{apply::stage, plan, undo::save_undo, Action, Placer};
+use crate::restore::undo::{check_undo_free, save_undo};
+use crate::restore::{apply::stage, plan, Action, Placer};
 use crate::root_lock::{lock_root, RootAccess};
 
 #[derive(Debug, Clone, Default)]
@@ -38,6 +39,9 @@ pub struct RestoreReport {
     pub create: Vec<String>,
     pub overwrite: Vec<String>,
     pub unchanged: Vec<String>,
+    /// Files removed (restoring an undo archive of a restore that created them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
     /// The undo archive written, if any file was overwritten (absent from the dry-run JSON).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub undo: Option<PathBuf>,
@@ -81,12 +85,14 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
         create: plan.paths(Action::Create),
         overwrite: plan.paths(Action::Overwrite),
         unchanged: plan.paths(Action::Unchanged),
+        remove: plan.remove.clone(),
         undo: None,
         warnings,
     };
     if options.dry_run || plan.is_noop() {
         return Ok(report);
     }
+    check_undo_free(options.undo.as_deref())?;
     let label = ArchiveLabel {
         host: host.hostname(),
         build: next.and_then(Bank::build).unwrap_or_default().to_string(),
@@ -104,7 +110,7 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
     )
     .context("restore aborted; nothing under the root was changed")?
     .map(|undo| shown(&undo));
-    staged.commit(report.undo.as_deref())?;
+    staged.commit(&plan.remove, report.undo.as_deref())?;
     Ok(report)
 }
 

@@ -227,6 +227,21 @@ impl Placer {
         Ok(())
     }
 
+    /// Removes the regular file at `rel` (through no link) and fsyncs its directory; a file
+    /// already gone is fine.
+    pub fn remove_file(&self, rel: &str) -> Result<()> {
+        let (parents, name) = split(rel)?;
+        let Some(dir) = self.walk(&parents, false)? else {
+            return Ok(());
+        };
+        match rfs::unlinkat(&dir, name, rfs::AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => rfs::fsync(&dir),
+            Err(err) => Err(err),
+        }
+        .map_err(io::Error::from)
+        .with_context(|| format!("cannot remove `{}`", self.root.join(rel).display()))
+    }
+
     /// Creates the directory `rel` (and its parents) 0755 when missing.
     pub fn make_dir(&self, rel: &str) -> Result<()> {
         let parts: Vec<&str> = rel.split('/').collect();

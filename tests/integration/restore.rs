@@ -51,10 +51,10 @@ fn restore_into_an_empty_root_reproduces_every_file_and_then_plans_nothing() {
 
     let done = new.run(&["restore", archive, "--json"]).ok().json();
     assert_eq!(strings(&done["create"]), ESXI_SELECTED);
-    assert!(
-        done.get("undo").is_none(),
-        "nothing overwritten, yet an undo: {done}"
-    );
+    let undo = done["undo"]
+        .as_str()
+        .expect("an undo archive of the created files");
+    let undo = std::path::PathBuf::from(undo);
     assert_eq!(saved(&new.root), saved(&old.root));
     assert_eq!(saved(&new.root).len(), ESXI_SELECTED.len());
     let shadow = fs::metadata(new.path("etc/shadow")).unwrap();
@@ -63,7 +63,11 @@ fn restore_into_an_empty_root_reproduces_every_file_and_then_plans_nothing() {
         let hosts = fs::metadata(new.path("etc/hosts")).unwrap();
         assert_eq!((hosts.uid(), hosts.gid()), (1234, 5678));
     }
-    assert!(!new.path("var/lib/statectl").exists());
+    let listed = new.run(&["list", undo.to_str().unwrap()]).ok();
+    assert_eq!(
+        listed.stdout, "",
+        "the undo of a creating restore holds no file"
+    );
 
     let again = new
         .run(&["restore", archive, "--dry-run", "--json"])
@@ -71,6 +75,66 @@ fn restore_into_an_empty_root_reproduces_every_file_and_then_plans_nothing() {
         .json();
     assert_eq!(strings(&again["unchanged"]), ESXI_SELECTED);
     assert!(strings(&again["create"]).is_empty() && strings(&again["overwrite"]).is_empty());
+    assert!(
+        new.run(&["restore", archive, "--json"])
+            .ok()
+            .json()
+            .get("undo")
+            .is_none(),
+        "no file changed, yet an undo archive"
+    );
+}
+
+#[test]
+fn applying_an_undo_removes_the_files_its_restore_created_and_keeps_the_undo() {
+    let old = old_host();
+    let new = TestEnv::new();
+    new.flagged("etc/hosts", "127.0.0.1 new-host\n");
+    let before = tree(&new.root);
+    let archive = old.state("bootbank");
+    let undo = new.dir.path().join("undo.tgz");
+    let undo_arg = undo.to_str().unwrap();
+    let args = ["restore", archive.to_str().unwrap(), "--undo", undo_arg];
+    new.run(&args).ok();
+    let first_undo = fs::read(&undo).unwrap();
+    // As if the restore had been cut short: a file still differs from the archive.
+    new.flagged("etc/passwd", "changed since\n");
+    let again = new.run(&args).code(1);
+    assert_eq!(
+        new.read("etc/passwd"),
+        b"changed since\n",
+        "a refused run restored"
+    );
+    assert!(again.stderr.contains(undo_arg), "{}", again.stderr);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    assert_eq!(
+        fs::read(&undo).unwrap(),
+        first_undo,
+        "the undo file was replaced"
+    );
+    let plan = new
+        .run(&["restore", undo_arg, "--dry-run", "--json"])
+        .ok()
+        .json();
+    assert_eq!(strings(&plan["overwrite"]), ["etc/hosts"]);
+    let removed: Vec<&str> = ESXI_SELECTED
+        .iter()
+        .copied()
+        .filter(|p| *p != "etc/hosts")
+        .collect();
+    assert_eq!(strings(&plan["remove"]), removed);
+    new.run(&[
+        "restore",
+        undo_arg,
+        "--undo",
+        new.dir.path().join("redo.tgz").to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        tree(&new.root),
+        before,
+        "the undo did not bring the root back"
+    );
 }
 
 #[test]
