@@ -26,7 +26,7 @@ is staged in the altbootbank, the bootbank is written too. Silent on success unl
 terminal, or --json.",
     after_help = "Examples:\n  statectl backup                 # what cron runs hourly\n  \
 statectl backup --dry-run --json # what would be saved\n  statectl backup --shutdown      # at \
-shutdown: always write, wait at most 60 s"
+shutdown: wait at most 60 s"
 )]
 pub struct BackupArgs {
     /// Write even if nothing changed
@@ -35,7 +35,7 @@ pub struct BackupArgs {
     /// Show what would be written; write nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Shutdown mode: always write, never wait more than 60 s for the lock
+    /// Shutdown mode: never wait more than 60 s for the lock (writes only what changed)
     #[arg(long)]
     pub shutdown: bool,
     /// Write into this bank directory only

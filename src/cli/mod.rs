@@ -151,6 +151,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     let args = match dropin::translate(args) {
         dropin::Invocation::Statectl(args) => args,
         dropin::Invocation::Refuse(line) => return usage::refuse(&line),
+        dropin::Invocation::Usage(line) => return usage::script_usage(&line),
     };
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,

@@ -102,9 +102,11 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
             archive_path.display()
         ));
     }
+    warnings.extend(detection.selected.notes.iter().cloned());
     let changes = detection.changes.clone();
     let unreadable = matches!(detection.archived, Archived::Unreadable(_));
-    let must_write = options.force || options.shutdown || unreadable || !changes.is_empty();
+    // `--shutdown` only waits less: like every run it writes nothing when nothing changed.
+    let must_write = options.force || unreadable || !changes.is_empty();
     if !must_write || options.dry_run {
         let action = if options.dry_run {
             Action::DryRun

@@ -47,8 +47,10 @@ pub fn status(host: &Host) -> Result<StatusReport> {
             "archive cannot be read ({reason}); every file counts as added"
         ));
     }
+    warnings.extend(detection.selected.notes.iter().cloned());
     Ok(StatusReport {
-        archive,
+        // No archive in the next-boot bank yet: none to name (JSON `null`).
+        archive: archive.filter(|path| path.symlink_metadata().is_ok()),
         changes: detection.changes.clone(),
         warnings,
         detection,
