@@ -61,6 +61,7 @@ impl BackupArgs {
 pub fn run(host: &Host, out: &Output, args: &BackupArgs) -> Result<ExitCode> {
     let report = backup(host, &args.options())?;
     out.warn_all(&report.warnings);
+    report.notes.iter().for_each(|note| out.note(note));
     if report.action == Action::Written {
         log_written(&report);
     }
@@ -68,9 +69,9 @@ pub fn run(host: &Host, out: &Output, args: &BackupArgs) -> Result<ExitCode> {
         out.json(&report)?;
         return Ok(Exit::Success.into());
     }
-    let talk =
-        out.verbose > 0 || std::io::stdout().is_terminal() || report.action == Action::DryRun;
-    if talk && !out.quiet {
+    // A terminal or a dry run gets the result on stdout; `-v` alone (cron) gets it on stderr.
+    let on_stdout = std::io::stdout().is_terminal() || report.action == Action::DryRun;
+    if (on_stdout || out.verbose > 0) && !out.quiet {
         let counts = format!(
             "{} added, {} modified, {} removed",
             report.added.len(),
@@ -95,9 +96,11 @@ pub fn run(host: &Host, out: &Output, args: &BackupArgs) -> Result<ExitCode> {
                 report.archive.display()
             ),
         };
-        out.line(&line);
+        out.line_or_detail(on_stdout, &line);
         if report.action == Action::DryRun || out.verbose > 0 {
-            super::status::print_paths(out, &report.added, &report.modified, &report.removed);
+            let (added, modified, removed) = (&report.added, &report.modified, &report.removed);
+            let paths_on_stdout = report.action == Action::DryRun;
+            super::status::print_paths(out, paths_on_stdout, added, modified, removed);
         }
     }
     Ok(Exit::Success.into())

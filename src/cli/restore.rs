@@ -94,7 +94,7 @@ pub fn run(host: &Host, out: &Output, args: &RestoreArgs) -> Result<ExitCode> {
             ("remove", &report.remove),
         ] {
             for path in paths {
-                out.line(&format!("  {label:<9} {path}"));
+                out.line_or_detail(report.dry_run, &format!("  {label:<9} {path}"));
             }
         }
     }

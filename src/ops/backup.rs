@@ -57,6 +57,9 @@ pub struct BackupReport {
     pub removed: Vec<String>,
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// Selection notes (a skipped or missing configured path): warnings shown with `-v`.
+    #[serde(skip)]
+    pub notes: Vec<String>,
 }
 
 /// Runs a backup of `host` as `options` say.
@@ -102,7 +105,6 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
             archive_path.display()
         ));
     }
-    warnings.extend(detection.selected.notes.iter().cloned());
     let changes = detection.changes.clone();
     let unreadable = matches!(detection.archived, Archived::Unreadable(_));
     // `--shutdown` only waits less: like every run it writes nothing when nothing changed.
@@ -154,7 +156,8 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
             sha256,
             changes,
             warnings,
-        ));
+        )
+        .with_notes(&detection.selected.notes));
     }
     let sources: Vec<SourceFile> = detection
         .selected
@@ -190,7 +193,15 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
         Some(written.sha256.clone()),
         changes,
         warnings,
-    ))
+    )
+    .with_notes(&detection.selected.notes))
+}
+
+impl BackupReport {
+    fn with_notes(mut self, notes: &[String]) -> BackupReport {
+        self.notes = notes.to_vec();
+        self
+    }
 }
 
 /// Gives `bank` the primary archive when an interrupted run left it behind (the primary was
@@ -252,6 +263,7 @@ fn report(
         modified: changes.modified,
         removed: changes.removed,
         warnings,
+        notes: Vec::new(),
     }
 }
 

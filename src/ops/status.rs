@@ -15,6 +15,8 @@ pub struct StatusReport {
     pub archive: Option<PathBuf>,
     pub changes: ChangeSet,
     pub warnings: Vec<String>,
+    /// Selection notes (a skipped or missing configured path): warnings shown with `-v`.
+    pub notes: Vec<String>,
     pub detection: Detection,
 }
 
@@ -47,12 +49,12 @@ pub fn status(host: &Host) -> Result<StatusReport> {
             "archive cannot be read ({reason}); every file counts as added"
         ));
     }
-    warnings.extend(detection.selected.notes.iter().cloned());
     Ok(StatusReport {
         // No archive in the next-boot bank yet: none to name (JSON `null`).
         archive: archive.filter(|path| path.symlink_metadata().is_ok()),
         changes: detection.changes.clone(),
         warnings,
+        notes: detection.selected.notes.clone(),
         detection,
     })
 }

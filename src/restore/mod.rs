@@ -41,5 +41,5 @@ pub mod place;
 pub mod plan;
 pub mod undo;
 
-pub use place::{FileMeta, Placer};
+pub use place::{Existing, FileMeta, Placer};
 pub use plan::{Action, Plan};

@@ -60,9 +60,7 @@ fn print_bank(out: &Output, bank: &BankEntry, next: bool) {
                 archive.size,
                 age(now_secs() - archive.mtime)
             ));
-            if out.verbose > 0 {
-                out.line(&format!("    sha256 {}", archive.sha256));
-            }
+            out.line_or_detail(false, &format!("    sha256 {}", archive.sha256));
         }
     }
 }
