@@ -15,7 +15,8 @@ use crate::ops::diff::diff;
 #[command(
     long_about = "Prints a unified diff (archive = a/, host = b/) of every pending change, \
 or of the named PATHs only, against the next-boot bank's archive; mode, owner and mtime changes \
-are listed above each diff. Changes nothing. Exit 0 when nothing differs, 3 when something does.",
+are listed above each diff. Changes nothing. Exit 0 when nothing differs, 3 when something does; \
+a PATH that names nothing persisted (not selected, not archived) is an error (exit 1).",
     after_help = "Examples:\n  statectl diff\n  statectl diff etc/hosts etc/vmware"
 )]
 pub struct DiffArgs {

@@ -40,6 +40,7 @@ pub fn run(host: &Host, out: &Output, args: &ExportArgs) -> Result<ExitCode> {
         keep: args.keep.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
     };
     let report = export(host, &options)?;
+    out.warn_all(&report.warnings);
     let line = format!(
         "exported {} ({} files from {})",
         report.bundle.display(),

@@ -156,7 +156,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(err) if bank::check::is_check_invocation(&args) && err.use_stderr() => {
-            return bank::check::usage_unknown(&err)
+            return bank::check::usage_unknown(&err, &args)
         }
         Err(err) => return usage::usage_error(err),
     };

@@ -135,7 +135,7 @@ pub fn error_line(err: &anyhow::Error) -> String {
     for cause in err.chain() {
         let text = cause.to_string().replace(['\n', '\r'], " ");
         let (what, hint) = split_hint(&text);
-        let what = strip_os_error(what);
+        let what = without_os_error(what);
         if !what.is_empty() && whats.last() != Some(&what) {
             whats.push(what);
         }
@@ -172,7 +172,7 @@ fn split_hint(text: &str) -> (&str, Option<&str>) {
 }
 
 /// `No such file or directory (os error 2)` reads better without the number.
-fn strip_os_error(text: &str) -> String {
+pub fn without_os_error(text: &str) -> String {
     let Some(at) = text.find(" (os error ") else {
         return text.to_string();
     };

@@ -35,6 +35,8 @@ pub struct ExportReport {
     pub source: PathBuf,
     pub files: usize,
     pub removed: Vec<PathBuf>,
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// Writes a bundle of the next-boot bank's archive into `options.to`.
@@ -69,6 +71,13 @@ pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
             target.display()
         )
     };
+    if target.symlink_metadata().is_ok() {
+        bail!(
+            "bundle `{}` already exists (made in this same second); it is kept; run the \
+             export again",
+            target.display()
+        );
+    }
     atomic::remove_stale_temps(dir).with_context(fail)?;
     let mut temp = atomic::temp_in(dir).with_context(fail)?;
     write_bundle(
@@ -79,7 +88,7 @@ pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
         now.max(0) as u64,
     )
     .with_context(fail)?;
-    atomic::commit(temp, &target).with_context(fail)?;
+    atomic::commit_new(temp, &target).with_context(fail)?;
     let removed = match options.keep {
         Some(keep) => prune(dir, &name, &target, keep)?,
         None => Vec::new(),
@@ -89,6 +98,20 @@ pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
         source: shown(&state),
         files: summary.files.len(),
         removed,
+        warnings: pending_warning(host).into_iter().collect(),
+    })
+}
+
+/// A warning when the host has changes its bank's archive (so the bundle) does not hold.
+fn pending_warning(host: &Host) -> Option<String> {
+    let changes = super::status::status(host).ok()?.changes;
+    let count = changes.added.len() + changes.modified.len() + changes.removed.len();
+    (count > 0).then(|| {
+        format!(
+            "{count} change(s) are pending (see `statectl status`): the bundle holds the \
+             bank's archive, not the live files; run `statectl backup` and export again to \
+             include them"
+        )
     })
 }
 

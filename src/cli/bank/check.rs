@@ -33,7 +33,7 @@ pub struct CheckArgs {}
 pub fn run(host: &Host, out: &Output, _args: &CheckArgs) -> ExitCode {
     match check(host, now_secs()) {
         Ok(report) => report_result(out, &report),
-        Err(err) => unknown(&format!("{err:#}")),
+        Err(err) => unknown(out.json, &format!("{err:#}")),
     }
 }
 
@@ -85,8 +85,20 @@ pub fn nagios_line(report: &CheckReport) -> String {
     ))
 }
 
-fn unknown(message: &str) -> ExitCode {
-    Output::new(false, false, 0).line(&one_line(&format!("STATECTL UNKNOWN - {message}")));
+/// The UNKNOWN result: the plugin line, or under `--json` a JSON document as for any status.
+fn unknown(json: bool, message: &str) -> ExitCode {
+    let out = Output::new(json, false, 0);
+    let message = one_line(message);
+    if json {
+        let document = serde_json::json!({
+            "status": "UNKNOWN",
+            "message": message,
+            "findings": [{"level": "UNKNOWN", "message": message}],
+        });
+        let _ = out.json(&document);
+    } else {
+        out.line(&format!("STATECTL UNKNOWN - {message}"));
+    }
     Monitoring::Unknown.into()
 }
 
@@ -106,14 +118,18 @@ fn is_option(arg: &OsString) -> bool {
     arg.to_string_lossy().starts_with('-')
 }
 
-/// A command-line error of `bank check`, reported the plugin way.
-pub fn usage_unknown(err: &clap::Error) -> ExitCode {
+/// A command-line error of `bank check`, reported the plugin way (as JSON with `--json`).
+pub fn usage_unknown(err: &clap::Error, args: &[OsString]) -> ExitCode {
     let text = err.to_string();
     let first = text.lines().next().unwrap_or("usage error");
-    unknown(&format!(
-        "{} (see `statectl bank check --help`)",
-        first.trim_start_matches("error: ")
-    ))
+    let json = args.iter().any(|arg| arg == "--json");
+    unknown(
+        json,
+        &format!(
+            "{} (see `statectl bank check --help`)",
+            first.trim_start_matches("error: ")
+        ),
+    )
 }
 
 #[cfg(test)]

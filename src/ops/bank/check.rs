@@ -155,9 +155,23 @@ fn running_bank(banks: &Banks) -> Option<Finding> {
     })
 }
 
-/// Counts pending changes and those whose file is older than the grace period.
+/// Counts pending changes and those whose file is older than the grace period. A host that
+/// cannot be compared (a missing `required` file, a bad config: `backup` refuses to run, so
+/// the saved state goes stale) is a WARNING finding, not a failure of the probe.
 fn pending_changes(host: &Host, now: i64, out: &mut Vec<Finding>) -> Result<(usize, usize)> {
-    let report = status(host)?;
+    let report = match status(host) {
+        Ok(report) => report,
+        Err(err) => {
+            out.push(Finding {
+                level: Monitoring::Warning,
+                message: format!(
+                    "the host cannot be compared with its archive, so `statectl backup` fails \
+                     too: {err:#}"
+                ),
+            });
+            return Ok((0, 0));
+        }
+    };
     let changes = &report.changes;
     let mtimes: std::collections::HashMap<&str, i64> = report
         .detection
