@@ -126,9 +126,10 @@ fn one_line(input: &[u8]) -> Result<String> {
 
 /// Asks on stderr and reads one line from the terminal with echo off (restored after).
 fn prompt_hidden(prompt: &str) -> Result<String> {
+    // Echo off before the prompt: what is typed after seeing it is never shown.
+    let echo = EchoOff::new()?;
     eprint!("{prompt}");
     let _ = std::io::stderr().flush();
-    let echo = EchoOff::new()?;
     let mut line = String::new();
     let read = std::io::stdin().read_line(&mut line);
     drop(echo);

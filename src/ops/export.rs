@@ -60,24 +60,13 @@ pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
     summary.ensure_safe()?;
     let manifest = bundle_manifest(host, &bank, &build);
     let name = safe_host_name(&host.hostname());
-    let now = super::clock::now();
-    let target = dir.join(format!(
-        "configBundle-{name}-{}.tgz",
-        crate::timefmt::utc_stamp(now)
-    ));
+    let (now, target) = free_bundle_name(dir, &name)?;
     let fail = || {
         format!(
             "cannot write bundle `{}`; check that the directory is writable and has free space",
             target.display()
         )
     };
-    if target.symlink_metadata().is_ok() {
-        bail!(
-            "bundle `{}` already exists (made in this same second); it is kept; run the \
-             export again",
-            target.display()
-        );
-    }
     atomic::remove_stale_temps(dir).with_context(fail)?;
     let mut temp = atomic::temp_in(dir).with_context(fail)?;
     write_bundle(
@@ -100,6 +89,32 @@ pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
         removed,
         warnings: pending_warning(host).into_iter().collect(),
     })
+}
+
+/// The bundle path for now, never an existing file: a bundle of this same second makes the
+/// export wait for the next second (twice at most), as the name holds only seconds.
+fn free_bundle_name(dir: &Path, host_name: &str) -> Result<(i64, PathBuf)> {
+    for _ in 0..3 {
+        let now = super::clock::now();
+        let target = dir.join(format!(
+            "configBundle-{host_name}-{}.tgz",
+            crate::timefmt::utc_stamp(now)
+        ));
+        if target.symlink_metadata().is_err() {
+            return Ok((now, target));
+        }
+        let into_second = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        std::thread::sleep(std::time::Duration::from_nanos(
+            1_000_000_000 - u64::from(into_second) + 1_000_000,
+        ));
+    }
+    bail!(
+        "a bundle of this second already exists in `{}` (the clock does not move); it is \
+         kept; export again later",
+        dir.display()
+    )
 }
 
 /// A warning when the host has changes its bank's archive (so the bundle) does not hold.

@@ -25,7 +25,7 @@ fn install_modules(env: &TestEnv, bank: &str) {
 }
 
 /// A host whose two banks both boot and whose bootbank holds a fresh backup.
-fn healthy() -> TestEnv {
+pub fn healthy() -> TestEnv {
     let env = TestEnv::esxi();
     install_modules(&env, "bootbank");
     install_modules(&env, "altbootbank");
