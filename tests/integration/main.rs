@@ -19,3 +19,4 @@ mod operator;
 mod restore;
 mod sweep;
 mod writers;
+mod writers_sweep;
