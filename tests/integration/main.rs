@@ -7,6 +7,7 @@ mod archive_inputs;
 mod archive_tools;
 mod backup;
 mod banks;
+mod bootcfg_faults;
 mod bundles;
 mod crash;
 mod errors;
