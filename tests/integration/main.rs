@@ -17,6 +17,7 @@ mod hostile;
 mod large_archive;
 mod load;
 mod operator;
+mod races;
 mod restore;
 mod sweep;
 mod writers;
