@@ -9,10 +9,12 @@ cd "$(dirname "$0")/.."
 skips="$(mktemp)"
 trap 'rm -f "$skips"' EXIT
 export STATECTL_TEST_SKIPS="$skips"
-cargo test --locked "$@"
+status=0
+cargo test --locked "$@" || status=$?
 if [ -s "$skips" ]; then
   echo "SKIPPED for a missing tool or privilege ($(sort -u "$skips" | wc -l) tests):"
   sort -u "$skips" | sed 's/^/  /'
 else
   echo "no test was skipped"
 fi
+exit "$status"

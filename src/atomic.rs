@@ -33,10 +33,12 @@ pub fn temp_in(dir: &Path) -> Result<NamedTempFile> {
 
 /// Creates a 0700 temp directory in `dir`, removed (with its content) when dropped.
 pub fn temp_dir_in(dir: &Path) -> Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
     let prefix = temp_prefix();
     tempfile::Builder::new()
         .prefix(&prefix)
         .suffix(TEMP_SUFFIX)
+        .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in(dir)
         .with_context(|| {
             format!(
