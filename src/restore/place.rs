@@ -190,6 +190,9 @@ impl Placer {
     pub fn clean_temps_beside<'p>(&self, paths: impl IntoIterator<Item = &'p str>) -> Result<()> {
         for path in paths {
             let (parents, _) = split(path)?;
+            if self.cleaned.borrow().contains(&parents.join("/")) {
+                continue;
+            }
             if let Some(dir) = self.walk(&parents, false)? {
                 self.clean_once(&parents, &dir)?;
             }

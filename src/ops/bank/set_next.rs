@@ -58,6 +58,8 @@ pub fn set_next(host: &Host, options: &SetNextOptions) -> Result<SetNextReport> 
     };
     let run_dir = host.run_dir()?.to_path_buf();
     let _lock = lock_banks(&run_dir, &[path.as_path()], options.wait)?;
+    // A cut FAT rename may have left the archive only under a temp name: recover it first.
+    crate::archive::recover::recover_state(path, &host.limits)?;
     crate::atomic::remove_stale_temps(path)
         .with_context(|| format!("cannot clean bank `{}`", path.display()))?;
     let file = path.join("boot.cfg");
