@@ -110,25 +110,22 @@ pub fn passwd(
         mtime: crate::detect::now_secs(),
     };
     placer.place(SHADOW, &mut updated.as_slice(), &meta)?;
-    let live = LiveShadow::read(host)?;
-    let same_host = live_host
-        && live
-            .as_ref()
-            .is_some_and(|l| user_line(&l.bytes, user) == user_line(&current, user));
-    let changed_live = match (&live, same_host) {
-        (Some(live), true) => Some(live.set(user, &field, meta.mtime)?),
-        _ => None,
+    let live = LiveShadow::read(host)?
+        .filter(|l| live_host && user_line(&l.bytes, user) == user_line(&current, user));
+    let changed_live = match &live {
+        Some(live) => Some(live.set(user, &field, meta.mtime)?),
+        None => None,
     };
     if let Err(err) = pack_tree(work.path(), archive, &label_of(&checked), &run_dir) {
-        if let (Some(live), Some(_)) = (&live, &changed_live) {
-            live.put_back();
-        }
+        live.iter().for_each(LiveShadow::put_back);
         return Err(err);
     }
-    let mut warnings = Vec::new();
-    if changed_live.is_none() {
-        warnings.extend(revert_warning(host, archive, live.as_ref(), user, &updated));
-    }
+    let warnings = match changed_live {
+        Some(_) => Vec::new(),
+        None => revert_warning(host, archive, user, &updated)?
+            .into_iter()
+            .collect(),
+    };
     Ok(PasswdReport {
         archive: archive.to_path_buf(),
         user: user.to_string(),
@@ -190,11 +187,22 @@ impl LiveShadow {
 fn revert_warning(
     host: &Host,
     archive: &Path,
-    live: Option<&LiveShadow>,
+    user: &str,
+    updated: &[u8],
+) -> Result<Option<String>> {
+    let Some(live) = LiveShadow::read(host)? else {
+        return Ok(None);
+    };
+    Ok(other_line_warning(host, archive, &live, user, updated))
+}
+
+fn other_line_warning(
+    host: &Host,
+    archive: &Path,
+    live: &LiveShadow,
     user: &str,
     updated: &[u8],
 ) -> Option<String> {
-    let live = live?;
     let line = user_line(&live.bytes, user)?;
     if Some(line) == user_line(updated, user) {
         return None;
