@@ -231,3 +231,50 @@ fn the_default_archive_is_the_next_boot_banks() {
     assert_eq!(strings(&plan["overwrite"]), ["etc/hosts"]);
     assert_eq!(strings(&plan["unchanged"]).len(), ESXI_SELECTED.len() - 1);
 }
+
+/// The members of a state.tgz: (name, bytes).
+fn outer_members(archive: &Path) -> Vec<(String, Vec<u8>)> {
+    let gz = flate2::read::GzDecoder::new(fs::File::open(archive).unwrap());
+    let mut outer = tar::Archive::new(gz);
+    let entries = outer.entries().unwrap();
+    entries
+        .map(|entry| {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            (name, bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn an_undo_list_naming_a_path_outside_the_root_is_refused_before_any_write() {
+    let old = old_host();
+    let new = TestEnv::new();
+    let undo = new.dir.path().join("undo.tgz");
+    let archive = old.state("bootbank");
+    let args = [
+        "restore",
+        archive.to_str().unwrap(),
+        "--undo",
+        undo.to_str().unwrap(),
+    ];
+    new.run(&args).ok();
+    let members = outer_members(&undo);
+    let manifest = String::from_utf8(members[1].1.clone()).unwrap();
+    assert!(manifest.contains("\"remove\""), "{manifest}");
+    for evil in ["../outside", "/etc/passwd", "etc/../../x"] {
+        let edited = manifest.replacen("\"etc/hosts\"", &format!("{evil:?}"), 1);
+        let outer = crate::testenv::tar_of(&[
+            (members[0].0.as_str(), &members[0].1, 0o600),
+            (members[1].0.as_str(), edited.as_bytes(), 0o600),
+        ]);
+        let hostile = new.dir.path().join("hostile.tgz");
+        fs::write(&hostile, crate::testenv::gzip(&outer)).unwrap();
+        let before = tree(&new.root);
+        let out = new.run(&["restore", hostile.to_str().unwrap()]).code(1);
+        assert!(out.stderr.contains("unsafe path"), "{evil}: {}", out.stderr);
+        assert_eq!(tree(&new.root), before, "{evil}: the refused restore wrote");
+    }
+}
