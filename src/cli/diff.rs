@@ -27,6 +27,8 @@ pub struct DiffArgs {
 
 pub fn run(host: &Host, out: &Output, args: &DiffArgs) -> Result<ExitCode> {
     let report = diff(host, &args.paths)?;
+    out.warn_all(&report.warnings);
+    report.notes.iter().for_each(|note| out.note(note));
     if out.json {
         out.json(&report.diffs)?;
     } else {

@@ -18,6 +18,9 @@ const MAX_DIFF_BYTES: u64 = 1 << 20;
 pub struct DiffReport {
     pub archive: Option<std::path::PathBuf>,
     pub diffs: Vec<String>,
+    /// The comparison's warnings and selection notes, as `status` gives them.
+    pub warnings: Vec<String>,
+    pub notes: Vec<String>,
 }
 
 /// Refuses a PATH that names nothing persisted (neither selected now nor in the archive): a
@@ -105,6 +108,8 @@ pub fn diff(host: &Host, paths: &[String]) -> Result<DiffReport> {
     Ok(DiffReport {
         archive: report.archive,
         diffs,
+        warnings: report.warnings,
+        notes: report.notes,
     })
 }
 
