@@ -6,6 +6,7 @@ pub mod loader;
 pub mod lock;
 pub mod modules;
 pub mod select;
+pub mod targets;
 
 pub use bootcfg::BootCfg;
 pub use lock::{lock_banks, lock_for_writing, BankLock, WriteLocks};
