@@ -252,6 +252,10 @@ impl BootCfg {
             .into_iter()
             .filter_map(|parsed| parsed.matched[index].map(|option| (parsed, option)))
             .collect();
+        let mboot_stop = self.mboot.error.as_ref().map(|e| e.line);
+        if hits.is_empty() && mboot_stop.is_some_and(|stop| index > stop) {
+            return Some("after the malformed line: mboot stops reading".into());
+        }
         if hits.is_empty() {
             let key = latin1(&merged[..eq]);
             let bare = key.trim_end().to_ascii_lowercase();
@@ -370,6 +374,16 @@ impl BootCfg {
     pub fn with_module(&self, name: &str) -> Result<Option<BootCfg>, String> {
         if self.lists_module(name) {
             return Ok(None);
+        }
+        if self.get("modules").is_none() {
+            if let Some(index) = self.lookalike("modules") {
+                return Err(format!(
+                    "line {} `{}` is not read as `modules` by the loader (a blank before `=`); \
+                     fix boot.cfg by hand",
+                    index + 1,
+                    self.line_text(index)
+                ));
+            }
         }
         let value = match self.get("modules") {
             Some(current) => format!("{current}{MODULE_SEPARATOR}{name}"),

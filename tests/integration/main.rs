@@ -14,6 +14,8 @@ mod fat;
 mod faults;
 mod hostile;
 mod large_archive;
+mod loader_model;
+mod loader_writes;
 mod load;
 mod operator;
 mod restore;
