@@ -58,7 +58,9 @@ fn decode(bytes: &[u8]) -> String {
 
 /// The inverse of [`decode`]; `None` for a char beyond Latin-1.
 fn encode(text: &str) -> Option<Vec<u8>> {
-    text.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect()
 }
 
 impl BootCfg {
@@ -211,7 +213,8 @@ impl BootCfg {
             problems.push("no `kernel=`: mboot refuses the file (mboot/config.c:717)".into());
         }
         if self.mboot.int("skip") != 0 {
-            problems.push("`skip` is set: mboot skips this configuration (mboot/config.c:711)".into());
+            problems
+                .push("`skip` is set: mboot skips this configuration (mboot/config.c:711)".into());
         }
         problems
     }
@@ -325,10 +328,11 @@ impl BootCfg {
     fn lookalike(&self, key: &str) -> Option<usize> {
         self.lines.iter().rposition(|line| {
             let merged = &line.merged;
-            merged
-                .iter()
-                .position(|&b| b == b'=')
-                .is_some_and(|eq| merged[..eq].trim_ascii_end().eq_ignore_ascii_case(key.as_bytes()))
+            merged.iter().position(|&b| b == b'=').is_some_and(|eq| {
+                merged[..eq]
+                    .trim_ascii_end()
+                    .eq_ignore_ascii_case(key.as_bytes())
+            })
         })
     }
 
@@ -341,7 +345,9 @@ impl BootCfg {
     /// The rewrite gives `key=value` to the loader and changes nothing else it reads.
     fn check_rewrite(&self, changed: &BootCfg, key: &str, value: &str) -> Result<(), String> {
         if let Some(reason) = changed.loader_error() {
-            return Err(format!("the result would be unusable to the loader ({reason})"));
+            return Err(format!(
+                "the result would be unusable to the loader ({reason})"
+            ));
         }
         let view = changed.view(key).ok_or("unknown key")?;
         let got = match view.value(key) {
@@ -354,7 +360,10 @@ impl BootCfg {
                 "the loader would read `{key}` as `{got}`, not `{value}`"
             ));
         }
-        for (old, new) in [(&self.safeboot, &changed.safeboot), (&self.mboot, &changed.mboot)] {
+        for (old, new) in [
+            (&self.safeboot, &changed.safeboot),
+            (&self.mboot, &changed.mboot),
+        ] {
             for def in old.table.iter().filter(|def| def.key != key) {
                 if old.value(def.key) != new.value(def.key) {
                     return Err(format!("the change would also change `{}`", def.key));
@@ -427,13 +436,19 @@ mod tests {
     fn changing_one_value_rewrites_one_line_canonically() {
         let cfg = BootCfg::parse(SAMPLE).unwrap();
         let changed = cfg.with_value("updated", "4").unwrap();
-        assert_eq!(changed.bytes(), SAMPLE.replace("updated=3", "updated=4").as_bytes());
+        assert_eq!(
+            changed.bytes(),
+            SAMPLE.replace("updated=3", "updated=4").as_bytes()
+        );
         let spaced = BootCfg::parse("build=b\r\nupdated = 3 \r\n").unwrap();
         let fixed = spaced.with_value("updated", "6").unwrap();
         assert_eq!(fixed.bytes(), b"build=b\r\nupdated=6\r\n");
         assert_eq!(fixed.updated(), 6);
         let bare = BootCfg::parse("build=b").unwrap();
-        assert_eq!(bare.with_value("updated", "1").unwrap().bytes(), b"build=b\nupdated=1\n");
+        assert_eq!(
+            bare.with_value("updated", "1").unwrap().bytes(),
+            b"build=b\nupdated=1\n"
+        );
     }
 
     #[test]
@@ -442,7 +457,9 @@ mod tests {
         let changed = cfg.with_module("state.tgz").unwrap().unwrap();
         assert_eq!(
             changed.bytes(),
-            SAMPLE.replace("/k.b00\r\n", "/k.b00 --- state.tgz\r\n").as_bytes()
+            SAMPLE
+                .replace("/k.b00\r\n", "/k.b00 --- state.tgz\r\n")
+                .as_bytes()
         );
         assert!(changed.with_module("state.tgz").unwrap().is_none());
     }

@@ -272,7 +272,9 @@ impl Parsed {
 
     /// The line that set `key` last.
     pub fn line_of(&self, key: &str) -> Option<usize> {
-        self.values[self.index(key)?].as_ref().map(|(line, _)| *line)
+        self.values[self.index(key)?]
+            .as_ref()
+            .map(|(line, _)| *line)
     }
 }
 
@@ -293,7 +295,10 @@ pub fn bootstate_patch_offset(bytes: &[u8]) -> Option<usize> {
         from = at + keyword.len();
         if first_word {
             let rest = &buffer[from..];
-            let skip = rest.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+            let skip = rest
+                .iter()
+                .take_while(|&&b| b == b' ' || b == b'\t')
+                .count();
             if rest.get(skip) == Some(&b'=') {
                 break from + skip + 1;
             }

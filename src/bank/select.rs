@@ -111,7 +111,10 @@ impl Bank {
 
     /// The parsed file when the loader can use it.
     pub fn usable_cfg(&self) -> Option<&BootCfg> {
-        self.cfg.as_ref().ok().filter(|c| c.loader_error().is_none())
+        self.cfg
+            .as_ref()
+            .ok()
+            .filter(|c| c.loader_error().is_none())
     }
 
     pub fn state_archive(&self) -> PathBuf {
@@ -127,12 +130,16 @@ fn bootstate_eligibility(cfg: &BootCfg) -> Result<(), String> {
             "bootstate=1 but the loader cannot patch it to 2 within the first \
              {BOOTSTATE_WINDOW} bytes of boot.cfg, so it skips the bank"
         )),
-        2 => Err("bootstate=2: a boot of this bank was attempted and not confirmed; \
+        2 => Err(
+            "bootstate=2: a boot of this bank was attempted and not confirmed; \
                   the loader will mark it invalid"
-            .into()),
-        3 => Err("bootstate=3: the bank is marked invalid (a failed upgrade or a \
+                .into(),
+        ),
+        3 => Err(
+            "bootstate=3: the bank is marked invalid (a failed upgrade or a \
                   Shift+R rollback)"
-            .into()),
+                .into(),
+        ),
         other => Err(format!("bootstate={other} is not a valid state (0 or 1)")),
     }
 }
@@ -142,7 +149,12 @@ fn lookalike_hint(cfg: &BootCfg, key: &str) -> String {
     cfg.line_notes()
         .into_iter()
         .find(|n| n.note.contains(&format!("not read as `{key}`")))
-        .map(|n| format!(" (line {} `{}` has a blank before `=`, which the loader does not read as `{key}`)", n.line, n.text))
+        .map(|n| {
+            format!(
+                " (line {} `{}` has a blank before `=`, which the loader does not read as `{key}`)",
+                n.line, n.text
+            )
+        })
         .unwrap_or_default()
 }
 

@@ -164,7 +164,9 @@ impl Blacklist {
     pub fn covers(&self, path: &str) -> bool {
         self.entries.iter().any(|(entry, glob)| {
             path == entry
-                || path.strip_prefix(entry.as_str()).is_some_and(|rest| rest.starts_with('/'))
+                || path
+                    .strip_prefix(entry.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
                 || glob.as_ref().is_some_and(|g| g.is_match(path))
         })
     }
@@ -181,9 +183,15 @@ mod tests {
     #[test]
     fn builds_order_by_their_numbers() {
         use Ordering::*;
-        assert_eq!(compare_builds("7.0.3-0.20.19193900", "8.0.0-1.0.20513097"), Some(Less));
+        assert_eq!(
+            compare_builds("7.0.3-0.20.19193900", "8.0.0-1.0.20513097"),
+            Some(Less)
+        );
         assert_eq!(compare_builds("8.0.0", "8.0.0"), Some(Equal));
-        assert_eq!(compare_builds("7.0.3-0.95.23794027", "7.0.3-0.20.19193900"), Some(Greater));
+        assert_eq!(
+            compare_builds("7.0.3-0.95.23794027", "7.0.3-0.20.19193900"),
+            Some(Greater)
+        );
         assert_eq!(compare_builds("b", "c"), None);
     }
 

@@ -18,7 +18,9 @@ use crate::bank::install::ensure_state_listed;
 use crate::bank::targets::{backup_targets, Blacklist, Target};
 use crate::bank::{lock_for_writing, next_boot, read_banks, BootCfg};
 use crate::config::Selection;
-use crate::detect::{cache::cache_path, detect, now_secs, Archived, Cache, ChangeSet, Detection, StatKey};
+use crate::detect::{
+    cache::cache_path, detect, now_secs, Archived, Cache, ChangeSet, Detection, StatKey,
+};
 use crate::error::Error;
 use crate::host::Host;
 
@@ -86,7 +88,14 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
     }
     let mut outcomes = Vec::new();
     for target in &targets {
-        outcomes.push(backup_bank(host, &rules, target, options, &run_dir, &mut warnings)?);
+        outcomes.push(backup_bank(
+            host,
+            &rules,
+            target,
+            options,
+            &run_dir,
+            &mut warnings,
+        )?);
     }
     let written = outcomes.iter().any(|o| o.written);
     let primary = outcomes.swap_remove(0);
@@ -213,11 +222,18 @@ fn leave_out(detection: &mut Detection, blacklist: &Blacklist) {
         .map(|c| !blacklist.covers(&c.path))
         .collect();
     let mut flags = keep.iter();
-    detection.selected.files.retain(|_| *flags.next().unwrap_or(&true));
+    detection
+        .selected
+        .files
+        .retain(|_| *flags.next().unwrap_or(&true));
     let mut flags = keep.iter();
     detection.current.retain(|_| *flags.next().unwrap_or(&true));
     let changes = &mut detection.changes;
-    for list in [&mut changes.added, &mut changes.modified, &mut changes.removed] {
+    for list in [
+        &mut changes.added,
+        &mut changes.modified,
+        &mut changes.removed,
+    ] {
         list.retain(|path| !blacklist.covers(path));
     }
 }

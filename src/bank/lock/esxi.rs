@@ -46,7 +46,12 @@ pub fn lock_path(root: &Path, bank: &Path) -> Option<PathBuf> {
 }
 
 /// Takes ESXi's lock of `bank`, waiting for a live holder until `deadline`.
-pub fn lock(root: &Path, bank: &Path, deadline: Instant, wait: Duration) -> Result<Option<EsxiLock>> {
+pub fn lock(
+    root: &Path,
+    bank: &Path,
+    deadline: Instant,
+    wait: Duration,
+) -> Result<Option<EsxiLock>> {
     let Some(path) = lock_path(root, bank) else {
         return Ok(None);
     };
@@ -70,7 +75,10 @@ pub fn lock(root: &Path, bank: &Path, deadline: Instant, wait: Duration) -> Resu
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {}
                 Err(err) => {
                     return Err(err).with_context(|| {
-                        format!("cannot remove the stale ESXi bank lock `{}`", path.display())
+                        format!(
+                            "cannot remove the stale ESXi bank lock `{}`",
+                            path.display()
+                        )
                     })
                 }
             },
@@ -116,7 +124,12 @@ fn holder(path: &Path, own: u32) -> Holder {
 }
 
 fn read_pid(path: &Path) -> Option<u32> {
-    fs::read_to_string(path).ok()?.trim().parse().ok().filter(|&pid| pid > 0)
+    fs::read_to_string(path)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&pid| pid > 0)
 }
 
 fn recently_written(path: &Path) -> bool {
@@ -149,7 +162,9 @@ mod tests {
         let path = lock_path(root.path(), &bank).unwrap();
         fs::write(&path, "999999999\n").unwrap();
         let deadline = Instant::now();
-        let held = lock(root.path(), &bank, deadline, Duration::ZERO).unwrap().unwrap();
+        let held = lock(root.path(), &bank, deadline, Duration::ZERO)
+            .unwrap()
+            .unwrap();
         assert_eq!(read_pid(&path), Some(std::process::id()));
         drop(held);
         assert!(!path.exists());
@@ -159,12 +174,17 @@ mod tests {
     fn a_live_holder_times_out_and_no_tmp_means_no_lock() {
         let root = tempfile::tempdir().unwrap();
         let bank = root.path().join("altbootbank");
-        assert!(lock(root.path(), &bank, Instant::now(), Duration::ZERO).unwrap().is_none());
+        assert!(lock(root.path(), &bank, Instant::now(), Duration::ZERO)
+            .unwrap()
+            .is_none());
         fs::create_dir(root.path().join("tmp")).unwrap();
         let path = lock_path(root.path(), &bank).unwrap();
         fs::write(&path, "1\n").unwrap();
         let err = lock(root.path(), &bank, Instant::now(), Duration::ZERO).unwrap_err();
-        assert!(matches!(err.downcast_ref::<Error>(), Some(Error::EsxiLockBusy { pid: 1, .. })));
+        assert!(matches!(
+            err.downcast_ref::<Error>(),
+            Some(Error::EsxiLockBusy { pid: 1, .. })
+        ));
         assert_eq!(fs::read_to_string(&path).unwrap(), "1\n");
     }
 }

@@ -55,9 +55,7 @@ pub fn run(host: &Host, out: &Output, args: &SetNextArgs) -> Result<ExitCode> {
         return Ok(Exit::Success.into());
     }
     let name = report.bank.as_str();
-    let show = |v: &Values| {
-        format!("updated={} bootstate={}", v.updated, v.bootstate)
-    };
+    let show = |v: &Values| format!("updated={} bootstate={}", v.updated, v.bootstate);
     if report.changed {
         out.line(&format!(
             "{name}: {} -> {} (other bank: updated={}) in {}",

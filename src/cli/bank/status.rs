@@ -52,7 +52,10 @@ fn print_bank(out: &Output, bank: &BankEntry, next: bool) {
         bank.build.as_deref().unwrap_or("-"),
     ));
     for note in &bank.ignored {
-        out.line(&format!("    line {} `{}`: {}", note.line, note.text, note.note));
+        out.line(&format!(
+            "    line {} `{}`: {}",
+            note.line, note.text, note.note
+        ));
     }
     match &bank.reason {
         None => out.line("    eligible"),

@@ -198,11 +198,7 @@ fn alt_message(banks: &Banks) -> String {
 fn archive_words(bank: &Bank) -> String {
     let path = bank.state_archive();
     match std::fs::metadata(&path) {
-        Ok(meta) => format!(
-            "state.tgz `{}` ({} bytes)",
-            path.display(),
-            meta.len()
-        ),
+        Ok(meta) => format!("state.tgz `{}` ({} bytes)", path.display(), meta.len()),
         Err(_) => "no state.tgz (the host comes up unconfigured)".to_string(),
     }
 }

@@ -14,7 +14,9 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::bank::{bootcfg, is_tie, lock_for_writing, next_boot, read_banks, Bank, BankName, BootCfg};
+use crate::bank::{
+    bootcfg, is_tie, lock_for_writing, next_boot, read_banks, Bank, BankName, BootCfg,
+};
 use crate::host::Host;
 
 #[derive(Debug, Clone)]

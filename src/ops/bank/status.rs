@@ -103,7 +103,11 @@ fn entry(bank: &Bank, warnings: &mut Vec<String>) -> BankEntry {
         eligible: bank.is_eligible(),
         reason: bank.eligibility().err(),
         archive,
-        ignored: bank.cfg.as_ref().map(|c| c.line_notes()).unwrap_or_default(),
+        ignored: bank
+            .cfg
+            .as_ref()
+            .map(|c| c.line_notes())
+            .unwrap_or_default(),
     }
 }
 
