@@ -6,6 +6,7 @@ mod testenv;
 mod archive_inputs;
 mod archive_tools;
 mod backup;
+mod bank_locks;
 mod banks;
 mod bundles;
 mod crash;
