@@ -60,6 +60,12 @@ fn lists_state(env: &TestEnv, bank: &str) {
     assert!(!problems.contains("does not list it"), "{problems}");
 }
 
+/// A boot.cfg with kernel, modules and build, then `extra`.
+fn cfg_with(extra: &str) -> Vec<u8> {
+    format!("bootstate=0\ntitle=Loading VMware ESXi\nkernel=/b.b00\nmodules=/s.v00\nbuild={RUNNING}\n{extra}")
+        .into_bytes()
+}
+
 /// A hand-edited file: CRLF, upper-case `Modules=`, a look-alike `updated = 9`, no final newline.
 fn hand_edited(build: &str, updated: u64) -> Vec<u8> {
     format!(
@@ -280,4 +286,55 @@ fn an_unusable_bootbank_file_is_critical_and_names_the_archive_that_would_load()
         check.contains(env.state("altbootbank").to_str().unwrap()),
         "{check}"
     );
+}
+
+#[test]
+fn status_lists_the_lines_the_loader_ignores() {
+    let env = TestEnv::new();
+    let text = cfg_with("updated = 3\nno separator\nup=2\nupdated=4\n");
+    fs::write(env.bank("altbootbank").join("boot.cfg"), &text).unwrap();
+    let status = env.run(&["bank", "status", "--json"]).ok().json();
+    let ignored = status["banks"][1]["ignored"].as_array().unwrap();
+    let lines: Vec<u64> = ignored
+        .iter()
+        .map(|n| n["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lines, [6, 7, 8], "{ignored:?}");
+    assert!(ignored[0]["note"]
+        .as_str()
+        .unwrap()
+        .contains("blank before"));
+    assert!(ignored[2]["note"].as_str().unwrap().contains("overridden"));
+    assert_eq!(status["banks"][1]["updated"], 4);
+    let human = env.run(&["bank", "status"]).ok().stdout;
+    assert!(human.contains("line 6 `updated = 3`"), "{human}");
+    let verify = env.run(&["bank", "verify", "altbootbank"]).code(1).stdout;
+    assert!(verify.contains("warning: boot.cfg line 6"), "{verify}");
+}
+
+#[test]
+fn verify_names_what_mboot_refuses() {
+    let env = TestEnv::new();
+    let text = b"bootstate=0\ntimeout=5 # s\nbuild=b\nupdated=4\nskip=1\n";
+    fs::write(env.bank("altbootbank").join("boot.cfg"), text).unwrap();
+    let out = env.run(&["bank", "verify", "altbootbank"]).code(1).stdout;
+    // mboot stops at the malformed line (bootlib/parse.c:183), so `skip` is never read.
+    assert!(
+        out.contains("line 5 `skip=1`: after the malformed line"),
+        "{out}"
+    );
+    let text = b"bootstate=0\ntimeout=5\nbuild=b\nupdated=4\nskip=1\n";
+    fs::write(env.bank("altbootbank").join("boot.cfg"), text).unwrap();
+    let out = [
+        out,
+        env.run(&["bank", "verify", "altbootbank"]).code(1).stdout,
+    ]
+    .concat();
+    for needle in ["timeout=5 # s", "no `kernel=`", "`skip` is set"] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains("error") && l.contains(needle)),
+            "{needle}: {out}"
+        );
+    }
 }
