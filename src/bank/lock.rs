@@ -43,16 +43,10 @@ pub struct BankLock {
 /// Locks every bank in `banks` (in a fixed order, so two runs cannot deadlock), waiting up to
 /// `wait` in total.
 pub fn lock_banks(run_dir: &Path, banks: &[&Path], wait: Duration) -> Result<Vec<BankLock>> {
-    let mut canonical = Vec::new();
-    for bank in banks {
-        let path = bank.canonicalize().with_context(|| {
-            format!(
-                "bank `{}` does not exist or cannot be opened",
-                bank.display()
-            )
-        })?;
-        canonical.push(path);
-    }
+    let mut canonical = banks
+        .iter()
+        .map(|bank| canonical_bank(bank))
+        .collect::<Result<Vec<_>>>()?;
     canonical.sort();
     canonical.dedup();
     let deadline = Instant::now() + wait;
@@ -60,6 +54,15 @@ pub fn lock_banks(run_dir: &Path, banks: &[&Path], wait: Duration) -> Result<Vec
         .into_iter()
         .map(|bank| lock_one(run_dir, bank, deadline, wait))
         .collect()
+}
+
+fn canonical_bank(bank: &Path) -> Result<PathBuf> {
+    bank.canonicalize().with_context(|| {
+        format!(
+            "bank `{}` does not exist or cannot be opened",
+            bank.display()
+        )
+    })
 }
 
 /// Every lock a writer of banks holds. Fields drop in order: ESXi's PID files go first.
@@ -77,12 +80,7 @@ pub fn lock_for_writing(host: &Host, banks: &[&Path], wait: Duration) -> Result<
     let known = [&host.bootbank, &host.altbootbank].map(|bank| bank.canonicalize().ok());
     let mut ordered = Vec::new();
     for bank in banks {
-        let canonical = bank.canonicalize().with_context(|| {
-            format!(
-                "bank `{}` does not exist or cannot be opened",
-                bank.display()
-            )
-        })?;
+        let canonical = canonical_bank(bank)?;
         let rank = known
             .iter()
             .position(|k| k.as_ref() == Some(&canonical))

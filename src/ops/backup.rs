@@ -76,15 +76,7 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
     let target_refs: Vec<&Path> = targets.iter().map(|t| t.path.as_path()).collect();
     let _locks = lock_for_writing(host, &target_refs, wait)?;
     for bank in &target_refs {
-        if let Some(temp) = archive::recover::recover_state(bank, &host.limits)? {
-            warnings.push(format!(
-                "`{}` was missing (a replace was cut short); recovered it from `{}`",
-                bank.join(STATE_NAME).display(),
-                temp.display()
-            ));
-        }
-        atomic::remove_stale_temps(bank)
-            .with_context(|| format!("cannot clean bank `{}`", bank.display()))?;
+        warnings.extend(clean_bank(host, bank)?);
     }
     let mut outcomes = Vec::new();
     for target in &targets {
@@ -114,6 +106,20 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
         primary.changes,
         warnings,
     ))
+}
+
+/// Recovers a `state.tgz` a cut replace left missing and removes a killed run's temp files.
+fn clean_bank(host: &Host, bank: &Path) -> Result<Option<String>> {
+    let recovered = archive::recover::recover_state(bank, &host.limits)?.map(|temp| {
+        format!(
+            "`{}` was missing (a replace was cut short); recovered it from `{}`",
+            bank.join(STATE_NAME).display(),
+            temp.display()
+        )
+    });
+    atomic::remove_stale_temps(bank)
+        .with_context(|| format!("cannot clean bank `{}`", bank.display()))?;
+    Ok(recovered)
 }
 
 /// What a backup did in one bank.
@@ -159,30 +165,7 @@ fn backup_bank(
     let unreadable = matches!(detection.archived, Archived::Unreadable(_));
     let must_write = options.force || options.shutdown || unreadable || !changes.is_empty();
     if !must_write || options.dry_run {
-        let (bytes, sha256, files) = match &detection.archived {
-            Archived::Present {
-                records,
-                sha256,
-                bytes,
-            } => (*bytes, Some(sha256.clone()), records.len()),
-            _ => (0, None, 0),
-        };
-        if !options.dry_run && sha256.is_some() {
-            warnings.extend(ensure_state_listed(std::slice::from_ref(bank))?);
-        }
-        let files = if options.dry_run {
-            detection.current.len()
-        } else {
-            files
-        };
-        return Ok(BankOutcome {
-            written: false,
-            archive: archive_path,
-            files,
-            bytes,
-            sha256,
-            changes,
-        });
+        return kept(&detection, bank, archive_path, options.dry_run, warnings);
     }
     let sources: Vec<SourceFile> = detection
         .selected
@@ -207,6 +190,40 @@ fn backup_bank(
         bytes: written.bytes,
         sha256: Some(written.sha256.clone()),
         changes,
+    })
+}
+
+/// The outcome when nothing is written (nothing changed, or `--dry-run`); a kept archive still
+/// gets listed in `boot.cfg`.
+fn kept(
+    detection: &Detection,
+    bank: &Path,
+    archive: PathBuf,
+    dry_run: bool,
+    warnings: &mut Vec<String>,
+) -> Result<BankOutcome> {
+    let (bytes, sha256, files) = match &detection.archived {
+        Archived::Present {
+            records,
+            sha256,
+            bytes,
+        } => (*bytes, Some(sha256.clone()), records.len()),
+        _ => (0, None, 0),
+    };
+    if !dry_run && sha256.is_some() {
+        warnings.extend(ensure_state_listed(&[bank.to_path_buf()])?);
+    }
+    Ok(BankOutcome {
+        written: false,
+        archive,
+        files: if dry_run {
+            detection.current.len()
+        } else {
+            files
+        },
+        bytes,
+        sha256,
+        changes: detection.changes.clone(),
     })
 }
 

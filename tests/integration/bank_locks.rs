@@ -49,12 +49,18 @@ fn lock_file(env: &TestEnv, bank: &str) -> std::path::PathBuf {
     env.path(&format!("tmp/{bank}.lck"))
 }
 
+/// A host whose `tmp/bootbank.lck` names a live process (the returned child).
+fn held_bootbank_lock(env: &TestEnv) -> (Child, std::path::PathBuf) {
+    let tool = holder();
+    let lock = lock_file(env, "bootbank");
+    fs::write(&lock, format!("{}\n", tool.id())).unwrap();
+    (tool, lock)
+}
+
 #[test]
 fn a_live_esxi_lock_makes_writers_wait_then_exit_4() {
     let env = TestEnv::esxi();
-    let mut tool = holder();
-    let lock = lock_file(&env, "bootbank");
-    fs::write(&lock, format!("{}\n", tool.id())).unwrap();
+    let (mut tool, lock) = held_bootbank_lock(&env);
     let started = std::time::Instant::now();
     let busy = env.run(&["backup", "--wait", "1"]).code(4);
     assert!(started.elapsed() >= std::time::Duration::from_secs(1));
@@ -84,9 +90,7 @@ fn a_live_esxi_lock_makes_writers_wait_then_exit_4() {
 #[test]
 fn a_writer_waits_for_a_live_holder_that_lets_go() {
     let env = TestEnv::esxi();
-    let mut tool = holder();
-    let lock = lock_file(&env, "bootbank");
-    fs::write(&lock, format!("{}\n", tool.id())).unwrap();
+    let (mut tool, lock) = held_bootbank_lock(&env);
     let backup = env
         .command(&["backup", "--wait", "20"])
         .stdout(Stdio::piped())

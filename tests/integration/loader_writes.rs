@@ -338,3 +338,16 @@ fn verify_names_what_mboot_refuses() {
         );
     }
 }
+
+#[test]
+fn a_tie_is_a_warning_that_says_so() {
+    let env = staged(RUNNING, 0);
+    env.boot_cfg("altbootbank", 3, 0, RUNNING);
+    let check = env.run(&["bank", "check"]).code(1).stdout;
+    assert!(
+        check.contains("tie: both banks are eligible with updated=3"),
+        "{check}"
+    );
+    let status = env.run(&["bank", "status"]).ok().stdout;
+    assert!(status.contains("next boot: tie"), "{status}");
+}
