@@ -228,7 +228,7 @@ fn kept(
 }
 
 /// Drops the configblacklist paths from the selection and from the changes.
-fn leave_out(detection: &mut Detection, blacklist: &Blacklist) {
+pub fn leave_out(detection: &mut Detection, blacklist: &Blacklist) {
     if blacklist.is_empty() {
         return;
     }
