@@ -332,7 +332,22 @@ fn verify_names_what_mboot_refuses() {
         env.run(&["bank", "verify", "altbootbank"]).code(1).stdout,
     ]
     .concat();
-    for needle in ["timeout=5 # s", "no `kernel=`", "`skip` is set"] {
+    let far = format!(
+        "kernel=/b.b00\nkernelopt={}\nbuild=b\nupdated=4\nbootstate=1\n",
+        "x".repeat(520)
+    );
+    fs::write(env.bank("altbootbank").join("boot.cfg"), far).unwrap();
+    let out = [
+        out,
+        env.run(&["bank", "verify", "altbootbank"]).code(1).stdout,
+    ]
+    .concat();
+    for needle in [
+        "timeout=5 # s",
+        "no `kernel=`",
+        "`skip` is set",
+        "first 512 bytes",
+    ] {
         assert!(
             out.lines()
                 .any(|l| l.contains("error") && l.contains(needle)),

@@ -90,6 +90,12 @@ fn loader_problems(cfg: &BootCfg, problems: &mut Vec<Problem>) {
             note.line, note.text, note.note
         )));
     }
+    if cfg.loader_error().is_none() && cfg.bootstate() == 1 && !cfg.bootstate_patchable() {
+        problems.push(Problem::error(
+            "boot.cfg: bootstate=1 but its digit is not within the first 512 bytes, where the \
+             loader patches it (safeboot/config.c:191): the loader skips the bank",
+        ));
+    }
     for reason in cfg.mboot_problems() {
         problems.push(Problem::error(format!("boot.cfg: {reason}")));
     }
