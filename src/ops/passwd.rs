@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use sha_crypt::{PasswordHasher, ShaCrypt};
 
 use crate::archive::{open_archive, read_archive_from, ArchiveLabel, ArchiveSummary, CheckOnly};
-use crate::bank::lock_banks;
+use crate::bank::lock_for_writing;
 use crate::host::Host;
 use crate::ops::extract::write_entries;
 use crate::ops::pack::pack_tree;
@@ -52,7 +52,7 @@ pub fn passwd(
     check_user(user)
         .map_err(|reason| anyhow::anyhow!("{reason}; name the account as in etc/shadow"))?;
     let run_dir = host.run_dir()?.to_path_buf();
-    let _lock = lock_banks(&run_dir, &[bank], wait)?;
+    let _lock = lock_for_writing(host, &[bank], wait)?;
     let file = open_archive(archive)?;
     let clone = file
         .try_clone()
