@@ -14,16 +14,19 @@ use crate::host::Host;
 use crate::ops::backup::{backup, Action, BackupOptions, BackupReport};
 use crate::syslog::{self, Severity};
 
-/// Save the flagged files into state.tgz on the next-boot bank, if anything changed
+/// Save the flagged files into state.tgz on the bootbank (and a staged upgrade's bank), if anything changed
 #[derive(Debug, Clone, Args)]
 #[command(
     long_about = "Selects the persisted files (sticky bit or a .# branch, plus the config's \
 include/required, minus exclude), compares them with the archive in the target bank, and writes a \
 new state.tgz only if a file was added, changed (content, mode, owner, mtime) or removed. The \
 archive is replaced atomically (temp file, fsync, rename, fsync of the directory); boot.cfg is \
-made to list state.tgz. The target is --bank DIR, else the bank that boots next; when an upgrade \
-is staged in the altbootbank, the bootbank is written too. Silent on success unless -v, a \
-terminal, or --json.",
+made to list state.tgz. The target is --bank DIR, else the bootbank (the running system); when the \
+altbootbank boots next with the same or a newer build (a staged upgrade, or a manual switch), it \
+is written too, as its own archive: its manifest records its own build and it leaves out the paths \
+listed in <root>/var/run/configblacklist. An altbootbank with an older build (a rollback target) \
+is never overwritten (a warning; --bank writes it on purpose). Each bank written is also locked \
+with ESXi's <root>/tmp/<bank>.lck. Silent on success unless -v, a terminal, or --json.",
     after_help = "Examples:\n  statectl backup                 # what cron runs hourly\n  \
 statectl backup --dry-run --json # what would be saved\n  statectl backup --shutdown      # at \
 shutdown: wait at most 60 s"

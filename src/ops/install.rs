@@ -29,7 +29,7 @@ use crate::archive::{
 };
 use crate::atomic;
 use crate::bank::install::{copy_verified, ensure_state_listed};
-use crate::bank::{lock, lock_banks, next_boot, read_banks, Bank};
+use crate::bank::{lock, lock_for_writing, next_boot, read_banks, Bank};
 use crate::host::{esx_conf_value, Host};
 use crate::ops::restore::shown;
 
@@ -157,7 +157,7 @@ pub fn install(host: &Host, options: &InstallOptions) -> Result<InstallReport> {
     if let Some(origin) = origin {
         check_uuid(host, source, &origin, options.force, &mut warnings)?;
     }
-    let _lock = lock_banks(&run_dir, &[bank.path.as_path()], lock::DEFAULT_WAIT)?;
+    let _lock = lock_for_writing(host, &[bank.path.as_path()], lock::DEFAULT_WAIT)?;
     // Advisory: leftovers of a killed run only cost space.
     let _ = atomic::remove_stale_temps(&bank.path);
     let target = bank.state_archive();

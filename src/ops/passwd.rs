@@ -21,7 +21,7 @@ use anyhow::{bail, Context, Result};
 use sha_crypt::{PasswordHasher, ShaCrypt};
 
 use crate::archive::{open_archive, read_archive_from, ArchiveLabel, ArchiveSummary, CheckOnly};
-use crate::bank::lock_banks;
+use crate::bank::lock_for_writing;
 use crate::host::Host;
 use crate::ops::archive_path::archive_or_default;
 use crate::ops::extract::write_entries;
@@ -73,7 +73,7 @@ pub fn passwd(
         true => Some(lock_root(&run_dir, &host.root, RootAccess::Write, wait)?),
         false => None,
     };
-    let _lock = lock_banks(&run_dir, &[bank], wait)?;
+    let _lock = lock_for_writing(host, &[bank], wait)?;
     let file = open_archive(archive)?;
     let clone = file
         .try_clone()

@@ -21,9 +21,11 @@ use crate::syslog::{self, Severity};
 #[derive(Debug, Clone, Args)]
 #[command(
     long_about = "A monitoring probe in the Nagios plugin convention. CRITICAL: no bank is \
-eligible, or the next-boot bank names a missing module or its state.tgz fails verify. WARNING: \
-the running system (bootbank) is not the bank with the highest updated (an upgrade is staged, or \
-a rollback happened); the other bank is eligible but fails the same checks; or a pending change \
+eligible, or the next-boot bank names a missing module or its state.tgz fails verify, or the \
+bootbank's boot.cfg is unusable to the loader so that the host would boot the altbootbank's \
+archive (named). WARNING: the altbootbank boots next (an upgrade is staged, a manual switch, or \
+a rollback target: told apart by bootstate and build), a higher-updated bank the loader skips (a \
+rollback happened), a tie; the other bank is eligible but fails the same checks; or a pending change \
 is over an hour old. UNKNOWN: the probe could not run. Modules are checked to exist, not \
 decompressed (that is `bank verify`). Each WARNING/CRITICAL finding also goes to syslog.",
     after_help = "Examples:\n  statectl bank check\n  # NRPE: command[check_statectl]=/usr/bin/statectl bank check"
