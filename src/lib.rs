@@ -19,6 +19,7 @@ pub mod detect;
 pub mod error;
 pub mod exit;
 pub mod host;
+pub mod lockfile;
 pub mod ops;
 pub mod restore;
 pub mod root_lock;

@@ -3,12 +3,11 @@
 //! `restore` (and `passwd` when it changes the live `etc/shadow`) write the root and take it
 //! exclusively; `backup` reads the root for an archive and takes it shared, so backups of
 //! different banks run side by side but none reads a half-restored host. Like the bank lock it
-//! is a kernel `flock` on a file in the run directory, named by the root's canonical path: it
+//! is a kernel `flock` ([`crate::lockfile`]) on a file in the run directory, named by the root's canonical path: it
 //! dies with its holder and writes nothing to the root or the boot media. Taking it before any
 //! bank lock, everywhere, means two writers can never wait for each other in a circle.
 
-use std::fs::{File, TryLockError};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -16,8 +15,6 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
-
-const POLL: Duration = Duration::from_millis(25);
 
 /// How a run uses the root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,34 +47,14 @@ pub fn lock_root(
         "root-{}.lock",
         crate::archive::writer::hex(&digest[..8])
     ));
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .with_context(|| format!("cannot open lock file `{}`", path.display()))?;
     let deadline = Instant::now() + wait;
-    loop {
-        let attempt = match access {
-            RootAccess::Read => file.try_lock_shared(),
-            RootAccess::Write => file.try_lock(),
-        };
-        match attempt {
-            Ok(()) => return Ok(RootLock { _file: file, root }),
-            Err(TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(POLL),
-            Err(TryLockError::WouldBlock) => {
-                return Err(Error::RootBusy {
-                    root,
-                    waited_secs: wait.as_secs(),
-                }
-                .into())
-            }
-            Err(TryLockError::Error(err)) => {
-                return Err(err).with_context(|| format!("cannot lock `{}`", path.display()))
-            }
+    match crate::lockfile::take(&path, access == RootAccess::Read, deadline)? {
+        Some(file) => Ok(RootLock { _file: file, root }),
+        None => Err(Error::RootBusy {
+            root,
+            waited_secs: wait.as_secs(),
         }
+        .into()),
     }
 }
 

@@ -15,8 +15,7 @@
 //! the last two steps in one call; it is what every writer of a bank uses. Dropping the
 //! returned [`WriteLocks`] releases the PID locks first, then the `flock`s.
 
-use std::fs::{File, TryLockError};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -27,8 +26,6 @@ use crate::error::Error;
 use crate::host::Host;
 
 pub mod esxi;
-
-const POLL: Duration = Duration::from_millis(25);
 
 /// How long commands without a `--wait` flag (install, export) wait for a run holding the lock.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(60);
@@ -113,30 +110,13 @@ pub fn lock_path(run_dir: &Path, canonical_bank: &Path) -> PathBuf {
 }
 
 fn lock_one(run_dir: &Path, bank: PathBuf, deadline: Instant, wait: Duration) -> Result<BankLock> {
-    let path = lock_path(run_dir, &bank);
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .with_context(|| format!("cannot open lock file `{}`", path.display()))?;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(BankLock { _file: file, bank }),
-            Err(TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(POLL),
-            Err(TryLockError::WouldBlock) => {
-                return Err(Error::LockBusy {
-                    bank,
-                    waited_secs: wait.as_secs(),
-                }
-                .into())
-            }
-            Err(TryLockError::Error(err)) => {
-                return Err(err).with_context(|| format!("cannot lock `{}`", path.display()))
-            }
+    match crate::lockfile::take(&lock_path(run_dir, &bank), false, deadline)? {
+        Some(file) => Ok(BankLock { _file: file, bank }),
+        None => Err(Error::LockBusy {
+            bank,
+            waited_secs: wait.as_secs(),
         }
+        .into()),
     }
 }
 
