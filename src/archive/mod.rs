@@ -11,7 +11,7 @@ pub mod gzip_writer;
 pub mod manifest;
 pub mod names;
 pub mod problem;
-pub mod reader;
+pub mod read;
 pub mod record;
 pub mod recover;
 pub mod streams;
@@ -20,7 +20,7 @@ pub mod writer;
 
 pub use manifest::Manifest;
 pub use problem::{Level, Problem};
-pub use reader::{
+pub use read::{
     open_archive, read_archive, read_archive_from, read_archive_stream, ArchiveSummary, CheckOnly,
     EntryKind, InnerEntry, Visitor,
 };

@@ -56,6 +56,18 @@ pub fn write_archive<W: Write>(
     label: &ArchiveLabel,
     scratch: &Path,
 ) -> Result<WrittenArchive> {
+    write_archive_removing(out, files, &[], label, scratch)
+}
+
+/// As [`write_archive`], with a manifest that lists `remove`: the paths a restore of it
+/// removes (an undo archive's record of the files its restore created).
+pub fn write_archive_removing<W: Write>(
+    out: W,
+    files: &[SourceFile],
+    remove: &[String],
+    label: &ArchiveLabel,
+    scratch: &Path,
+) -> Result<WrittenArchive> {
     let mut sorted: Vec<&SourceFile> = files.iter().collect();
     sorted.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
     let mut inner = tempfile::tempfile_in(scratch)
@@ -71,6 +83,7 @@ pub fn write_archive<W: Write>(
         host: label.host.clone(),
         build: label.build.clone(),
         files: records.clone(),
+        remove: remove.to_vec(),
     };
     let member_mtime = records.iter().map(|r| r.mtime).max().unwrap_or(0).max(0) as u64;
     let mut counted = HashingWriter::new(BufWriter::with_capacity(COPY_BUFFER, out));

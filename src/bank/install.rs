@@ -69,34 +69,11 @@ fn read_back(path: &Path) -> io::Result<String> {
     Ok(reader.hex_digest())
 }
 
-/// Makes each bank's `boot.cfg` list `state.tgz`; returns warnings for those it must not touch
-/// (a `boot.cfg` that does not parse is never rewritten). A bank without `boot.cfg` is skipped.
-pub fn list_state_in_boot_cfg(banks: &[PathBuf]) -> Vec<String> {
-    let mut warnings = Vec::new();
-    for bank in banks {
-        let path = bank.join("boot.cfg");
-        if !path.exists() {
-            continue;
-        }
-        let outcome = BootCfg::load(&path).and_then(|cfg| match cfg.with_module(STATE_NAME) {
-            Ok(Some(updated)) => bootcfg::save(&path, &updated),
-            Ok(None) => Ok(()),
-            Err(reason) => bail!("{reason}"),
-        });
-        if let Err(err) = outcome {
-            warnings.push(format!(
-                "`{}` was not changed to list {STATE_NAME}: {err:#}",
-                path.display()
-            ));
-        }
-    }
-    warnings
-}
-
-/// As [`list_state_in_boot_cfg`], but for `backup`: a `boot.cfg` that parses yet cannot be
-/// saved (full, read-only or failing medium) is an error naming the bank, because an archive
-/// the loader is not told about is not loaded at boot. A `boot.cfg` that does not parse or
-/// cannot take the module stays a warning and is never rewritten.
+/// Makes each bank's `boot.cfg` list `state.tgz` (a bank without one is skipped), for every
+/// command that puts an archive into a bank. A `boot.cfg` that parses yet cannot be saved
+/// (full, read-only or failing medium) is an error naming the bank, because an archive the
+/// loader is not told about is not loaded at boot. A `boot.cfg` that does not parse or cannot
+/// take the module stays a warning and is never rewritten.
 pub fn ensure_state_listed(banks: &[PathBuf]) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     for bank in banks {
@@ -182,7 +159,7 @@ pub fn apply_boot_options(bank: &Path, kernelopts: &str, useropts: &str) -> Resu
         let updated = cfg
             .with_value("kernelopt", kernelopts)
             .map_err(|reason| anyhow::anyhow!("`{}`: {reason}", cfg_path.display()))?;
-        (updated.text() != cfg.text()).then_some(updated)
+        (updated.bytes() != cfg.bytes()).then_some(updated)
     } else {
         None
     };

@@ -3,11 +3,11 @@
 //!
 //! - `auto-backup.sh [ARGS...]` runs `statectl backup [ARGS...]`: ESXi calls it without
 //!   arguments, and any statectl option (`-v`, `--dry-run`, `--root DIR`...) passes through.
-//! - `backup.sh IsShutdown [PATH_NAME] [ARGS...]`: `0` is `statectl backup`, `1` is
-//!   `statectl backup --shutdown`, a `PATH_NAME` directory becomes `--bank DIR`; later
-//!   arguments pass through. As the 6.7 script: no argument prints its usage line
-//!   (`Usage: <name as invoked> IsShutdown [PATH_NAME]`) on stderr and exits 0; any other
-//!   `IsShutdown` is its `Invalid parameter for is_shutdown: X`, exit 1.
+//! - `backup.sh is_shutdown [bootbank] [ARGS...]`: `0` is `statectl backup`, `1` is
+//!   `statectl backup --shutdown`, a `bootbank` directory becomes `--bank DIR`; later
+//!   arguments pass through. No argument prints the 6.7 script's usage line
+//!   (`Usage: <name> IsShutdown [PATH_NAME]`, exit 0, as the script does); any other
+//!   `is_shutdown` is `Invalid parameter for is_shutdown: X`, exit 1.
 //!
 //! Any other program name is plain `statectl`.
 
@@ -15,8 +15,11 @@ use std::ffi::{OsStr, OsString};
 use std::path::Path;
 
 /// The 6.7 `backup.sh` usage line, for the name it was invoked as (its `${0}`).
-pub fn backup_sh_usage(invoked_as: &str) -> String {
-    format!("Usage: {invoked_as} IsShutdown [PATH_NAME]")
+pub fn backup_sh_usage(invoked_as: &OsStr) -> String {
+    format!(
+        "Usage: {} IsShutdown [PATH_NAME]",
+        invoked_as.to_string_lossy()
+    )
 }
 
 /// What the program name makes of the arguments.
@@ -26,7 +29,7 @@ pub enum Invocation {
     Statectl(Vec<OsString>),
     /// The script's own refusal: print this line on stderr and exit 1.
     Refuse(String),
-    /// The script's usage answer: print this line on stderr and exit 0.
+    /// The script's usage line: print it on stderr and exit 0.
     Usage(String),
 }
 
@@ -46,7 +49,7 @@ pub fn translate(args: Vec<OsString>) -> Invocation {
 
 fn backup_sh(invoked_as: &OsStr, rest: &[OsString]) -> Invocation {
     let Some(is_shutdown) = rest.first() else {
-        return Invocation::Usage(backup_sh_usage(&invoked_as.to_string_lossy()));
+        return Invocation::Usage(backup_sh_usage(invoked_as));
     };
     let mut flags: Vec<OsString> = match is_shutdown.to_str() {
         Some("0") => Vec::new(),

@@ -36,7 +36,7 @@ fn exit_status(doc: &mut Roff) {
             Exit::Usage,
             "Command-line usage error (unknown option, missing argument): one line naming the \
              problem and the usage. The drop-in name backup.sh keeps ESXi's behaviour instead \
-             (usage line or \"Invalid parameter for is_shutdown\", exit 1).",
+             (usage line, exit 0; \"Invalid parameter for is_shutdown\", exit 1).",
         ),
         (Exit::Pending, "status and diff: changes are pending."),
         (
@@ -97,8 +97,8 @@ fn files(doc: &mut Roff) {
              inittab at shutdown): a link to statectl with one of these names takes ESXi's \
              arguments. auto-backup.sh [OPTIONS] is backup [OPTIONS]; backup.sh 0|1 [DIR] \
              [OPTIONS] is backup, 1 adding --shutdown and DIR --bank DIR; without an argument \
-             it prints the 6.7 script's \"Usage: <name> IsShutdown [PATH_NAME]\" and exits 0, \
-             with another first argument \"Invalid parameter for is_shutdown: X\", exit 1.",
+             it prints \"Usage: <name> IsShutdown [PATH_NAME]\" (exit 0), with another first \
+             argument \"Invalid parameter for is_shutdown: X\" (exit 1).",
         ),
     ] {
         item(doc, term, text);

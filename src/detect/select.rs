@@ -245,6 +245,10 @@ fn list(dir: &Path) -> Result<(Vec<Entry>, HashSet<OsString>)> {
     for entry in listing {
         let entry = entry.with_context(|| format!("cannot list `{}`", dir.display()))?;
         let name = entry.file_name();
+        // A statectl temp file (a restore or extract in progress) is never a persisted file.
+        if name.to_str().is_some_and(crate::atomic::is_temp_name) {
+            continue;
+        }
         let kind = entry
             .file_type()
             .with_context(|| format!("cannot stat `{}`", entry.path().display()))?;

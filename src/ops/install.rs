@@ -32,8 +32,8 @@ use crate::archive::{
     open_archive, read_archive_from, ArchiveSummary, EntryKind, InnerEntry, Visitor, STATE_NAME,
 };
 use crate::atomic;
-use crate::bank::install::{apply_boot_options, copy_verified, list_state_in_boot_cfg};
-use crate::bank::{lock, lock_banks, next_boot, read_banks, Bank};
+use crate::bank::install::{apply_boot_options, copy_verified, ensure_state_listed};
+use crate::bank::{lock, lock_for_writing, next_boot, read_banks, Bank};
 use crate::host::{esx_conf_value, Host};
 use crate::ops::release::{version_triple, HostRelease};
 use crate::ops::restore::shown;
@@ -174,7 +174,7 @@ pub fn install(host: &Host, options: &InstallOptions) -> Result<InstallReport> {
     if let Some(origin) = origin {
         check_uuid(host, source, &origin, options.force, &mut warnings)?;
     }
-    let _lock = lock_banks(&run_dir, &[bank.path.as_path()], lock::DEFAULT_WAIT)?;
+    let _lock = lock_for_writing(host, &[bank.path.as_path()], lock::DEFAULT_WAIT)?;
     // Advisory: leftovers of a killed run only cost space.
     let _ = atomic::remove_stale_temps(&bank.path);
     let target = bank.state_archive();
@@ -182,7 +182,7 @@ pub fn install(host: &Host, options: &InstallOptions) -> Result<InstallReport> {
     if let Some(bundle) = manifest {
         apply_boot_options(&bank.path, &bundle.kernelopts, &bundle.useropts)?;
     }
-    warnings.extend(list_state_in_boot_cfg(std::slice::from_ref(&bank.path)));
+    warnings.extend(ensure_state_listed(std::slice::from_ref(&bank.path))?);
     Ok(InstallReport {
         source: shown(source),
         kind: if manifest.is_some() {

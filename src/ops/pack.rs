@@ -50,6 +50,7 @@ pub fn pack_tree(
         _ => Path::new("."),
     };
     let fail = || format!("cannot write `{}`", output.display());
+    atomic::remove_stale_temps(parent).with_context(fail)?;
     let mut temp = atomic::temp_in(parent).with_context(fail)?;
     let written = write_archive(temp.as_file_mut(), &sources, label, scratch).with_context(fail)?;
     atomic::commit(temp, output).with_context(fail)?;

@@ -14,7 +14,7 @@
 //!   absolute name, `..` component, name that is not UTF-8 or holds a control character,
 //!   entry that is not a regular file or directory (symlink, hard link, device, fifo), setuid
 //!   or setgid bit, duplicate path, or path that is both a file and a directory refuses the
-//!   whole archive, naming the entry (`archive::reader`, `archive::names`). Unlike tar-rs's
+//!   whole archive, naming the entry (`archive::read`, `archive::names`). Unlike tar-rs's
 //!   `unpack_in`, which skips `..` entries silently, nothing is skipped: one bad entry, no
 //!   restore. A planted link can therefore never come from an archive, not even across two
 //!   restores.
@@ -46,5 +46,5 @@ pub mod plan;
 pub mod undo;
 pub mod walk;
 
-pub use place::{FileMeta, Placer};
+pub use place::{Existing, FileMeta, Placer};
 pub use plan::{Action, Plan};

@@ -10,9 +10,11 @@
 //! fsynced and renamed over the name, and the directory is fsynced. Renaming over a symlink
 //! replaces the link, never its target. Writing and renaming can be split ([`Placer::stage`],
 //! then [`Placer::commit`] or [`Placer::discard`]) so a restore renames nothing until every
-//! file is safely written.
+//! file is safely written. The first write into a directory removes the temp files a killed
+//! run left there (see [`crate::atomic`]), so a re-run of a killed restore or extract cleans up.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -53,6 +55,8 @@ pub struct Placer {
     pub set_owner: bool,
     /// Directories created so far, root-relative, in creation order.
     created: RefCell<Vec<String>>,
+    /// Directories already cleaned of stale temp files, root-relative.
+    cleaned: RefCell<HashSet<String>>,
 }
 
 /// A file written and fsynced beside its destination, not yet renamed into place.
@@ -76,6 +80,7 @@ impl Placer {
             // SAFETY: geteuid has no preconditions.
             set_owner: unsafe { libc::geteuid() } == 0,
             created: RefCell::new(Vec::new()),
+            cleaned: RefCell::new(HashSet::new()),
         })
     }
 
@@ -153,6 +158,7 @@ impl Placer {
             .walk(&parents, true)?
             .expect("walk with create yields a directory");
         let target = self.root.join(rel);
+        self.clean_once(&parents, &dir)?;
         let (temp_name, temp) = create_temp(&dir)
             .with_context(|| format!("cannot create a temp file beside `{}`", target.display()))?;
         if let Err(err) = fill(temp, data, meta, self.set_owner) {
@@ -184,6 +190,66 @@ impl Placer {
         if let Ok(Some(dir)) = self.walk(&parents, false) {
             let _ = rfs::unlinkat(&dir, staged.temp_name.as_str(), rfs::AtFlags::empty());
         }
+    }
+
+    /// Removes the stale temp files in the directories of `paths` (root-relative files) that
+    /// exist, through no link; a missing directory is skipped.
+    pub fn clean_temps_beside<'p>(&self, paths: impl IntoIterator<Item = &'p str>) -> Result<()> {
+        for path in paths {
+            let (parents, _) = split(path)?;
+            if self.cleaned.borrow().contains(&parents.join("/")) {
+                continue;
+            }
+            if let Some(dir) = self.walk(&parents, false)? {
+                self.clean_once(&parents, &dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the stale temp files of the directory `dir` (at `parents`), once per run.
+    fn clean_once(&self, parents: &[&str], dir: &OwnedFd) -> Result<()> {
+        let key = parents.join("/");
+        if self.cleaned.borrow().contains(&key) {
+            return Ok(());
+        }
+        let shown = self.root.join(&key);
+        let listing = rfs::Dir::read_from(dir)
+            .map_err(io::Error::from)
+            .with_context(|| format!("cannot list `{}`", shown.display()))?;
+        for entry in listing {
+            let entry = entry
+                .map_err(io::Error::from)
+                .with_context(|| format!("cannot list `{}`", shown.display()))?;
+            let name = entry.file_name().to_string_lossy();
+            if crate::atomic::is_temp_name(&name) && !crate::atomic::temp_in_use(&name) {
+                match rfs::unlinkat(dir, entry.file_name(), rfs::AtFlags::empty()) {
+                    Ok(()) | Err(Errno::NOENT) => {}
+                    Err(err) => {
+                        return Err(io::Error::from(err)).with_context(|| {
+                            format!("cannot remove stale temp file `{}/{name}`", shown.display())
+                        })
+                    }
+                }
+            }
+        }
+        self.cleaned.borrow_mut().insert(key);
+        Ok(())
+    }
+
+    /// Removes the regular file at `rel` (through no link) and fsyncs its directory; a file
+    /// already gone is fine.
+    pub fn remove_file(&self, rel: &str) -> Result<()> {
+        let (parents, name) = split(rel)?;
+        let Some(dir) = self.walk(&parents, false)? else {
+            return Ok(());
+        };
+        match rfs::unlinkat(&dir, name, rfs::AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => rfs::fsync(&dir),
+            Err(err) => Err(err),
+        }
+        .map_err(io::Error::from)
+        .with_context(|| format!("cannot remove `{}`", self.root.join(rel).display()))
     }
 
     /// Creates the directory `rel` (and its parents) 0755 when missing.
@@ -233,9 +299,8 @@ fn split(rel: &str) -> Result<(Vec<&str>, &str)> {
 fn create_temp(dir: &OwnedFd) -> io::Result<(String, OwnedFd)> {
     loop {
         let name = format!(
-            "{}{}-{}{}",
-            crate::atomic::TEMP_PREFIX,
-            std::process::id(),
+            "{}{}{}",
+            crate::atomic::temp_prefix(),
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed),
             crate::atomic::TEMP_SUFFIX
         );

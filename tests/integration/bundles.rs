@@ -251,7 +251,7 @@ fn export_warns_when_changes_are_pending() {
     env.flagged("etc/hosts", "10.0.0.9 changed\n");
     let out = export("1735733000");
     assert!(
-        out.stderr.contains("1 changes are pending"),
+        out.stderr.contains("1 change(s) are pending"),
         "{}",
         out.stderr
     );

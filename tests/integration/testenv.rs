@@ -219,9 +219,32 @@ pub fn have(tool: &str) -> bool {
         .map(|s| s.success())
         .unwrap_or(false);
     if !found {
-        eprintln!("SKIPPED: `{tool}` is not installed (.ci/run installs it)");
+        skipped(&format!("`{tool}` is not installed (.ci/run installs it)"));
     }
     found
+}
+
+/// Says that the running test skips its work (a tool or privilege is missing): `SKIPPED:` on
+/// stderr, and a line `<test name>: <why>` appended to `$STATECTL_TEST_SKIPS` when set, so
+/// `scripts/test.sh` can list every skipped test after the run.
+pub fn skipped(why: &str) {
+    eprintln!("SKIPPED: {why}");
+    let Some(list) = std::env::var_os("STATECTL_TEST_SKIPS") else {
+        return;
+    };
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("(unnamed test)")
+        .to_string();
+    let line = format!("{test}: {why}\n");
+    let appended = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(list)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, line.as_bytes()));
+    if let Err(err) = appended {
+        eprintln!("cannot record the skip in $STATECTL_TEST_SKIPS: {err}");
+    }
 }
 
 /// Runs a shell command in `dir`, asserting success.

@@ -1,0 +1,142 @@
+//! The inner layer, `local.tgz`: walks its tar entries, checks each (name, kind, mode,
+//! duplicates), hashes regular files while the visitor reads them, and records what it found.
+
+use std::collections::HashSet;
+use std::io::{BufReader, Read};
+
+use super::super::entries::{walk, EntryMeta, WalkError};
+use super::super::gzip::GzMembers;
+use super::super::manifest::compare_manifest;
+use super::super::names::normalize_member_name;
+use super::super::streams::{describe_io, drain, Budgeted, HashingReader, Tracked};
+use super::super::{FileRecord, Problem, INNER_NAME};
+use super::outer::is_top_directory;
+use super::{EntryKind, InnerEntry, ReadState};
+
+impl ReadState<'_> {
+    pub(super) fn read_inner(&mut self, data: &mut dyn Read) -> Result<(), WalkError> {
+        let format =
+            |err: std::io::Error| WalkError::Format(format!("{INNER_NAME}: {}", describe_io(&err)));
+        let mut buffered = BufReader::with_capacity(64 << 10, data);
+        let gz = GzMembers::new(&mut buffered);
+        let limits = self.limits;
+        let mut rest = walk(
+            Budgeted::new(gz, self.budget.clone()),
+            &limits,
+            INNER_NAME,
+            |meta, content| self.inner_entry(meta, content),
+        )?;
+        let (_, nonzero) = drain(&mut rest).map_err(format)?;
+        if nonzero {
+            self.problems.push(Problem::warning(format!(
+                "{INNER_NAME}: non-zero data after the end of the tar archive"
+            )));
+        }
+        drop(rest);
+        let (trailing, _) = drain(&mut buffered).map_err(format)?;
+        if trailing > 0 {
+            self.problems.push(Problem::warning(format!(
+                "{INNER_NAME}: {trailing} bytes of trailing data after the gzip stream"
+            )));
+        }
+        Ok(())
+    }
+
+    fn inner_entry(&mut self, meta: &EntryMeta, content: &mut dyn Read) -> Result<(), WalkError> {
+        if is_top_directory(meta) {
+            return Ok(()); // not shown to the visitor: it names nothing below the root
+        }
+        let entry = InnerEntry {
+            meta: meta.clone(),
+            path: normalize_member_name(&meta.raw_name),
+        };
+        self.check_entry(&entry);
+        let mut tracked = Tracked::new(content);
+        let is_safe_file = entry.path.is_ok() && meta.kind == EntryKind::File;
+        if !is_safe_file {
+            return self.visit(&entry, &mut tracked);
+        }
+        let mut hashing = HashingReader::new(&mut tracked);
+        let visited = self.visitor.entry(&entry, &mut hashing);
+        let drained = visited.and_then(|()| Ok(drain(&mut hashing)?));
+        if let Err(err) = drained {
+            return Err(tracked.classify(err));
+        }
+        let sha256 = hashing.hex_digest();
+        let path = entry.path.clone().unwrap_or_default();
+        self.files.push(FileRecord {
+            path,
+            sha256,
+            size: meta.size,
+            mode: meta.mode,
+            uid: meta.uid,
+            gid: meta.gid,
+            mtime: meta.mtime,
+        });
+        Ok(())
+    }
+
+    fn visit(&mut self, entry: &InnerEntry, tracked: &mut Tracked<'_>) -> Result<(), WalkError> {
+        match self.visitor.entry(entry, tracked) {
+            Ok(()) => Ok(()),
+            Err(err) => Err(tracked.classify(err)),
+        }
+    }
+
+    fn check_entry(&mut self, entry: &InnerEntry) {
+        let meta = &entry.meta;
+        let path = match &entry.path {
+            Ok(path) => path.clone(),
+            Err(reason) => {
+                self.problems.push(Problem::error(format!(
+                    "unsafe member `{}` in {INNER_NAME}: {reason}",
+                    entry.name()
+                )));
+                return;
+            }
+        };
+        match meta.kind {
+            EntryKind::File => {
+                if meta.mode & 0o6000 != 0 {
+                    self.problems.push(Problem::error(format!(
+                        "`{path}` has the setuid or setgid bit (mode {:04o})",
+                        meta.mode
+                    )));
+                }
+            }
+            EntryKind::Directory => self.directories.push(path.clone()),
+            kind => self.problems.push(Problem::error(format!(
+                "`{path}` is {}; only regular files and directories are allowed",
+                kind.describe()
+            ))),
+        }
+        if !self.seen.insert(path.clone()) {
+            self.problems
+                .push(Problem::error(format!("duplicate member `{path}`")));
+        }
+    }
+
+    pub(super) fn finish_checks(&mut self) {
+        if !self.inner_seen {
+            self.problems
+                .push(Problem::error(format!("state.tgz holds no {INNER_NAME}")));
+        }
+        let file_paths: HashSet<&str> = self.files.iter().map(|f| f.path.as_str()).collect();
+        for record in &self.files {
+            let mut ancestor = record.path.as_str();
+            while let Some((parent, _)) = ancestor.rsplit_once('/') {
+                if file_paths.contains(parent) {
+                    self.problems.push(Problem::error(format!(
+                        "`{parent}` is both a file and the directory of `{}`",
+                        record.path
+                    )));
+                }
+                ancestor = parent;
+            }
+        }
+        if let Some(manifest) = &self.manifest {
+            self.problems
+                .extend(compare_manifest(manifest, &self.files));
+        }
+    }
+}
