@@ -16,5 +16,6 @@ mod hostile;
 mod large_archive;
 mod load;
 mod operator;
+mod release;
 mod restore;
 mod sweep;
