@@ -45,6 +45,13 @@ fn check(vib: &Path, binary: &Path) -> Outcome {
     )
 }
 
+/// `outcome` is exit 1 with `needle` on stderr.
+#[track_caller]
+fn fails_saying(outcome: &Outcome, needle: &str) {
+    assert_eq!(outcome.code, 1, "{outcome:?}");
+    assert!(outcome.stderr.contains(needle), "{outcome:?}");
+}
+
 fn fake_binary(dir: &Path) -> PathBuf {
     let binary = dir.join("statectl");
     fs::write(
@@ -55,15 +62,24 @@ fn fake_binary(dir: &Path) -> PathBuf {
     binary
 }
 
-#[test]
-fn vib_reads_back_with_independent_readers_and_is_reproducible() {
+/// A temp dir holding a fake binary and `a.vib` packed from it; None when a tool is missing.
+fn packed() -> Option<(tempfile::TempDir, PathBuf, PathBuf)> {
     if !tools_present() {
-        return;
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let binary = fake_binary(dir.path());
-    let (first, second) = (dir.path().join("a.vib"), dir.path().join("b.vib"));
-    pack(&binary, &first).ok();
+    let vib = dir.path().join("a.vib");
+    pack(&binary, &vib).ok();
+    Some((dir, binary, vib))
+}
+
+#[test]
+fn vib_reads_back_with_independent_readers_and_is_reproducible() {
+    let Some((dir, binary, first)) = packed() else {
+        return;
+    };
+    let second = dir.path().join("b.vib");
     pack(&binary, &second).ok();
     assert_eq!(fs::read(&first).unwrap(), fs::read(&second).unwrap());
     let checked = check(&first, &binary).ok();
@@ -97,13 +113,9 @@ fn vib_reads_back_with_independent_readers_and_is_reproducible() {
 
 #[test]
 fn damaged_vib_is_refused_by_the_checker() {
-    if !tools_present() {
+    let Some((dir, binary, vib)) = packed() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let binary = fake_binary(dir.path());
-    let vib = dir.path().join("a.vib");
-    pack(&binary, &vib).ok();
+    };
     let mut bytes = fs::read(&vib).unwrap();
     // The descriptor records the payload's size and sha-256: change one byte of the payload.
     let last = bytes.len() - 30;
@@ -111,19 +123,12 @@ fn damaged_vib_is_refused_by_the_checker() {
     let damaged = dir.path().join("damaged.vib");
     fs::write(&damaged, &bytes).unwrap();
     let refused = check(&damaged, &binary);
-    assert_eq!(refused.code, 1, "{refused:?}");
-    assert!(
-        refused
-            .stderr
-            .contains("check-vib: FAILED: payload `statectl`"),
-        "{refused:?}"
-    );
+    fails_saying(&refused, "check-vib: FAILED: payload `statectl`");
 
     let other = dir.path().join("other");
     fs::write(&other, b"another binary").unwrap();
     let refused = check(&vib, &other);
-    assert_eq!(refused.code, 1, "{refused:?}");
-    assert!(refused.stderr.contains("differs from"), "{refused:?}");
+    fails_saying(&refused, "differs from");
 }
 
 #[test]
@@ -134,8 +139,7 @@ fn vib_sh_refuses_a_missing_binary_and_a_bad_version() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.vib");
     let missing = pack(&dir.path().join("nope"), &out);
-    assert_eq!(missing.code, 1);
-    assert!(missing.stderr.contains("no binary at"), "{missing:?}");
+    fails_saying(&missing, "no binary at");
     let bad = outcome(
         Command::new("bash")
             .arg(script("vib.sh"))
@@ -144,19 +148,26 @@ fn vib_sh_refuses_a_missing_binary_and_a_bad_version() {
             .output()
             .unwrap(),
     );
-    assert_eq!(bad.code, 1);
-    assert!(bad.stderr.contains("must be letters"), "{bad:?}");
+    fails_saying(&bad, "must be letters");
     assert!(!out.exists());
 }
 
+/// Runs the demo with `binary`, then removes the demo host it kept.
 fn demo(binary: &Path) -> Outcome {
-    outcome(
+    let ran = outcome(
         Command::new("bash")
             .arg(script("demo.sh"))
             .env("STATECTL_BIN", binary)
             .output()
             .expect("run demo.sh"),
-    )
+    );
+    let host = ran
+        .stdout
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("demo host: "));
+    fs::remove_dir_all(host.expect("the demo names its host")).unwrap();
+    ran
 }
 
 #[test]
@@ -176,13 +187,6 @@ fn demo_runs_every_step_with_the_given_binary() {
         );
     }
     assert!(done.stdout.contains("demo host kept at"), "{done:?}");
-    let host = done
-        .stdout
-        .lines()
-        .next()
-        .unwrap()
-        .trim_start_matches("demo host: ");
-    fs::remove_dir_all(host).unwrap();
 }
 
 #[test]
@@ -200,23 +204,10 @@ fn demo_fails_when_a_step_exits_otherwise_than_expected() {
     .unwrap();
     fs::set_permissions(&broken, fs::Permissions::from_mode(0o755)).unwrap();
     let failed = demo(&broken);
-    assert_eq!(failed.code, 1, "{failed:?}");
-    assert!(
-        failed
-            .stderr
-            .contains("demo: `statectl verify` exited 1, expected 0"),
-        "{failed:?}"
-    );
+    fails_saying(&failed, "demo: `statectl verify` exited 1, expected 0");
     assert!(failed.stdout.contains("$ statectl list -l"), "{failed:?}");
     assert!(
         !failed.stdout.contains("$ statectl bank status"),
         "{failed:?}"
     );
-    let host = failed
-        .stdout
-        .lines()
-        .next()
-        .unwrap()
-        .trim_start_matches("demo host: ");
-    fs::remove_dir_all(host).unwrap();
 }
