@@ -5,7 +5,8 @@
 #   bash scripts/release.sh --check  the same with one build (what .ci/run runs)
 # Output: target/dist/statectl and target/dist/statectl-<version>.vib (DIST_DIR moves them),
 # with their sha256 printed last. Target: x86_64-unknown-linux-musl when rustup has (or can
-# fetch) it, else a static glibc build (x86_64-unknown-linux-gnu with +crt-static).
+# fetch) it, else a static glibc build (x86_64-unknown-linux-gnu with +crt-static);
+# RELEASE_TARGET=x86_64-unknown-linux-gnu forces the latter.
 # Reproducible: SOURCE_DATE_EPOCH from the last commit, source, cargo home and target dir
 # remapped out of the binary, one codegen unit, stripped, no build-id.
 set -euo pipefail
@@ -32,8 +33,9 @@ export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/n
 
 pick_target() {
   local musl=x86_64-unknown-linux-musl
+  if [ -n "${RELEASE_TARGET:-}" ]; then echo "$RELEASE_TARGET"; return; fi
   if ! rustc --print target-libdir --target "$musl" 2>/dev/null | xargs -r test -d; then
-    command -v rustup >/dev/null && rustup target add "$musl" >&2 || true
+    command -v rustup >/dev/null && timeout 300 rustup target add "$musl" >&2 || true
   fi
   if [ -d "$(rustc --print target-libdir --target "$musl" 2>/dev/null)" ]; then
     echo "$musl"
@@ -80,6 +82,7 @@ run_binary() {
   echo "release.sh: $said runs"
   STATECTL_BIN=$bin bash scripts/demo.sh > "$work/demo.log" 2>&1 \
     || { cat "$work/demo.log" >&2; die "the demo failed with the release binary"; }
+  rm -rf "$(sed -n 's/^demo host: //p' "$work/demo.log")"
   echo "release.sh: the demo runs with it (scripts/demo.sh, STATECTL_BIN)"
 }
 
