@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 if [ -n "${STATECTL_BIN:-}" ]; then
   bin=$STATECTL_BIN
 else
-  bin=$(cargo build --release --locked --bin statectl --message-format=json-render-diagnostics \
+  bin=$(cargo build --locked --bin statectl --message-format=json-render-diagnostics \
     | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
   [ -n "$bin" ] || { echo "demo: cargo reported no statectl executable" >&2; exit 1; }
 fi
@@ -47,6 +47,7 @@ step() {
   fi
 }
 echo "demo host: $demo"
+echo "demo binary: $bin"
 step 3 status
 step 0 backup -v
 step 0 backup -v
