@@ -5,6 +5,8 @@
 # payload `statectl` (a gzip'd ustar: opt/statectl/bin/statectl, mode 0755, owner 0:0), so
 # nothing of ESXi's own files is replaced. The output depends only on its inputs and
 # SOURCE_DATE_EPOCH (default: 0): fixed mtimes, owners, member order, no gzip name or stamp.
+# The payload is declared `tgz` (a gzip'd tar), not `vgz`: a vgz is a gzip'd vmtar, ESXi's own
+# tar variant that only VMware's tools write; community VIBs built without them declare tgz.
 # scripts/check-vib.py reads it back with independent tools.
 set -euo pipefail
 
