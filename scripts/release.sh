@@ -8,7 +8,7 @@
 # fetch) it, else a static glibc build (x86_64-unknown-linux-gnu with +crt-static);
 # RELEASE_TARGET=x86_64-unknown-linux-gnu forces the latter.
 # Reproducible: SOURCE_DATE_EPOCH from the last commit, source, cargo home and target dir
-# remapped out of the binary, one codegen unit, stripped, no build-id.
+# remapped out of the binary (a test greps for them), one codegen unit, stripped, no build-id.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
@@ -51,8 +51,9 @@ build() {
   local flags="-C target-feature=+crt-static -C link-arg=-Wl,--build-id=none"
   flags+=" --remap-path-prefix=$src=/build/statectl"
   flags+=" --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/build/cargo"
-  flags+=" --remap-path-prefix=$dir=/build/target"
-  RUSTFLAGS=$flags CARGO_ENCODED_RUSTFLAGS='' CARGO_INCREMENTAL=0 \
+  # The same flags for both builds (they feed cargo's hashes); CARGO_ENCODED_RUSTFLAGS would
+  # override them, so it goes.
+  env -u CARGO_ENCODED_RUSTFLAGS RUSTFLAGS="$flags" CARGO_INCREMENTAL=0 \
     CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_STRIP=symbols \
     CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_PANIC=unwind \
     cargo build --release --locked --quiet --bin statectl --target "$target" --target-dir "$dir"
@@ -71,7 +72,9 @@ check_static() {
   if readelf -lW "$bin" | grep -q 'INTERP'; then die "\`$bin\` names a dynamic loader"; fi
   if readelf -dW "$bin" | grep -q '(NEEDED)'; then die "\`$bin\` needs shared libraries"; fi
   if readelf -nW "$bin" | grep -q 'Build ID'; then die "\`$bin\` carries a build-id"; fi
-  if grep -q -a -F -e "$src" -e "$HOME/.cargo" "$bin"; then die "\`$bin\` holds a build path"; fi
+  if grep -q -a -F -e "$src" -e "${CARGO_HOME:-$HOME/.cargo}" -e "$target_base" "$bin"; then
+    die "\`$bin\` holds a build path"
+  fi
   echo "release.sh: ldd/readelf: no interpreter, no shared library, no build-id, no build path"
 }
 
