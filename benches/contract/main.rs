@@ -1,4 +1,5 @@
-//! The performance contract of SPEC.md, measured as ratios in one run (`scripts/bench.sh`).
+//! The performance contract (docs/reference.md "Performance"), measured as ratios in one run
+//! (`scripts/bench.sh`).
 //!
 //! Builds fake hosts from deterministic config-like text, then times the release `statectl`
 //! against baselines run on the same files in the same run, process against process:

@@ -1,8 +1,9 @@
 //! `state.tgz` and `local.tgz`: the one writer, the one hostile-input reader, the manifest and
 //! the member-name rules every command shares.
 //!
-//! Layout (SPEC.md "Archive format"): the outer gzip'd tar holds `local.tgz` first and then the
-//! manifest `statectl.json`; `local.tgz` holds the persisted files by root-relative path, sorted.
+//! Layout (docs/reference.md "Archive format"): the outer gzip'd tar holds `local.tgz` first and
+//! then the manifest `statectl.json`; `local.tgz` holds the persisted files by root-relative
+//! path, sorted.
 
 pub mod bundle;
 pub mod entries;
@@ -35,7 +36,7 @@ pub const MANIFEST_NAME: &str = "statectl.json";
 /// Name of the archive in a bank.
 pub const STATE_NAME: &str = "state.tgz";
 
-/// Limits on untrusted input (SPEC.md "Limits on untrusted input").
+/// Limits on untrusted input (docs/reference.md "Limits").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Total decompressed bytes of both layers.

@@ -10,15 +10,15 @@
 //! (:237); on a tie the loader keeps the first partition it scanned, which statectl cannot
 //! see: it takes the bootbank and reports the tie.
 //!
-//! Where SPEC.md / ESXI.md say otherwise, the code is followed:
+//! Where the documented contract (docs/reference.md) and common ESXi lore say otherwise, the code is followed:
 //! - ESXI.md "`quickboot` not 1": any non-zero `quickboot` makes the bank ineligible
 //!   (safeboot/bootbank.c:182 `if (bank->quickboot)`).
-//! - SPEC.md "`bootstate` is 0 or 1 and can be patched within the first 512 bytes": the loader
+//! - The contract "`bootstate` is 0 or 1 and can be patched within the first 512 bytes": the loader
 //!   patches only when the state changes (bootbank.c:195), so `bootstate=0` past byte 512, or
 //!   no `bootstate` at all, boots; only `bootstate=1` needs the digit within the window. The
 //!   patch finds its line with its own scanner (config.c:96 `scan_config`), which accepts
 //!   `bootstate = 1` and takes the *first* such line, where the parser takes the last one.
-//! - SPEC.md "a key matches only as `key=` or `key= value`": also any prefix of the key
+//! - The contract "a key matches only as `key=` or `key= value`": also any prefix of the key
 //!   (`up=9` is `updated`, `=x` is `build`, bootlib/parse.c:64).
 
 use std::path::{Path, PathBuf};

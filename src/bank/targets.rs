@@ -1,6 +1,6 @@
 //! Which banks a backup (or `bank sync`) writes, and what each one's archive must leave out.
 //!
-//! SPEC.md's `backup` row: the bootbank (the running system) always. When the loader will boot
+//! The `backup` contract (docs/reference.md): the bootbank (the running system) always. When the loader will boot
 //! the altbootbank next and an upgrade is staged there (its `updated` higher, `bootstate` 0 or 1,
 //! its build the same as the running one or newer), that bank is written too, with its own build
 //! in its manifest and without the paths ESXi lists in `/var/run/configblacklist` (as

@@ -1,4 +1,4 @@
-//! The hand-written sections of the manual page: EXIT STATUS (SPEC.md's codes, from
+//! The hand-written sections of the manual page: EXIT STATUS (the reference's codes, from
 //! [`crate::exit`]), FILES, ENVIRONMENT (the options' variables, read from the command tree,
 //! plus the few the code reads directly) and EXAMPLES (the jobs admins actually do).
 

@@ -6,6 +6,8 @@ mod backup;
 mod bank;
 mod completions;
 mod diff;
+#[cfg(test)]
+mod docs_check;
 mod dropin;
 mod export;
 mod install;

@@ -75,7 +75,7 @@ impl Output {
         }
     }
 
-    /// A warning of the detail level (a skipped or missing configured path, SPEC's selection
+    /// A warning of the detail level (a skipped or missing configured path, the selection rules'
     /// rule): on stderr only with `-v`, always in the JSON document.
     pub fn note(&self, text: &str) {
         self.warnings.borrow_mut().push(text.to_string());

@@ -30,7 +30,7 @@ pub struct RestoreOptions {
     pub wait: Duration,
 }
 
-/// The outcome of `restore`; the `--dry-run` JSON is exactly the three lists (SPEC.md).
+/// The outcome of `restore`; the `--dry-run` JSON is exactly the three lists (docs/reference.md).
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreReport {
     #[serde(skip)]

@@ -23,6 +23,7 @@ mod loader_model;
 mod loader_writes;
 mod operator;
 mod races;
+mod release;
 mod restore;
 mod sweep;
 mod writers;
