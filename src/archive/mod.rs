@@ -5,6 +5,7 @@
 //! manifest `statectl.json`; `local.tgz` holds the persisted files by root-relative path, sorted.
 
 pub mod bundle;
+pub mod envelope;
 pub mod entries;
 pub mod gzip;
 pub mod gzip_writer;
