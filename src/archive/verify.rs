@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::envelope::{self, probe::probe};
 use super::{read_archive, CheckOnly, Level, Limits, Problem};
 
 /// The outcome of verifying one archive (its JSON form is the contract's).
@@ -13,19 +14,30 @@ pub struct VerifyReport {
     pub ok: bool,
     pub files: usize,
     pub problems: Vec<Problem>,
+    /// `"none-mode"` or `"tpm"` for the encrypted layout, null for plain `local.tgz`.
+    pub encrypted: Option<&'static str>,
 }
 
 /// Reads `path` completely and collects what is wrong with it; never fails: a fatal read error
 /// is one error-level problem.
 pub fn verify_archive(path: &Path, limits: &Limits) -> VerifyReport {
-    let (files, problems) = match read_archive(path, limits, &mut CheckOnly) {
-        Ok(summary) => (summary.files.len(), summary.problems),
-        Err(err) => (0, vec![Problem::error(format!("{err:#}"))]),
+    let (files, problems, encrypted) = match read_archive(path, limits, &mut CheckOnly) {
+        Ok(summary) => (
+            summary.files.len(),
+            summary.problems,
+            envelope::label(summary.encryption.as_ref()),
+        ),
+        Err(err) => (
+            0,
+            vec![Problem::error(format!("{err:#}"))],
+            probe(path, limits).label(),
+        ),
     };
     VerifyReport {
         archive: path.to_path_buf(),
         ok: !problems.iter().any(|p| p.level == Level::Error),
         files,
         problems,
+        encrypted,
     }
 }

@@ -44,6 +44,9 @@ pub struct BackupArgs {
     /// Seconds to wait for another run holding the bank lock
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub wait: u64,
+    /// Let a plaintext archive replace an encrypted one (ESXi 7.0 U2+ local.tgz.ve); logged
+    #[arg(long)]
+    pub allow_plaintext: bool,
 }
 
 impl BackupArgs {
@@ -54,6 +57,7 @@ impl BackupArgs {
             shutdown: self.shutdown,
             bank: self.bank.clone(),
             wait: Duration::from_secs(self.wait),
+            allow_plaintext: self.allow_plaintext,
         }
     }
 }

@@ -12,6 +12,10 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+use crate::archive::envelope::guard::{
+    check_plaintext_over, replacement_for, Replacement, ALLOW_HINT,
+};
+use crate::archive::envelope::Encryption;
 use crate::archive::{self, writer::ArchiveLabel, SourceFile, WrittenArchive, STATE_NAME};
 use crate::atomic;
 use crate::bank::install::{copy_verified, ensure_state_listed};
@@ -30,6 +34,8 @@ pub struct BackupOptions {
     pub shutdown: bool,
     pub bank: Option<PathBuf>,
     pub wait: Duration,
+    /// Let a plaintext archive replace an encrypted one (logged).
+    pub allow_plaintext: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -164,7 +170,8 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
         host: host.hostname(),
         build: bank_build(primary),
     };
-    let written = write_with_retry(primary, &sources, &label, &run_dir)?;
+    let encryption = keep_encryption(&targets, options, host, &mut warnings)?;
+    let written = write_with_retry(primary, &sources, &label, &run_dir, encryption.as_ref())?;
     for other in &targets[1..] {
         copy_verified(
             &archive_path,
@@ -284,15 +291,53 @@ fn bank_build(bank: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// How the new archive is written: encrypted again when the primary's archive is encrypted;
+/// plaintext over an encrypted archive in any target only with `--allow-plaintext` (a warning,
+/// which also goes to syslog).
+fn keep_encryption(
+    targets: &[PathBuf],
+    options: &BackupOptions,
+    host: &Host,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Encryption>> {
+    let primary = targets[0].join(STATE_NAME);
+    let allow = options.allow_plaintext;
+    let mut downgraded = Vec::new();
+    let encryption = match replacement_for(&primary, allow, &host.limits)? {
+        Replacement::Encrypted(encryption) => Some(encryption),
+        Replacement::Downgrade => {
+            downgraded.push(primary);
+            None
+        }
+        Replacement::Plain => None,
+    };
+    if encryption.is_none() {
+        for other in &targets[1..] {
+            let archive = other.join(STATE_NAME);
+            if check_plaintext_over(&archive, allow, ALLOW_HINT, &host.limits)? {
+                downgraded.push(archive);
+            }
+        }
+    }
+    for archive in downgraded {
+        warnings.push(format!(
+            "replacing encrypted archive `{}` with a plaintext one (--allow-plaintext)",
+            archive.display()
+        ));
+    }
+    Ok(encryption)
+}
+
 /// Writes the archive into `bank`; a file that changes while it is read gets one more try.
 fn write_with_retry(
     bank: &Path,
     sources: &[SourceFile],
     label: &ArchiveLabel,
     scratch: &Path,
+    encryption: Option<&Encryption>,
 ) -> Result<WrittenArchive> {
-    match write_into(bank, sources, label, scratch) {
-        Err(err) if is_file_changed(&err) => write_into(bank, sources, label, scratch),
+    match write_into(bank, sources, label, scratch, encryption) {
+        Err(err) if is_file_changed(&err) => write_into(bank, sources, label, scratch, encryption),
         other => other,
     }
 }
@@ -311,6 +356,7 @@ fn write_into(
     sources: &[SourceFile],
     label: &ArchiveLabel,
     scratch: &Path,
+    encryption: Option<&Encryption>,
 ) -> Result<WrittenArchive> {
     let target = bank.join(STATE_NAME);
     let fail = || {
@@ -321,8 +367,8 @@ fn write_into(
         )
     };
     let mut temp = atomic::temp_in(bank).with_context(fail)?;
-    let written =
-        archive::write_archive(temp.as_file_mut(), sources, label, scratch).with_context(fail)?;
+    let written = archive::write_archive_file(temp.as_file_mut(), sources, label, scratch, encryption)
+        .with_context(fail)?;
     atomic::commit(temp, &target).with_context(fail)?;
     Ok(written)
 }

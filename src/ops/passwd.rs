@@ -3,8 +3,8 @@
 //! Under the lock of the archive's bank, the archive is checked in full, extracted into a
 //! private (0700) temp directory in the run directory, USER's hash field of `etc/shadow` is
 //! replaced (every other byte of shadow and every other file, content and metadata, is kept),
-//! and the tree is packed back and renamed over the archive. Any failure leaves the old archive
-//! untouched.
+//! and the tree is packed back and renamed over the archive (an encrypted archive is encrypted
+//! again with its own key store and a fresh IV). Any failure leaves the old archive untouched.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -87,7 +87,8 @@ pub fn passwd(
         mtime: crate::detect::now_secs(),
     };
     placer.place(SHADOW, &mut updated.as_slice(), &meta)?;
-    pack_tree(work.path(), archive, &label_of(&checked), &run_dir)?;
+    let encryption = checked.encryption.as_ref();
+    pack_tree(work.path(), archive, &label_of(&checked), &run_dir, encryption)?;
     Ok(PasswdReport {
         archive: archive.to_path_buf(),
         user: user.to_string(),

@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
+
+use crate::archive::envelope::probe::{probe, Layout};
+use crate::archive::envelope::seal::check_sealable;
 
 use crate::bank::{next_boot, read_banks};
 use crate::detect::{cache::cache_path, detect, Archived, ChangeSet, Detection};
@@ -13,6 +16,8 @@ use crate::host::Host;
 pub struct StatusReport {
     /// The archive compared against; `None` when no bank is eligible.
     pub archive: Option<PathBuf>,
+    /// The archive's encrypted layout (`"none-mode"`, `"tpm"`), `None` when plain or absent.
+    pub encrypted: Option<&'static str>,
     pub changes: ChangeSet,
     pub warnings: Vec<String>,
     pub detection: Detection,
@@ -42,12 +47,20 @@ pub fn status(host: &Host) -> Result<StatusReport> {
         cache.as_deref(),
         &host.limits,
     )?;
+    let layout = archive.as_deref().map(|path| probe(path, &host.limits));
     if let Archived::Unreadable(reason) = &detection.archived {
+        if let Some(Layout::Encrypted(encryption)) = &layout {
+            // An encrypted archive that does not open is not "everything added": say why.
+            if check_sealable(encryption).is_err() {
+                bail!("{reason}");
+            }
+        }
         warnings.push(format!(
             "archive cannot be read ({reason}); every file counts as added"
         ));
     }
     Ok(StatusReport {
+        encrypted: layout.and_then(|layout| layout.label()),
         archive,
         changes: detection.changes.clone(),
         warnings,

@@ -1,8 +1,8 @@
 //! The encrypted inner layout of ESXi 7.0 U2 and later: `local.tgz.ve` (an AES-256-GCM
 //! "DataTransformEnvelope" around `local.tgz`) beside `encryption.info` (the key store).
 //! [`format`] is the byte layout, [`keystore`] the key store and key derivation, [`gcm`] the
-//! streaming cipher, [`seal`] the writer's side and [`probe`] a cheap look at which layout an
-//! archive has.
+//! streaming cipher, [`seal`] the writer's side, [`probe`] a cheap look at which layout an
+//! archive has and [`guard`] the rule that an encrypted archive is never replaced by plaintext.
 //!
 //! # Security
 //! The envelope arrives inside the untrusted outer tar. The reader spools its ciphertext to a
@@ -14,6 +14,7 @@
 
 pub mod format;
 pub mod gcm;
+pub mod guard;
 pub mod keystore;
 pub mod probe;
 pub mod seal;

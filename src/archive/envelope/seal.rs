@@ -48,16 +48,7 @@ pub fn seal<R: Read>(
     plain: R,
     plain_len: u64,
 ) -> Result<Sealing<R>, String> {
-    if encryption.mode == Mode::Tpm {
-        let (_, name) = keystore::mode_of(&encryption.keystore)?;
-        return Err(super::sealed_key_message(&name));
-    }
-    let mut header = encryption
-        .header
-        .clone()
-        .ok_or_else(|| format!("the old {ENVELOPE_NAME} has no readable header to follow"))?;
-    let (key, key_id) = keystore::derive_key(&encryption.keystore)?;
-    check_key(&header, &key, &key_id)?;
+    let (key, mut header) = key_and_header(encryption)?;
     let mut iv = [0u8; IV_LEN];
     getrandom::fill(&mut iv).map_err(|err| format!("cannot get random bytes for the IV: {err}"))?;
     header.set_bytes("vmware.iv", &iv);
@@ -75,6 +66,26 @@ pub fn seal<R: Read>(
         out: Vec::new(),
         at: 0,
     })
+}
+
+/// Whether `encryption` can be sealed again: mode `NONE`, a readable header, and the key the
+/// key store derives is the one the header names.
+pub fn check_sealable(encryption: &Encryption) -> Result<(), String> {
+    key_and_header(encryption).map(|_| ())
+}
+
+fn key_and_header(encryption: &Encryption) -> Result<(keystore::Key, Header), String> {
+    if encryption.mode == Mode::Tpm {
+        let (_, name) = keystore::mode_of(&encryption.keystore)?;
+        return Err(super::sealed_key_message(&name));
+    }
+    let header = encryption
+        .header
+        .clone()
+        .ok_or_else(|| format!("the old {ENVELOPE_NAME} has no readable header to follow"))?;
+    let (key, key_id) = keystore::derive_key(&encryption.keystore)?;
+    check_key(&header, &key, &key_id)?;
+    Ok((key, header))
 }
 
 impl<R: Read> Sealing<R> {

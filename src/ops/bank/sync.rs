@@ -4,6 +4,8 @@
 //! spread to the fallback bank); the target's `boot.cfg`, when present, must parse before
 //! anything is written; the copy is the shared verified atomic copy; then the target's
 //! `modules=` is made to list `state.tgz`. A target already holding the same bytes gets no write.
+//! The copy is byte for byte (an encrypted archive stays encrypted), and a plaintext archive is
+//! never copied over an encrypted one.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,11 +14,15 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use super::status::archive_info;
+use crate::archive::envelope::guard::check_plaintext_over;
 use crate::archive::{verify_archive, Level, STATE_NAME};
 use crate::atomic;
 use crate::bank::install::{copy_verified, list_state_in_boot_cfg};
 use crate::bank::{lock_banks, next_boot, read_banks, BankName, BootCfg};
 use crate::host::Host;
+
+/// What `bank sync` suggests when the target is encrypted and the source is not.
+const SYNC_HINT: &str = "back up to the target with `statectl backup --bank DIR` instead";
 
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
@@ -82,6 +88,9 @@ pub fn sync(host: &Host, options: &SyncOptions) -> Result<SyncReport> {
     let action = if same {
         SyncAction::Unchanged
     } else {
+        if source_info.encrypted.is_none() {
+            check_plaintext_over(&target, false, SYNC_HINT, &host.limits)?;
+        }
         copy_verified(&source, &target, Some(&source_info.sha256))?;
         SyncAction::Copied
     };
