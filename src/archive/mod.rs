@@ -5,8 +5,8 @@
 //! manifest `statectl.json`; `local.tgz` holds the persisted files by root-relative path, sorted.
 
 pub mod bundle;
-pub mod envelope;
 pub mod entries;
+pub mod envelope;
 pub mod gzip;
 pub mod gzip_writer;
 pub mod manifest;

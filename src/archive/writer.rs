@@ -187,7 +187,9 @@ fn check_written(out: &mut File, written: &WrittenArchive) -> Result<()> {
             .zip(&written.records)
             .all(|(read, wrote)| read == wrote);
     if !same || summary.encryption.is_none() {
-        bail!("the encrypted archive just written reads back different files; nothing was replaced");
+        bail!(
+            "the encrypted archive just written reads back different files; nothing was replaced"
+        );
     }
     out.rewind().context("cannot rewind the new archive")?;
     Ok(())

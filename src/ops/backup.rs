@@ -367,8 +367,9 @@ fn write_into(
         )
     };
     let mut temp = atomic::temp_in(bank).with_context(fail)?;
-    let written = archive::write_archive_file(temp.as_file_mut(), sources, label, scratch, encryption)
-        .with_context(fail)?;
+    let written =
+        archive::write_archive_file(temp.as_file_mut(), sources, label, scratch, encryption)
+            .with_context(fail)?;
     atomic::commit(temp, &target).with_context(fail)?;
     Ok(written)
 }

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use walkdir::WalkDir;
 
-use crate::archive::names::normalize_member_name;
 use crate::archive::envelope::guard::check_plaintext_over;
 use crate::archive::envelope::Encryption;
+use crate::archive::names::normalize_member_name;
 use crate::archive::{
     read_archive, write_archive_file, ArchiveLabel, CheckOnly, SourceFile, WrittenArchive,
 };

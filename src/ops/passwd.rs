@@ -88,7 +88,13 @@ pub fn passwd(
     };
     placer.place(SHADOW, &mut updated.as_slice(), &meta)?;
     let encryption = checked.encryption.as_ref();
-    pack_tree(work.path(), archive, &label_of(&checked), &run_dir, encryption)?;
+    pack_tree(
+        work.path(),
+        archive,
+        &label_of(&checked),
+        &run_dir,
+        encryption,
+    )?;
     Ok(PasswdReport {
         archive: archive.to_path_buf(),
         user: user.to_string(),

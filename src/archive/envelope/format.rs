@@ -161,7 +161,9 @@ fn parse_attributes(mut rest: &[u8]) -> Result<Vec<Attribute>, String> {
                 let len = rest.get(..8).ok_or_else(truncated)?;
                 let len = u64::from_le_bytes(len.try_into().map_err(|_| truncated())?);
                 let len = usize::try_from(len).map_err(|_| truncated())?;
-                let value = rest.get(8..8usize.saturating_add(len)).ok_or_else(truncated)?;
+                let value = rest
+                    .get(8..8usize.saturating_add(len))
+                    .ok_or_else(truncated)?;
                 let value = value.to_vec();
                 rest = &rest[8 + len..];
                 value

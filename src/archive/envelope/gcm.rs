@@ -170,7 +170,9 @@ mod tests {
             "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa\
              8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662"
         );
-        let expected: [u8; 16] = unhex("76fc6ece0f4e1768cddf8853bb2d551b").try_into().unwrap();
+        let expected: [u8; 16] = unhex("76fc6ece0f4e1768cddf8853bb2d551b")
+            .try_into()
+            .unwrap();
         let mut check = Gcm::new(&key, &iv, &aad);
         for piece in data.chunks(13) {
             check.absorb(piece);

@@ -24,7 +24,11 @@ pub enum Replacement {
 }
 
 /// Decides how to write over `target`.
-pub fn replacement_for(target: &Path, allow_plaintext: bool, limits: &Limits) -> Result<Replacement> {
+pub fn replacement_for(
+    target: &Path,
+    allow_plaintext: bool,
+    limits: &Limits,
+) -> Result<Replacement> {
     let Layout::Encrypted(encryption) = probe(target, limits) else {
         return Ok(Replacement::Plain);
     };

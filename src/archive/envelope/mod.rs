@@ -44,6 +44,31 @@ pub struct Encryption {
 }
 
 impl Encryption {
+    /// The encryption of a mode-`NONE` key store with a fresh header (keyInfo, cipherName,
+    /// keyHash, iv: the attributes ESXi writes), for an archive that had no envelope yet.
+    pub fn from_keystore(keystore: Vec<u8>) -> Result<Encryption, String> {
+        let (key, key_id) = keystore::derive_key(&keystore)?;
+        let text = |name: &str, value: &str| format::Attribute {
+            kind: format::TYPE_STRING,
+            flag: 0,
+            name: name.into(),
+            value: value.as_bytes().to_vec(),
+        };
+        let mut header = Header {
+            attributes: vec![
+                text("vmware.keyInfo", &key_id),
+                text("vmware.cipherName", keystore::CIPHER),
+            ],
+        };
+        header.set_bytes("vmware.keyHash", &keystore::key_hash(&key));
+        header.set_bytes("vmware.iv", &[0; IV_LEN]);
+        Ok(Encryption {
+            mode: Mode::NoneMode,
+            keystore,
+            header: Some(header),
+        })
+    }
+
     /// The JSON `"encrypted"` value.
     pub fn label(&self) -> &'static str {
         self.mode.label()
@@ -102,7 +127,9 @@ pub fn open(mut spool: File, len: u64, keystore: &[u8]) -> Result<(Opened, Heade
     let (key, key_id) = keystore::derive_key(keystore)?;
     let block = BLOCK as u64;
     if len < 3 * block {
-        return Err(format!("{ENVELOPE_NAME} is too short ({len} bytes) to be an envelope"));
+        return Err(format!(
+            "{ENVELOPE_NAME} is too short ({len} bytes) to be an envelope"
+        ));
     }
     let io = |err: io::Error| format!("cannot read the spooled {ENVELOPE_NAME}: {err}");
     let header_block = read_block(&mut spool, 0).map_err(io)?;
@@ -126,7 +153,9 @@ pub fn open(mut spool: File, len: u64, keystore: &[u8]) -> Result<(Opened, Heade
     gcm.decrypt_checked(&mut last);
     let padding = u64::from(format::parse_crypto_footer(&last[BLOCK - 512..])?);
     if padding > data_len - block {
-        return Err(format!("the crypto footer of {ENVELOPE_NAME} names an impossible padding"));
+        return Err(format!(
+            "the crypto footer of {ENVELOPE_NAME} names an impossible padding"
+        ));
     }
     spool.seek(SeekFrom::Start(block)).map_err(io)?;
     let gcm = Gcm::new(&key, &iv, &aad);
@@ -145,7 +174,9 @@ pub fn aad_of(header: &Header) -> Result<Vec<u8>, String> {
 pub fn check_key(header: &Header, key: &[u8; 32], key_id: &str) -> Result<[u8; IV_LEN], String> {
     let cipher = header.text("vmware.cipherName")?;
     if cipher != keystore::CIPHER {
-        return Err(format!("envelope cipher `{cipher}` is not supported (only AES-256-GCM)"));
+        return Err(format!(
+            "envelope cipher `{cipher}` is not supported (only AES-256-GCM)"
+        ));
     }
     if header.bytes("vmware.keyHash")? != keystore::key_hash(key) {
         return Err(format!(

@@ -56,7 +56,10 @@ pub fn probe(path: &Path, limits: &Limits) -> Layout {
     };
     let mut seen = Seen::default();
     let mut buffered = BufReader::with_capacity(64 << 10, file);
-    let gz = Budgeted::new(GzMembers::new(&mut buffered), Budget::new(limits.max_expanded));
+    let gz = Budgeted::new(
+        GzMembers::new(&mut buffered),
+        Budget::new(limits.max_expanded),
+    );
     let walked = walk(gz, limits, "state.tgz", |meta, data| {
         let name = normalize_member_name(&meta.raw_name).unwrap_or_default();
         match name.as_str() {
@@ -64,7 +67,9 @@ pub fn probe(path: &Path, limits: &Limits) -> Layout {
             ENVELOPE_NAME => {
                 seen.envelope = true;
                 let mut block = Vec::with_capacity(BLOCK);
-                data.take(BLOCK as u64).read_to_end(&mut block).map_err(other)?;
+                data.take(BLOCK as u64)
+                    .read_to_end(&mut block)
+                    .map_err(other)?;
                 seen.header = Header::parse(&block).ok();
             }
             KEYSTORE_NAME if meta.size <= MAX_KEYSTORE => {

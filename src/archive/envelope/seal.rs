@@ -117,12 +117,19 @@ impl<R: Read> Sealing<R> {
                 }
                 self.out.truncate(got);
                 self.left -= got as u64;
-                self.gcm.as_mut().ok_or_else(gcm_gone)?.encrypt(&mut self.out);
+                self.gcm
+                    .as_mut()
+                    .ok_or_else(gcm_gone)?
+                    .encrypt(&mut self.out);
             }
             Stage::Footer => {
                 self.out = vec![0u8; self.padding as usize];
-                self.out.extend_from_slice(&format::crypto_footer_block(self.padding));
-                self.gcm.as_mut().ok_or_else(gcm_gone)?.encrypt(&mut self.out);
+                self.out
+                    .extend_from_slice(&format::crypto_footer_block(self.padding));
+                self.gcm
+                    .as_mut()
+                    .ok_or_else(gcm_gone)?
+                    .encrypt(&mut self.out);
                 self.stage = Stage::Tag;
             }
             Stage::Tag => {
@@ -153,31 +160,14 @@ impl<R: Read> Read for Sealing<R> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::format::{Attribute, TYPE_STRING};
     use super::*;
 
-    pub const SAMPLE_KEYSTORE: &str = ".encoding = \"UTF-8\"\nincludeKeyCache = \"FALSE\"\n\
+    const SAMPLE_KEYSTORE: &str = ".encoding = \"UTF-8\"\nincludeKeyCache = \"FALSE\"\n\
         mode = \"NONE\"\nConfigEncData = \"keyId=fmLOxWrvTX6Di8rjLu/SUQ%3d%3d:\
         data1=Uz8MFZfqTbWN2jIHbFPhag%3d%3d:data2=IDcZE41aR+uxDv7Iz8zJSA%3d%3d:version=1\"\n";
 
     fn encryption() -> Encryption {
-        let (key, id) = keystore::derive_key(SAMPLE_KEYSTORE.as_bytes()).unwrap();
-        let text = |name: &str, value: &str| Attribute {
-            kind: TYPE_STRING,
-            flag: 0,
-            name: name.into(),
-            value: value.as_bytes().to_vec(),
-        };
-        let mut header = Header {
-            attributes: vec![text("vmware.keyInfo", &id), text("vmware.cipherName", "AES-256-GCM")],
-        };
-        header.set_bytes("vmware.keyHash", &keystore::key_hash(&key));
-        header.set_bytes("vmware.iv", &[0; 12]);
-        Encryption {
-            mode: Mode::NoneMode,
-            keystore: SAMPLE_KEYSTORE.as_bytes().to_vec(),
-            header: Some(header),
-        }
+        Encryption::from_keystore(SAMPLE_KEYSTORE.as_bytes().to_vec()).unwrap()
     }
 
     fn sealed(plain: &[u8]) -> Vec<u8> {
@@ -210,7 +200,12 @@ mod tests {
     #[test]
     fn any_flipped_bit_is_refused() {
         let envelope = sealed(&[5u8; 9000]);
-        for at in [600, BLOCK + 10, envelope.len() - BLOCK + 40, envelope.len() - BLOCK - 3] {
+        for at in [
+            600,
+            BLOCK + 10,
+            envelope.len() - BLOCK + 40,
+            envelope.len() - BLOCK - 3,
+        ] {
             let mut bad = envelope.clone();
             bad[at] ^= 0x10;
             let mut spool = tempfile::tempfile().unwrap();

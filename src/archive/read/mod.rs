@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::entries::{EntryMeta, WalkError};
+use super::envelope::Encryption;
 use super::names::display_name;
 use super::streams::{Budget, OVER_BUDGET};
-use super::envelope::Encryption;
 use super::{FileRecord, Level, Limits, Manifest, Problem};
 use crate::error::Error;
 
