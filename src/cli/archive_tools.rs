@@ -161,7 +161,8 @@ created 0600. With --like ARCHIVE, FILE gets ARCHIVE's layout: when ARCHIVE is e
 7.0 U2+ local.tgz.ve), FILE is encrypted with the same encryption.info and key and a fresh IV. A \
 plaintext FILE never replaces an encrypted one.",
     after_help = "Examples:\n  statectl extract --to /tmp/state && vi /tmp/state/etc/hosts\n  \
-statectl pack /tmp/state --output /tmp/state.tgz && statectl verify /tmp/state.tgz"
+statectl pack /tmp/state --output /tmp/state.tgz && statectl verify /tmp/state.tgz\n  \
+statectl pack /tmp/state --like /bootbank/state.tgz --output /tmp/state.tgz  # keep encryption"
 )]
 pub struct PackArgs {
     /// The tree to pack (its etc/... become the members)

@@ -23,7 +23,10 @@ new state.tgz only if a file was added, changed (content, mode, owner, mtime) or
 archive is replaced atomically (temp file, fsync, rename, fsync of the directory); boot.cfg is \
 made to list state.tgz. The target is --bank DIR, else the bank that boots next; when an upgrade \
 is staged in the altbootbank, the bootbank is written too. Silent on success unless -v, a \
-terminal, or --json.",
+terminal, or --json. An encrypted archive (ESXi 7.0 U2+ local.tgz.ve) is replaced by one \
+encrypted again with its key store and a fresh IV; a plaintext archive never replaces an encrypted \
+one, not even with --force, unless --allow-plaintext (logged to syslog); a TPM-sealed one is \
+never replaced without it.",
     after_help = "Examples:\n  statectl backup                 # what cron runs hourly\n  \
 statectl backup --dry-run --json # what would be saved\n  statectl backup --shutdown      # at \
 shutdown: always write, wait at most 60 s"
