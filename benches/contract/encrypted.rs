@@ -33,15 +33,11 @@ fn encrypt_in_place(state: &Path) {
     let out = File::create(state).expect("rewrite state.tgz");
     let gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
     let mut builder = tar::Builder::new(gz);
-    let mut header = tar::Header::new_gnu();
-    header.set_size(KEYSTORE.len() as u64);
-    header.set_mode(0o600);
+    let mut header = member_header(KEYSTORE.len() as u64);
     builder
         .append_data(&mut header, "encryption.info", KEYSTORE.as_bytes())
         .expect("key store member");
-    let mut header = tar::Header::new_gnu();
-    header.set_size(seal::sealed_len(len));
-    header.set_mode(0o600);
+    let mut header = member_header(seal::sealed_len(len));
     builder
         .append_data(&mut header, "local.tgz.ve", &mut sealing as &mut dyn Read)
         .expect("envelope member");
@@ -49,6 +45,16 @@ fn encrypt_in_place(state: &Path) {
         .into_inner()
         .and_then(|gz| gz.finish())
         .expect("finish");
+}
+
+fn member_header(size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size);
+    header.set_mode(0o600);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header
 }
 
 /// Rows: `verify` of the full host's archive plain vs encrypted (throughput of the envelope

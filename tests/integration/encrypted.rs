@@ -2,11 +2,11 @@
 //! `state.tgz` holds `local.tgz.ve` + `encryption.info` as ESXi 7.0 U2+ writes it. The
 //! envelopes are made with statectl's own encoder and checked by an independent reader
 //! (dissect.hypervisor, through `tests/helpers/dissect_envelope.py`; SKIPPED when missing).
+//! What is refused (damage, TPM key stores, downgrades) is in `encrypted_refusals`.
 
 use std::fs;
 use std::io::Read;
-use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use statectl::archive::envelope::probe::{probe, Layout};
@@ -16,7 +16,7 @@ use statectl::archive::Limits;
 use crate::testenv::{gzip, have, sh, tar_of, tree, TestEnv, ESXI_SELECTED};
 
 /// A mode-NONE key store with fixed random-looking fields, as ESXi writes it (`%3d` for `=`).
-fn keystore(mode: &str) -> Vec<u8> {
+pub(crate) fn keystore(mode: &str) -> Vec<u8> {
     format!(
         ".encoding = \"UTF-8\"\nincludeKeyCache = \"FALSE\"\nmode = \"{mode}\"\n\
          ConfigEncData = \"keyId=q83vASNFZ4mrze8BI0VniQ%3d%3d:data1=EjRWeJq83vASNFZ4mrze8A%3d%3d:\
@@ -26,7 +26,7 @@ fn keystore(mode: &str) -> Vec<u8> {
 }
 
 /// `local_tgz` sealed as `local.tgz.ve` under the key of `keystore` (mode NONE).
-fn envelope_of(local_tgz: &[u8], keystore: &[u8]) -> Vec<u8> {
+pub(crate) fn envelope_of(local_tgz: &[u8], keystore: &[u8]) -> Vec<u8> {
     let encryption = Encryption::from_keystore(keystore.to_vec()).unwrap();
     let mut out = Vec::new();
     seal::seal(&encryption, local_tgz, local_tgz.len() as u64)
@@ -37,7 +37,7 @@ fn envelope_of(local_tgz: &[u8], keystore: &[u8]) -> Vec<u8> {
 }
 
 /// The bytes of member `name` of the gzip'd tar at `path`.
-fn member(path: &Path, name: &str) -> Vec<u8> {
+pub(crate) fn member(path: &Path, name: &str) -> Vec<u8> {
     let file = flate2::read::GzDecoder::new(fs::File::open(path).unwrap());
     let mut archive = tar::Archive::new(file);
     for entry in archive.entries().unwrap() {
@@ -52,13 +52,13 @@ fn member(path: &Path, name: &str) -> Vec<u8> {
 }
 
 /// An ESXi-style encrypted `state.tgz` (no manifest) from members `(name, bytes)`.
-fn esxi_state(members: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn esxi_state(members: &[(&str, &[u8])]) -> Vec<u8> {
     let files: Vec<(&str, &[u8], u32)> = members.iter().map(|(n, b)| (*n, *b, 0o644)).collect();
     gzip(&tar_of(&files))
 }
 
 /// The esxi host, backed up once, then its archive turned into ESXi's encrypted layout.
-fn encrypted_host() -> TestEnv {
+pub(crate) fn encrypted_host() -> TestEnv {
     let env = TestEnv::esxi();
     env.run(&["backup"]).ok();
     let state = env.state("bootbank");
@@ -73,14 +73,14 @@ fn encrypted_host() -> TestEnv {
     env
 }
 
-fn encryption_of(path: &Path) -> Encryption {
+pub(crate) fn encryption_of(path: &Path) -> Encryption {
     match probe(path, &Limits::default()) {
         Layout::Encrypted(encryption) => encryption,
         other => panic!("{} is not encrypted: {other:?}", path.display()),
     }
 }
 
-fn iv_of(path: &Path) -> Vec<u8> {
+pub(crate) fn iv_of(path: &Path) -> Vec<u8> {
     let header = encryption_of(path)
         .header
         .expect("a readable envelope header");
@@ -88,7 +88,7 @@ fn iv_of(path: &Path) -> Vec<u8> {
 }
 
 /// `sha256` per path of `list --json`.
-fn listing(env: &TestEnv, archive: &Path) -> Vec<(String, String)> {
+pub(crate) fn listing(env: &TestEnv, archive: &Path) -> Vec<(String, String)> {
     let out = env.run(&["--json", "list", archive.to_str().unwrap()]).ok();
     let rows = out.json();
     let rows = rows.as_array().expect("list --json stays an array").clone();
@@ -103,7 +103,7 @@ fn listing(env: &TestEnv, archive: &Path) -> Vec<(String, String)> {
 }
 
 /// Decrypts `state` with dissect.hypervisor into `out`; false (SKIPPED printed) when missing.
-fn dissect_decrypt(state: &Path, out: &Path) -> bool {
+pub(crate) fn dissect_decrypt(state: &Path, out: &Path) -> bool {
     if !have("python3") {
         return false;
     }
@@ -262,176 +262,4 @@ fn restore_and_extract_read_an_encrypted_archive() {
         .run(&["restore", state.to_str().unwrap(), "--force"])
         .ok();
     assert_eq!(fresh.read("etc/hosts"), b"127.0.0.1 localhost\n");
-}
-
-/// Every way a damaged encrypted archive is refused: exit 1, nothing written anywhere.
-#[track_caller]
-fn refused_everywhere(env: &TestEnv, state: &Path, what: &str) {
-    let archive = state.to_str().unwrap();
-    for args in [vec!["verify", archive], vec!["list", archive]] {
-        let out = env.run(&args).code(1);
-        assert!(
-            out.stderr.contains("statectl: error:"),
-            "{what}: {}",
-            out.stderr
-        );
-    }
-    let out = env.dir.path().join(format!("x-{}", what.replace(' ', "-")));
-    env.run(&["extract", archive, "--to", out.to_str().unwrap()])
-        .code(1);
-    assert!(
-        !out.exists() || tree(&out).is_empty(),
-        "{what}: extract wrote"
-    );
-    let fresh = TestEnv::new();
-    fresh.run(&["restore", archive, "--force"]).code(1);
-    assert!(tree(&fresh.path("etc")).is_empty(), "{what}: restore wrote");
-}
-
-#[test]
-fn a_bit_flipped_in_ciphertext_tag_header_or_key_store_is_refused() {
-    let local = gzip(&tar_of(&[("etc/hosts", b"127.0.0.1 localhost\n", 0o644)]));
-    let keys = keystore("NONE");
-    let sealed = envelope_of(&local, &keys);
-    let env = TestEnv::new();
-    let state = env.dir.path().join("state.tgz");
-    // The envelope first, the key store second: the reader spools the envelope.
-    fs::write(
-        &state,
-        esxi_state(&[("local.tgz.ve", &sealed), ("encryption.info", &keys)]),
-    )
-    .unwrap();
-    env.run(&["verify", state.to_str().unwrap()]).ok();
-    let tag_at = sealed.len() - 4096 + 32;
-    for (what, at) in [
-        ("ciphertext", 4096 + 100),
-        ("tag", tag_at),
-        ("header", 530),
-        ("pad", 3000),
-    ] {
-        let mut bad = sealed.clone();
-        bad[at] ^= 0x04;
-        fs::write(
-            &state,
-            esxi_state(&[("local.tgz.ve", &bad), ("encryption.info", &keys)]),
-        )
-        .unwrap();
-        refused_everywhere(&env, &state, what);
-    }
-    let text = String::from_utf8(keys.clone()).unwrap();
-    let bad_keys = text.replace("data2=ESIz", "data2=ESIy").into_bytes();
-    fs::write(
-        &state,
-        esxi_state(&[("encryption.info", &bad_keys), ("local.tgz.ve", &sealed)]),
-    )
-    .unwrap();
-    refused_everywhere(&env, &state, "key store");
-}
-
-#[test]
-fn a_tpm_key_store_gets_one_line_from_every_reader_and_backup_keeps_the_archive() {
-    let env = encrypted_host();
-    let state = env.state("bootbank");
-    let sealed = member(&state, "local.tgz.ve");
-    fs::write(
-        &state,
-        esxi_state(&[
-            ("encryption.info", &keystore("TPM")),
-            ("local.tgz.ve", &sealed),
-        ]),
-    )
-    .unwrap();
-    let before = fs::read(&state).unwrap();
-    let out_dir = env.dir.path().join("out");
-    let readers: [&[&str]; 6] = [
-        &["list"],
-        &["verify"],
-        &["status"],
-        &["diff"],
-        &["extract", "--to", out_dir.to_str().unwrap()],
-        &["backup"],
-    ];
-    for args in readers {
-        let out = env.run(args).code(1);
-        let lines: Vec<&str> = out.stderr.lines().filter(|l| l.contains("error")).collect();
-        assert_eq!(lines.len(), 1, "{args:?}: {}", out.stderr);
-        assert!(
-            lines[0].contains("TPM") && lines[0].contains("crypto-util"),
-            "{}",
-            lines[0]
-        );
-    }
-    let forced = env.run(&["backup", "--force"]).code(1);
-    assert!(
-        forced.stderr.contains(state.to_str().unwrap()),
-        "{}",
-        forced.stderr
-    );
-    assert_eq!(
-        fs::read(&state).unwrap(),
-        before,
-        "the TPM archive was touched"
-    );
-    let verify = env.run(&["--json", "verify"]).code(1).json();
-    assert_eq!(verify["encrypted"], "tpm");
-    let banks = env.run(&["--json", "bank", "status"]).ok().json();
-    assert_eq!(banks["banks"][0]["archive"]["encrypted"], "tpm");
-}
-
-/// A datagram socket standing in for /dev/log; returns what the run sent.
-fn with_syslog(env: &TestEnv, args: &[&str]) -> (i32, Vec<String>) {
-    let path: PathBuf = env.dir.path().join("log.sock");
-    let _ = fs::remove_file(&path);
-    let socket = UnixDatagram::bind(&path).unwrap();
-    socket.set_nonblocking(true).unwrap();
-    let out = env
-        .command(args)
-        .env("STATECTL_SYSLOG_SOCKET", &path)
-        .output()
-        .unwrap();
-    let mut messages = Vec::new();
-    let mut buf = [0u8; 8192];
-    while let Ok(n) = socket.recv(&mut buf) {
-        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-    }
-    (out.status.code().unwrap_or(-1), messages)
-}
-
-#[test]
-fn plaintext_replaces_an_encrypted_archive_only_with_allow_plaintext() {
-    let env = encrypted_host();
-    let state = env.state("bootbank");
-    let work = env.dir.path().join("work");
-    env.run(&["extract", "--to", work.to_str().unwrap()]).ok();
-    let before = fs::read(&state).unwrap();
-    let pack = env.run(&[
-        "pack",
-        work.to_str().unwrap(),
-        "--output",
-        state.to_str().unwrap(),
-    ]);
-    let pack = pack.code(1);
-    assert!(
-        pack.stderr.contains(state.to_str().unwrap()),
-        "{}",
-        pack.stderr
-    );
-    assert_eq!(fs::read(&state).unwrap(), before);
-    // bank sync: a plaintext next-boot archive never lands on an encrypted other bank.
-    fs::copy(&state, env.state("altbootbank")).unwrap();
-    fs::write(env.state("bootbank"), []).unwrap();
-    env.run(&["backup", "--force", "--allow-plaintext"]).ok();
-    let sync = env.run(&["bank", "sync"]).code(1);
-    assert!(sync.stderr.contains("encrypted"), "{}", sync.stderr);
-    assert_eq!(fs::read(env.state("altbootbank")).unwrap(), before);
-
-    fs::write(&state, &before).unwrap();
-    env.flagged("etc/hosts", "10.0.0.9 esx01\n");
-    let (code, messages) = with_syslog(&env, &["backup", "--allow-plaintext"]);
-    assert_eq!(code, 0);
-    assert_eq!(probe(&state, &Limits::default()), Layout::Plain);
-    let logged = messages
-        .iter()
-        .any(|m| m.contains("plaintext") && m.contains("encrypted"));
-    assert!(logged, "{messages:?}");
 }

@@ -10,6 +10,7 @@ mod banks;
 mod bundles;
 mod crash;
 mod encrypted;
+mod encrypted_refusals;
 mod errors;
 mod fat;
 mod faults;
