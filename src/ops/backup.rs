@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::archive::envelope::guard::{
     check_plaintext_over, replacement_for, Replacement, ALLOW_HINT,
 };
+use crate::archive::envelope::probe::{probe, Layout};
 use crate::archive::envelope::Encryption;
 use crate::archive::{self, writer::ArchiveLabel, SourceFile, WrittenArchive, STATE_NAME};
 use crate::atomic;
@@ -195,6 +196,9 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
     ))
 }
 
+/// What to do when catching up would put a plaintext archive over an encrypted one.
+const CATCH_UP_HINT: &str = "run `statectl backup --force --allow-plaintext` to do so on purpose";
+
 /// Gives `bank` the primary archive when an interrupted run left it behind (the primary was
 /// written, this copy was not); returns boot.cfg warnings. The stat cache vouches for a bank
 /// already in sync, so the no-change path reads nothing there.
@@ -220,6 +224,9 @@ fn catch_up(
         && crate::detect::hash_file(&target).ok().as_deref() == Some(sha256);
     let mut warnings = Vec::new();
     if !in_sync {
+        if !matches!(probe(primary, &host.limits), Layout::Encrypted(_)) {
+            check_plaintext_over(&target, false, CATCH_UP_HINT, &host.limits)?;
+        }
         copy_verified(primary, &target, Some(sha256))?;
         warnings = ensure_state_listed(&[bank.to_path_buf()])?;
     }
