@@ -17,6 +17,10 @@ echo 'demo key' > "$demo/etc/vmware/ssl/rui.key"
 echo 'not persisted' > "$demo/etc/motd"
 chmod 1644 "$demo/etc/passwd" "$demo/etc/hosts" "$demo/etc/vmware/esx.conf"
 chmod 1600 "$demo/etc/shadow" "$demo/etc/vmware/ssl/rui.key"
+# Modified image files have a `.#` branch (the image's original): what ESXi persists.
+for f in passwd shadow hosts vmware/esx.conf vmware/ssl/rui.key; do
+  : > "$demo/etc/$(dirname "$f")/.#$(basename "$f")"
+done
 for bank in bootbank:3 altbootbank:2; do
   printf 'bootstate=0\ntitle=Loading VMware ESXi\nkernel=/b.b00\nmodules=/b.b00 --- /s.v00\nbuild=7.0.3-0.20.19193900\nupdated=%s\n' \
     "${bank#*:}" > "$demo/${bank%:*}/boot.cfg"

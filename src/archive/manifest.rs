@@ -19,6 +19,10 @@ pub struct Manifest {
     pub host: String,
     pub build: String,
     pub files: Vec<FileRecord>,
+    /// Paths a restore of this archive removes: in an undo archive, the files the restore it
+    /// undoes created. Absent (and so byte-identical to older manifests) when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
 }
 
 impl Manifest {

@@ -26,7 +26,7 @@ pub use read::{
     EntryKind, InnerEntry, Visitor,
 };
 pub use record::FileRecord;
-pub use verify::{verify_archive, VerifyReport};
+pub use verify::{verify_against, verify_archive, VerifyReport};
 pub use writer::{write_archive, write_archive_file, ArchiveLabel, SourceFile, WrittenArchive};
 
 /// Name of the inner archive member.

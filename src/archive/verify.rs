@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::envelope::{self, probe::probe};
 use super::{read_archive, CheckOnly, Level, Limits, Problem};
+use crate::config::Selection;
 
 /// The outcome of verifying one archive (its JSON form is the contract's).
 #[derive(Debug, Clone, Serialize)]
@@ -21,12 +22,26 @@ pub struct VerifyReport {
 /// Reads `path` completely and collects what is wrong with it; never fails: a fatal read error
 /// is one error-level problem.
 pub fn verify_archive(path: &Path, limits: &Limits) -> VerifyReport {
+    verify_against(path, limits, None)
+}
+
+/// As [`verify_archive`], and with `rules` each member no backup by those rules would write
+/// (outside the scanned and included paths, as `pack DIR/etc` makes) is a warning.
+pub fn verify_against(path: &Path, limits: &Limits, rules: Option<&Selection>) -> VerifyReport {
     let (files, problems, encrypted) = match read_archive(path, limits, &mut CheckOnly) {
-        Ok(summary) => (
-            summary.files.len(),
-            summary.problems,
-            envelope::label(summary.encryption.as_ref()),
-        ),
+        Ok(summary) => {
+            let mut problems = summary.problems;
+            let paths = summary.files.iter().map(|f| f.path.as_str());
+            for member in rules.map(|r| r.outside(paths)).unwrap_or_default() {
+                problems.push(Problem::warning(format!(
+                    "member `{member}` is outside the scanned and included paths (was the \
+                     archive packed from `DIR/etc` instead of `DIR`?); ESXi would extract it \
+                     to `/{member}`"
+                )));
+            }
+            let encrypted = envelope::label(summary.encryption.as_ref());
+            (summary.files.len(), problems, encrypted)
+        }
         Err(err) => (
             0,
             vec![Problem::error(format!("{err:#}"))],

@@ -64,7 +64,19 @@ pub fn write_archive<W: Write>(
     label: &ArchiveLabel,
     scratch: &Path,
 ) -> Result<WrittenArchive> {
-    write_layout(out, files, label, scratch, None)
+    write_layout(out, files, &[], label, scratch, None)
+}
+
+/// As [`write_archive`], with a manifest that lists `remove`: the paths a restore of it
+/// removes (an undo archive's record of the files its restore created).
+pub fn write_archive_removing<W: Write>(
+    out: W,
+    files: &[SourceFile],
+    remove: &[String],
+    label: &ArchiveLabel,
+    scratch: &Path,
+) -> Result<WrittenArchive> {
+    write_layout(out, files, remove, label, scratch, None)
 }
 
 /// Writes a complete `state.tgz` into `out` (a new temp file), encrypted with `encryption`'s
@@ -77,7 +89,7 @@ pub fn write_archive_file(
     scratch: &Path,
     encryption: Option<&Encryption>,
 ) -> Result<WrittenArchive> {
-    let written = write_layout(&mut *out, files, label, scratch, encryption)?;
+    let written = write_layout(&mut *out, files, &[], label, scratch, encryption)?;
     if encryption.is_some() {
         check_written(out, &written)?;
     }
@@ -87,6 +99,7 @@ pub fn write_archive_file(
 fn write_layout<W: Write>(
     out: W,
     files: &[SourceFile],
+    remove: &[String],
     label: &ArchiveLabel,
     scratch: &Path,
     encryption: Option<&Encryption>,
@@ -106,6 +119,7 @@ fn write_layout<W: Write>(
         host: label.host.clone(),
         build: label.build.clone(),
         files: records.clone(),
+        remove: remove.to_vec(),
     };
     let member_mtime = records.iter().map(|r| r.mtime).max().unwrap_or(0).max(0) as u64;
     let mut counted = HashingWriter::new(BufWriter::with_capacity(COPY_BUFFER, out));

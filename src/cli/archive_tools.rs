@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
+use super::output::without_os_error;
 use super::Output;
-use crate::archive::{read_archive, record::mode_string, verify_archive, CheckOnly, Level};
+use crate::archive::{read_archive, record::mode_string, verify_against, CheckOnly, Level};
 use crate::exit::Exit;
 use crate::host::Host;
 use crate::ops::archive_path::archive_or_default;
@@ -77,16 +78,26 @@ pub struct VerifyArgs {
 
 pub fn verify(host: &Host, out: &Output, args: &VerifyArgs) -> Result<ExitCode> {
     let archive = archive_or_default(host, args.archive.as_ref())?;
-    let report = verify_archive(&archive, &host.limits);
+    // Member-path warnings need the rules; a broken config must not stop a verify.
+    let rules = host.selection().ok();
+    let report = verify_against(&archive, &host.limits, rules.as_ref());
+    let errors: Vec<&str> = report
+        .problems
+        .iter()
+        .filter(|p| p.level == Level::Error)
+        .map(|p| p.message.as_str())
+        .collect();
     if out.json {
         out.json(&report)?;
     } else {
-        for problem in &report.problems {
+        // Each problem once: a lone error is only the error line on stderr.
+        let listed = report.problems.len() > 1 || errors.is_empty();
+        for problem in report.problems.iter().filter(|_| listed) {
             let level = match problem.level {
                 Level::Error => "error",
                 Level::Warning => "warning",
             };
-            out.line(&format!("{level}: {}", problem.message));
+            out.line(&format!("{level}: {}", without_os_error(&problem.message)));
         }
         if report.ok && !out.quiet {
             out.line(&format!(
@@ -95,22 +106,21 @@ pub fn verify(host: &Host, out: &Output, args: &VerifyArgs) -> Result<ExitCode> 
                 report.files
             ));
         }
+        if !report.ok {
+            let what = match errors.as_slice() {
+                [only] if !listed => only.to_string(),
+                _ => format!("{} errors, listed above", errors.len()),
+            };
+            out.error(&anyhow::anyhow!(
+                "archive `{}` failed verification: {what}",
+                archive.display()
+            ));
+        }
     }
-    if report.ok {
-        return Ok(Exit::Success.into());
+    match report.ok {
+        true => Ok(Exit::Success.into()),
+        false => Ok(Exit::Failure.into()),
     }
-    let first = report
-        .problems
-        .iter()
-        .find(|p| p.level == Level::Error)
-        .map_or("", |p| p.message.as_str());
-    if !out.json {
-        out.error(&anyhow::anyhow!(
-            "archive `{}` failed verification: {first}",
-            archive.display()
-        ));
-    }
-    Ok(Exit::Failure.into())
 }
 
 /// Unpack an archive's files under a private directory

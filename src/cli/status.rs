@@ -35,6 +35,7 @@ struct StatusJson<'a> {
 pub fn run(host: &Host, out: &Output, _args: &StatusArgs) -> Result<ExitCode> {
     let report = status(host)?;
     out.warn_all(&report.warnings);
+    report.notes.iter().for_each(|note| out.note(note));
     let changes = &report.changes;
     if out.json {
         out.json(&StatusJson {
@@ -46,10 +47,16 @@ pub fn run(host: &Host, out: &Output, _args: &StatusArgs) -> Result<ExitCode> {
             branched: &changes.branched,
         })?;
     } else {
-        print_paths(out, &changes.added, &changes.modified, &changes.removed);
+        print_paths(
+            out,
+            true,
+            &changes.added,
+            &changes.modified,
+            &changes.removed,
+        );
         if out.verbose > 0 {
             for path in &changes.branched {
-                out.line(&format!("branched  {path}"));
+                out.line_or_detail(false, &format!("branched  {path}"));
             }
         }
         if changes.is_empty() && !out.quiet {
@@ -68,14 +75,21 @@ pub fn run(host: &Host, out: &Output, _args: &StatusArgs) -> Result<ExitCode> {
 }
 
 /// Prints change lists, one `kind  path` line each.
-pub fn print_paths(out: &Output, added: &[String], modified: &[String], removed: &[String]) {
+/// The changed paths, one a line, on stdout (`on_stdout`) or as `-v` detail on stderr.
+pub fn print_paths(
+    out: &Output,
+    on_stdout: bool,
+    added: &[String],
+    modified: &[String],
+    removed: &[String],
+) {
     for (kind, paths) in [
         ("added", added),
         ("modified", modified),
         ("removed", removed),
     ] {
         for path in paths {
-            out.line(&format!("{kind:<9} {path}"));
+            out.line_or_detail(on_stdout, &format!("{kind:<9} {path}"));
         }
     }
 }

@@ -18,6 +18,30 @@ const MAX_DIFF_BYTES: u64 = 1 << 20;
 pub struct DiffReport {
     pub archive: Option<std::path::PathBuf>,
     pub diffs: Vec<String>,
+    /// The comparison's warnings and selection notes, as `status` gives them.
+    pub warnings: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// Refuses a PATH that names nothing persisted (neither selected now nor in the archive): a
+/// diff of it would say "no difference" about a file that is never saved.
+fn check_persisted<A, B>(
+    host: &Host,
+    paths: &[String],
+    current: &HashMap<&str, A>,
+    archived: &HashMap<&str, B>,
+) -> Result<()> {
+    for given in paths {
+        let p = relative(&host.root, given);
+        let under = |path: &&str| *path == p || path.starts_with(&format!("{p}/"));
+        if !current.keys().any(under) && !archived.keys().any(under) {
+            anyhow::bail!(
+                "`{given}` is not persisted (not selected on the host, not in the archive); \
+                 nothing to diff; see `statectl status` for what is saved"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Diffs the pending changes, limited to `paths` (root-relative or absolute under the root;
@@ -60,6 +84,7 @@ pub fn diff(host: &Host, paths: &[String]) -> Result<DiffReport> {
         .iter()
         .map(|r| (r.path.as_str(), r))
         .collect();
+    check_persisted(host, paths, &current, &archived)?;
     let mut diffs = Vec::new();
     for path in changed {
         let before = archived.get(path).copied();
@@ -83,6 +108,8 @@ pub fn diff(host: &Host, paths: &[String]) -> Result<DiffReport> {
     Ok(DiffReport {
         archive: report.archive,
         diffs,
+        warnings: report.warnings,
+        notes: report.notes,
     })
 }
 

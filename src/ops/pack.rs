@@ -69,6 +69,7 @@ pub fn pack_tree(
         _ => Path::new("."),
     };
     let fail = || format!("cannot write `{}`", output.display());
+    atomic::remove_stale_temps(parent).with_context(fail)?;
     let mut temp = atomic::temp_in(parent).with_context(fail)?;
     let written = write_archive_file(temp.as_file_mut(), &sources, label, scratch, encryption)
         .with_context(fail)?;

@@ -7,9 +7,11 @@ use anyhow::{bail, Result};
 use crate::archive::envelope::probe::{probe, Layout};
 use crate::archive::envelope::seal::check_sealable;
 
+use crate::bank::targets::{alt_role, AltRole, Blacklist};
 use crate::bank::{next_boot, read_banks};
 use crate::detect::{cache::cache_path, detect, Archived, ChangeSet, Detection};
 use crate::host::Host;
+use crate::ops::backup::leave_out;
 
 /// The outcome of `status`.
 #[derive(Debug)]
@@ -20,6 +22,8 @@ pub struct StatusReport {
     pub encrypted: Option<&'static str>,
     pub changes: ChangeSet,
     pub warnings: Vec<String>,
+    /// Selection notes (a skipped or missing configured path): warnings shown with `-v`.
+    pub notes: Vec<String>,
     pub detection: Detection,
 }
 
@@ -40,13 +44,22 @@ pub fn status(host: &Host) -> Result<StatusReport> {
         (Some(path), Ok(run)) => path.parent().map(|bank| cache_path(run, &host.root, bank)),
         _ => None,
     };
-    let detection = detect(
+    let mut detection = detect(
         &host.root,
         &rules,
         archive.as_deref(),
         cache.as_deref(),
         &host.limits,
     )?;
+    if matches!(
+        alt_role(&banks),
+        AltRole::UpgradeStaged | AltRole::ManualSwitch
+    ) {
+        // backup leaves ESXi's configblacklist out of a staged upgrade's archive: not pending.
+        let (blacklist, warning) = Blacklist::load(&host.root);
+        warnings.extend(warning);
+        leave_out(&mut detection, &blacklist);
+    }
     let layout = archive.as_deref().map(|path| probe(path, &host.limits));
     if let Archived::Unreadable(reason) = &detection.archived {
         if let Some(Layout::Encrypted(encryption)) = &layout {
@@ -61,9 +74,11 @@ pub fn status(host: &Host) -> Result<StatusReport> {
     }
     Ok(StatusReport {
         encrypted: layout.and_then(|layout| layout.label()),
-        archive,
+        // No archive in the next-boot bank yet: none to name (JSON `null`).
+        archive: archive.filter(|path| path.symlink_metadata().is_ok()),
         changes: detection.changes.clone(),
         warnings,
+        notes: detection.selected.notes.clone(),
         detection,
     })
 }

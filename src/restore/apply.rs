@@ -1,7 +1,7 @@
 //! Applying a restore plan in two phases. *Stage*: the second read of the same open archive
 //! writes every `create` and `overwrite` file to a fsynced temp file beside its destination,
 //! checking that its content is what was planned. *Commit*: only when all of them are
-//! written, each is renamed into place.
+//! written, each is renamed into place, then the files the plan removes are removed.
 //!
 //! The plan was made from a first complete read. Between the two reads the archive could
 //! change under us (it is the same open file, but someone could write into it), so every
@@ -72,9 +72,10 @@ pub fn stage<'a>(
 }
 
 impl StagedRestore<'_> {
-    /// Renames every staged file into place; returns how many. A failure here (rare: a rename
-    /// needs no space) leaves the files before it restored, so the error points at `undo`.
-    pub fn commit(mut self, undo: Option<&Path>) -> Result<usize> {
+    /// Renames every staged file into place, then removes the files in `remove`; returns how
+    /// many files were placed. A failure here (rare: a rename needs no space) leaves the files
+    /// before it restored, so the error points at `undo`.
+    pub fn commit(mut self, remove: &[String], undo: Option<&Path>) -> Result<usize> {
         self.committed = true;
         let files = std::mem::take(&mut self.files);
         for (done, staged) in files.iter().enumerate() {
@@ -82,17 +83,27 @@ impl StagedRestore<'_> {
                 for left in &files[done..] {
                     self.placer.discard(left);
                 }
-                return Err(match undo {
-                    Some(undo) => err.context(format!(
-                        "the restore stopped part way; `statectl restore {}` puts the \
-                         overwritten files back",
-                        undo.display()
-                    )),
-                    None => err.context("the restore stopped part way; run it again"),
-                });
+                return Err(stopped(err, undo));
             }
         }
+        for path in remove {
+            self.placer
+                .remove_file(path)
+                .map_err(|err| stopped(err, undo))?;
+        }
         Ok(files.len())
+    }
+}
+
+/// An error of the commit phase, pointing at what undoes the part already done.
+fn stopped(err: anyhow::Error, undo: Option<&Path>) -> anyhow::Error {
+    match undo {
+        Some(undo) => err.context(format!(
+            "the restore stopped part way; `statectl restore {}` puts the overwritten files \
+             back",
+            undo.display()
+        )),
+        None => err.context("the restore stopped part way; run it again"),
     }
 }
 

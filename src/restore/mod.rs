@@ -18,11 +18,15 @@
 //!   `unpack_in`, which skips `..` entries silently, nothing is skipped: one bad entry, no
 //!   restore. A planted link can therefore never come from an archive, not even across two
 //!   restores.
-//! - *Never through a link.* Every destination is reached by an `openat` walk from the root's
-//!   descriptor with `O_NOFOLLOW | O_DIRECTORY` (`place`): a symlink or non-directory among the
-//!   parents refuses the restore at planning time, naming it, and again at write time if one
-//!   is planted meanwhile. A destination that is a directory, symlink or special file is
-//!   refused, not replaced. Nothing is written outside the root, even when it is `/`.
+//! - *Never out of the root.* Every destination is reached by an `openat` walk from the
+//!   root's descriptor with `O_NOFOLLOW | O_DIRECTORY` (`walk`): a pre-existing directory
+//!   symlink among the parents (ESXi's own `etc/sfcb/repository`) is resolved by that walk
+//!   within the root, as `openat2` `RESOLVE_IN_ROOT` does (an absolute target is relative to
+//!   the root, `..` stops there); a link whose target is missing in the root, or a
+//!   non-directory among the parents, refuses the restore at planning time, naming it, and
+//!   again at write time if one is planted meanwhile. A destination that is a directory,
+//!   symlink or special file is refused, not replaced. Nothing is written outside the root,
+//!   even when it is `/`.
 //! - *Atomic and exact.* Each file goes to a 0600 temp file in its directory, gets its numeric
 //!   owner, all 12 mode bits (the sticky bit survives, so the next backup keeps persisting the
 //!   file) and mtime through the descriptor, is fsynced and renamed. Its content is hashed on
@@ -40,6 +44,7 @@ pub mod apply;
 pub mod place;
 pub mod plan;
 pub mod undo;
+pub mod walk;
 
-pub use place::{FileMeta, Placer};
+pub use place::{Existing, FileMeta, Placer};
 pub use plan::{Action, Plan};

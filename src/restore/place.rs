@@ -2,16 +2,19 @@
 //!
 //! # Security
 //! Every path is walked one component at a time from an open descriptor of the root with
-//! `O_NOFOLLOW | O_DIRECTORY`, so no component may be a symlink (the walk refuses, naming it)
-//! and nothing can land outside the root, even when the root is `/` and even if a link is
+//! `O_NOFOLLOW | O_DIRECTORY` ([`super::walk`]): a directory symlink among the parents is
+//! resolved by that walk *within* the root (a link whose target is missing there is refused),
+//! so nothing can land outside the root, even when the root is `/` and even if a link is
 //! planted while we work. The file itself goes to a 0600 temp file in its directory (created
 //! `O_EXCL | O_NOFOLLOW`), gets owner, all 12 mode bits and mtime through its descriptor, is
 //! fsynced and renamed over the name, and the directory is fsynced. Renaming over a symlink
 //! replaces the link, never its target. Writing and renaming can be split ([`Placer::stage`],
 //! then [`Placer::commit`] or [`Placer::discard`]) so a restore renames nothing until every
-//! file is safely written.
+//! file is safely written. The first write into a directory removes the temp files a killed
+//! run left there (see [`crate::atomic`]), so a re-run of a killed restore or extract cleans up.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -21,6 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{bail, Context, Result};
 use rustix::fs::{self as rfs, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
+
+use super::walk::{Walk, DIR_FLAGS};
 
 /// Metadata a placed file gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +55,8 @@ pub struct Placer {
     pub set_owner: bool,
     /// Directories created so far, root-relative, in creation order.
     created: RefCell<Vec<String>>,
+    /// Directories already cleaned of stale temp files, root-relative.
+    cleaned: RefCell<HashSet<String>>,
 }
 
 /// A file written and fsynced beside its destination, not yet renamed into place.
@@ -60,10 +67,6 @@ pub struct Staged {
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-const DIR_FLAGS: OFlags = OFlags::DIRECTORY
-    .union(OFlags::NOFOLLOW)
-    .union(OFlags::RDONLY)
-    .union(OFlags::CLOEXEC);
 
 impl Placer {
     /// Opens `root`, which must be an existing directory.
@@ -77,6 +80,7 @@ impl Placer {
             // SAFETY: geteuid has no preconditions.
             set_owner: unsafe { libc::geteuid() } == 0,
             created: RefCell::new(Vec::new()),
+            cleaned: RefCell::new(HashSet::new()),
         })
     }
 
@@ -114,6 +118,14 @@ impl Placer {
         }
     }
 
+    /// True when `rel` is a directory, reached through in-root directory links if need be.
+    pub fn is_directory(&self, rel: &str) -> Result<bool> {
+        let (parents, name) = split(rel)?;
+        let mut parts = parents;
+        parts.push(name);
+        Ok(self.walk(&parts, false)?.is_some())
+    }
+
     /// Opens the existing regular file at `rel` for reading, through no link.
     pub fn open_existing(&self, rel: &str) -> Result<File> {
         let (parents, name) = split(rel)?;
@@ -146,6 +158,7 @@ impl Placer {
             .walk(&parents, true)?
             .expect("walk with create yields a directory");
         let target = self.root.join(rel);
+        self.clean_once(&parents, &dir)?;
         let (temp_name, temp) = create_temp(&dir)
             .with_context(|| format!("cannot create a temp file beside `{}`", target.display()))?;
         if let Err(err) = fill(temp, data, meta, self.set_owner) {
@@ -179,6 +192,66 @@ impl Placer {
         }
     }
 
+    /// Removes the stale temp files in the directories of `paths` (root-relative files) that
+    /// exist, through no link; a missing directory is skipped.
+    pub fn clean_temps_beside<'p>(&self, paths: impl IntoIterator<Item = &'p str>) -> Result<()> {
+        for path in paths {
+            let (parents, _) = split(path)?;
+            if self.cleaned.borrow().contains(&parents.join("/")) {
+                continue;
+            }
+            if let Some(dir) = self.walk(&parents, false)? {
+                self.clean_once(&parents, &dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the stale temp files of the directory `dir` (at `parents`), once per run.
+    fn clean_once(&self, parents: &[&str], dir: &OwnedFd) -> Result<()> {
+        let key = parents.join("/");
+        if self.cleaned.borrow().contains(&key) {
+            return Ok(());
+        }
+        let shown = self.root.join(&key);
+        let listing = rfs::Dir::read_from(dir)
+            .map_err(io::Error::from)
+            .with_context(|| format!("cannot list `{}`", shown.display()))?;
+        for entry in listing {
+            let entry = entry
+                .map_err(io::Error::from)
+                .with_context(|| format!("cannot list `{}`", shown.display()))?;
+            let name = entry.file_name().to_string_lossy();
+            if crate::atomic::is_temp_name(&name) && !crate::atomic::temp_in_use(&name) {
+                match rfs::unlinkat(dir, entry.file_name(), rfs::AtFlags::empty()) {
+                    Ok(()) | Err(Errno::NOENT) => {}
+                    Err(err) => {
+                        return Err(io::Error::from(err)).with_context(|| {
+                            format!("cannot remove stale temp file `{}/{name}`", shown.display())
+                        })
+                    }
+                }
+            }
+        }
+        self.cleaned.borrow_mut().insert(key);
+        Ok(())
+    }
+
+    /// Removes the regular file at `rel` (through no link) and fsyncs its directory; a file
+    /// already gone is fine.
+    pub fn remove_file(&self, rel: &str) -> Result<()> {
+        let (parents, name) = split(rel)?;
+        let Some(dir) = self.walk(&parents, false)? else {
+            return Ok(());
+        };
+        match rfs::unlinkat(&dir, name, rfs::AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => rfs::fsync(&dir),
+            Err(err) => Err(err),
+        }
+        .map_err(io::Error::from)
+        .with_context(|| format!("cannot remove `{}`", self.root.join(rel).display()))
+    }
+
     /// Creates the directory `rel` (and its parents) 0755 when missing.
     pub fn make_dir(&self, rel: &str) -> Result<()> {
         let parts: Vec<&str> = rel.split('/').collect();
@@ -199,47 +272,15 @@ impl Placer {
     }
 
     /// Walks `parts` below the root, optionally creating missing directories; `None` when a
-    /// part is missing and `create` is false.
+    /// part is missing and `create` is false. Directory links resolve within the root.
     fn walk(&self, parts: &[&str], create: bool) -> Result<Option<OwnedFd>> {
-        let mut dir = rfs::openat(&self.root_fd, ".", DIR_FLAGS, Mode::empty())
-            .map_err(io::Error::from)
-            .with_context(|| format!("cannot open `{}`", self.root.display()))?;
-        let mut path = self.root.clone();
-        for part in parts {
-            path.push(part);
-            let next = match rfs::openat(&dir, *part, DIR_FLAGS, Mode::empty()) {
-                Ok(fd) => fd,
-                Err(Errno::NOENT) if !create => return Ok(None),
-                Err(Errno::NOENT) => {
-                    match rfs::mkdirat(&dir, *part, Mode::from_raw_mode(0o755)) {
-                        Ok(()) => {
-                            let rel = path.strip_prefix(&self.root).unwrap_or(&path);
-                            let rel = rel.to_string_lossy().into_owned();
-                            self.created.borrow_mut().push(rel);
-                        }
-                        Err(Errno::EXIST) => {}
-                        Err(err) => {
-                            return Err(io::Error::from(err)).with_context(|| {
-                                format!("cannot create directory `{}`", path.display())
-                            })
-                        }
-                    }
-                    rfs::openat(&dir, *part, DIR_FLAGS, Mode::empty())
-                        .map_err(io::Error::from)
-                        .with_context(|| format!("cannot open `{}`", path.display()))?
-                }
-                Err(Errno::LOOP) | Err(Errno::NOTDIR) => bail!(
-                    "`{}` is a symlink or not a directory; refusing to write through it",
-                    path.display()
-                ),
-                Err(err) => {
-                    return Err(io::Error::from(err))
-                        .with_context(|| format!("cannot open `{}`", path.display()))
-                }
-            };
-            dir = next;
-        }
-        Ok(Some(dir))
+        let walk = Walk {
+            root_fd: &self.root_fd,
+            root: &self.root,
+        };
+        walk.walk(parts, create, &mut |rel| {
+            self.created.borrow_mut().push(rel)
+        })
     }
 }
 
@@ -258,9 +299,8 @@ fn split(rel: &str) -> Result<(Vec<&str>, &str)> {
 fn create_temp(dir: &OwnedFd) -> io::Result<(String, OwnedFd)> {
     loop {
         let name = format!(
-            "{}{}-{}{}",
-            crate::atomic::TEMP_PREFIX,
-            std::process::id(),
+            "{}{}{}",
+            crate::atomic::temp_prefix(),
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed),
             crate::atomic::TEMP_SUFFIX
         );

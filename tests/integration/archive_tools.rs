@@ -153,7 +153,7 @@ fn peak_rss_kib(env: &TestEnv, args: &[&str]) -> (Outcome, i64) {
 #[test]
 fn a_gzip_bomb_and_a_huge_long_name_header_are_refused_in_little_memory() {
     if !Path::new("/usr/bin/time").exists() {
-        eprintln!("SKIPPED: GNU time (/usr/bin/time) is not installed (.ci/run installs it)");
+        crate::testenv::skipped("GNU time (/usr/bin/time) is not installed (.ci/run installs it)");
         return;
     }
     let env = TestEnv::new();

@@ -99,7 +99,7 @@ impl Drop for FatVolume {
 fn fat_available() -> bool {
     let fuse = Path::new("/dev/fuse").exists();
     if !fuse {
-        eprintln!("SKIPPED: /dev/fuse is missing");
+        crate::testenv::skipped("/dev/fuse is missing");
     }
     fuse && have("fusefat") && have("mkfs.vfat") && have("fsck.vfat")
 }

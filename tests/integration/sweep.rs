@@ -115,30 +115,10 @@ impl Scene {
     /// `backup` under strace with `inject` (e.g. `write:signal=SIGKILL:when=3`), tracing
     /// `trace`; returns the outcome and the strace log.
     pub fn backup_injected(&self, trace: &str, inject: &str) -> (Outcome, String) {
-        let log = self.env.dir.path().join("strace.log");
         let mut args = bank_args(&self.banks[0], &self.banks[1]);
         args.push("backup".into());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let inner = self.env.command(&args);
-        let mut cmd = Command::new("strace");
-        cmd.arg("-f")
-            .arg("-o")
-            .arg(&log)
-            .arg("-e")
-            .arg(format!("trace={trace}"))
-            .arg("-e")
-            .arg(format!("inject={inject}"))
-            .arg("--")
-            .arg(inner.get_program())
-            .args(inner.get_args());
-        for (key, value) in inner.get_envs() {
-            match value {
-                Some(value) => cmd.env(key, value),
-                None => cmd.env_remove(key),
-            };
-        }
-        let out = outcome(cmd.output().expect("run strace"));
-        (out, fs::read_to_string(&log).unwrap_or_default())
+        run_injected(&self.env, &args, trace, inject)
     }
 
     pub fn reset(&self) {
@@ -227,6 +207,32 @@ fn reset(env: &TestEnv, banks: &[PathBuf], old: &Snapshot) {
         fs::write(bank.join(name), bytes).unwrap();
     }
     let _ = fs::remove_dir_all(&env.run_dir);
+}
+
+/// Any statectl command of `env` under strace with `inject` (e.g.
+/// `write:signal=SIGKILL:when=3`), tracing `trace`; returns the outcome and the strace log.
+pub fn run_injected(env: &TestEnv, args: &[&str], trace: &str, inject: &str) -> (Outcome, String) {
+    let log = env.dir.path().join("strace.log");
+    let inner = env.command(args);
+    let mut cmd = Command::new("strace");
+    cmd.arg("-f")
+        .arg("-o")
+        .arg(&log)
+        .arg("-e")
+        .arg(format!("trace={trace}"))
+        .arg("-e")
+        .arg(format!("inject={inject}"))
+        .arg("--")
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (key, value) in inner.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    let out = outcome(cmd.output().expect("run strace"));
+    (out, fs::read_to_string(&log).unwrap_or_default())
 }
 
 /// Whether strace injected anything (the run reached invocation N).

@@ -65,6 +65,3 @@ pub fn check_plaintext_over(
     }
     Ok(encrypted)
 }
-
-/// The hint of `backup`.
-pub const ALLOW_HINT: &str = "pass --allow-plaintext to do so on purpose";
