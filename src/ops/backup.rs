@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::archive::envelope::guard::{replacement_for, Replacement};
+use crate::archive::envelope::guard::keep_encryption;
 use crate::archive::envelope::Encryption;
 use crate::archive::{self, writer::ArchiveLabel, SourceFile, WrittenArchive, STATE_NAME};
 use crate::atomic;
@@ -201,7 +201,10 @@ fn backup_bank(
         host: host.hostname(),
         build: target.build.clone(),
     };
-    let encryption = keep_encryption(&archive_path, options, host, warnings)?;
+    // Encrypted again over an encrypted archive; plaintext over one only with --allow-plaintext.
+    let (encryption, downgrade) =
+        keep_encryption(&archive_path, options.allow_plaintext, &host.limits)?;
+    warnings.extend(downgrade);
     let written = write_with_retry(bank, &sources, &label, run_dir, encryption.as_ref())?;
     warnings.extend(ensure_state_listed(std::slice::from_ref(bank))?);
     save_cache(run_dir, host, bank, &written, run_start);
@@ -376,31 +379,6 @@ fn write_with_retry(
         Err(err) if is_file_changed(&err) => write_into(bank, sources, label, scratch, encryption),
         other => other,
     }
-}
-
-/// How the bank's new archive is written: encrypted again when its archive is encrypted;
-/// plaintext over an encrypted archive only with `--allow-plaintext` (a warning, which also
-/// goes to syslog); an encrypted archive that cannot be encrypted again (a TPM-sealed key) is
-/// refused otherwise, and stays as it is.
-fn keep_encryption(
-    archive: &Path,
-    options: &BackupOptions,
-    host: &Host,
-    warnings: &mut Vec<String>,
-) -> Result<Option<Encryption>> {
-    Ok(
-        match replacement_for(archive, options.allow_plaintext, &host.limits)? {
-            Replacement::Encrypted(encryption) => Some(encryption),
-            Replacement::Plain => None,
-            Replacement::Downgrade => {
-                warnings.push(format!(
-                    "replacing encrypted archive `{}` with a plaintext one (--allow-plaintext)",
-                    archive.display()
-                ));
-                None
-            }
-        },
-    )
 }
 
 fn is_file_changed(err: &anyhow::Error) -> bool {

@@ -13,7 +13,7 @@ use statectl::archive::envelope::probe::{probe, Layout};
 use statectl::archive::envelope::{seal, Encryption};
 use statectl::archive::Limits;
 
-use crate::testenv::{gzip, have, sh, tar_of, tree, TestEnv, ESXI_SELECTED};
+use crate::testenv::{gzip, have, sh, skipped, tar_of, tree, TestEnv, ESXI_SELECTED};
 
 /// A mode-NONE key store with fixed random-looking fields, as ESXi writes it (`%3d` for `=`).
 pub(crate) fn keystore(mode: &str) -> Vec<u8> {
@@ -115,7 +115,8 @@ pub(crate) fn dissect_decrypt(state: &Path, out: &Path) -> bool {
         .output()
         .unwrap();
     if run.status.code() == Some(77) {
-        eprintln!("{}", String::from_utf8_lossy(&run.stderr).trim());
+        let why = String::from_utf8_lossy(&run.stderr);
+        skipped(why.trim().trim_start_matches("SKIPPED: "));
         return false;
     }
     assert!(

@@ -46,6 +46,26 @@ pub fn replacement_for(
     Ok(Replacement::Encrypted(encryption))
 }
 
+/// The encryption for the archive that replaces `target` (`None`: plain), and the warning a
+/// downgrade asked for with `allow_plaintext` gets (callers show it; warnings go to syslog).
+pub fn keep_encryption(
+    target: &Path,
+    allow_plaintext: bool,
+    limits: &Limits,
+) -> Result<(Option<Encryption>, Option<String>)> {
+    Ok(match replacement_for(target, allow_plaintext, limits)? {
+        Replacement::Encrypted(encryption) => (Some(encryption), None),
+        Replacement::Plain => (None, None),
+        Replacement::Downgrade => (
+            None,
+            Some(format!(
+                "replacing encrypted archive `{}` with a plaintext one (--allow-plaintext)",
+                target.display()
+            )),
+        ),
+    })
+}
+
 /// Refuses to put a plaintext archive over `target` when it is encrypted, unless
 /// `allow_plaintext`; returns whether `target` was encrypted (a downgrade to log). `hint` says
 /// what to do instead.
