@@ -1,7 +1,10 @@
 //! `extract`: unpack the inner files of an archive under a private directory.
 //!
-//! Every entry is validated by a first full read before the second read writes any file, and
-//! every write goes through the link-safe [`Placer`], so nothing lands outside the directory.
+//! The archive is first copied into a private temp file; every entry (and every conflict
+//! between entries) is validated by a full read of that copy before a second read of the same
+//! copy writes any file, so what is written is exactly what was validated, even if the archive
+//! is rewritten during the run. Every write goes through the link-safe [`Placer`], so nothing
+//! lands outside the directory.
 
 use std::fs::File;
 use std::io::{Read, Seek};
@@ -11,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::archive::{
-    open_archive, read_archive_from, ArchiveSummary, CheckOnly, EntryKind, InnerEntry, Limits,
+    open_private_copy, read_archive_from, ArchiveSummary, CheckOnly, EntryKind, InnerEntry, Limits,
     Visitor,
 };
 use crate::restore::{FileMeta, Placer};
@@ -26,7 +29,7 @@ pub struct ExtractReport {
 
 /// Extracts `archive` under `dir` (created 0700; must be empty unless `force`).
 pub fn extract(archive: &Path, dir: &Path, force: bool, limits: &Limits) -> Result<ExtractReport> {
-    let file = open_archive(archive)?;
+    let file = open_private_copy(archive)?;
     let checked = read_archive_from(clone(&file, archive)?, archive, limits, &mut CheckOnly)?;
     checked.ensure_safe()?;
     prepare_dir(dir, force)?;

@@ -1,9 +1,9 @@
 //! `restore`: validate the whole archive, plan, save an undo archive, apply; under the
 //! next-boot bank's lock so no backup reads a half-restored host.
 //!
-//! See the `restore` module for the security rules. The archive is opened once; the planning
-//! read and the applying read go through the same open file, so a rename over the archive
-//! path between them changes nothing.
+//! See the `restore` module for the security rules. The archive is copied once into a private
+//! temp file; the planning read and the applying read both read that copy, so a rename over
+//! the archive path or a rewrite in place between them changes nothing.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,7 +11,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::archive::{open_archive, read_archive_from, ArchiveLabel, ArchiveSummary, CheckOnly};
+use crate::archive::{
+    open_private_copy, read_archive_from, ArchiveLabel, ArchiveSummary, CheckOnly,
+};
 use crate::bank::{lock_banks, next_boot, read_banks, Bank, BankLock};
 use crate::host::Host;
 use crate::ops::archive_path::archive_or_default;
@@ -48,7 +50,7 @@ pub struct RestoreReport {
 pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
     host.check_root()?;
     let archive = archive_or_default(host, options.archive.as_ref())?;
-    let file = open_archive(&archive)?;
+    let file = open_private_copy(&archive)?;
     let reread = file
         .try_clone()
         .with_context(|| format!("cannot open archive `{}`", archive.display()))?;
@@ -63,7 +65,7 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
         _ => Vec::new(),
     };
     let placer = Placer::open(&host.root)?;
-    let plan = plan::plan(&placer, &summary)?;
+    let plan = plan::plan(&placer, summary)?;
     let mut report = RestoreReport {
         archive: archive.clone(),
         dry_run: options.dry_run,

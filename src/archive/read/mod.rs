@@ -10,8 +10,25 @@
 //! through [`normalize_member_name`]. Problems that leave the archive readable (unsafe names,
 //! links, devices, setuid bits, duplicates, manifest mismatches, trailing data) are collected with
 //! a level instead of stopping the read; writers (extract, restore) refuse on any error-level one.
+//!
+//! # Memory
+//! What a read keeps is bounded by the limits, never by what the archive holds. At the default
+//! limits (100,000 entries, 64 KiB headers, 1 GiB) every command stays under 64 MiB (measured:
+//! tests/integration/untrusted.rs and README "Untrusted archives"):
+//! - one entry's header at a time: a name or PAX record of at most 64 KiB (`max_header`);
+//! - names over 4096 bytes or with a component over 255 are errors ([`super::names`]) and are
+//!   never kept; a message shows at most 200 bytes of a name;
+//! - the names kept (safe files and directories, for the consumers) are capped at
+//!   [`MAX_KEPT_NAME_BYTES`] together (8 MiB: 100,000 names of 80 bytes; ESXi's average 40);
+//!   with their records, under 20 MiB at 100,000 entries;
+//! - duplicate, file-versus-directory and case checks keep a 64-bit hash per entry and per
+//!   implied directory, at most 4 directories per allowed entry ([`index`]: about 7 MiB at the
+//!   caps), never the names;
+//! - the manifest is parsed streaming, each record checked against the files and dropped; no
+//!   JSON string over 32 KiB ([`super::manifest`]); only a manifest read *before* `local.tgz`
+//!   keeps its records until the end (its names count against the same 8 MiB);
+//! - problems: at most [`MAX_PROBLEMS`] per level are kept, the rest are counted.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -19,18 +36,26 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::entries::{EntryMeta, WalkError};
+use super::manifest::ManifestLabels;
 use super::names::display_name;
 use super::streams::{Budget, OVER_BUDGET};
-use super::{FileRecord, Level, Limits, Manifest, Problem};
+use super::{FileRecord, Level, Limits, Problem};
 use crate::error::Error;
 
 pub use super::entries::EntryKind;
 
+mod index;
 mod inner;
+mod listed;
 mod outer;
 
-/// Largest manifest accepted (a 100,000-file manifest is about 25 MiB).
+/// Largest manifest accepted (a 100,000-file manifest is about 25 MiB); it is streamed, so
+/// this bounds time, not memory.
 const MAX_MANIFEST: u64 = 48 << 20;
+/// Bytes of names a read keeps for its consumers, all entries together.
+pub const MAX_KEPT_NAME_BYTES: u64 = 8 << 20;
+/// Problems kept per level; the rest are counted in one closing problem.
+pub const MAX_PROBLEMS: usize = 100;
 
 /// An entry of `local.tgz` as the visitor sees it.
 #[derive(Debug, Clone)]
@@ -73,7 +98,8 @@ pub struct ArchiveSummary {
     pub files: Vec<FileRecord>,
     /// Safe directory entries.
     pub directories: Vec<String>,
-    pub manifest: Option<Manifest>,
+    /// The manifest's host and build (its records were checked against `files`).
+    pub manifest: Option<ManifestLabels>,
     pub problems: Vec<Problem>,
     /// Size and sha256 of the archive file itself.
     pub bytes: u64,
@@ -87,10 +113,15 @@ impl ArchiveSummary {
 
     /// Fails with the first error-level problem, naming the archive: the gate of every writer.
     pub fn ensure_safe(&self) -> Result<()> {
+        self.ensure_clean("nothing was written")
+    }
+
+    /// As [`Self::ensure_safe`], ending the message with `outcome` (what did not happen).
+    pub fn ensure_clean(&self, outcome: &str) -> Result<()> {
         match self.first_error() {
             Some(problem) => Err(Error::UnsafeArchive {
                 archive: self.archive.clone(),
-                reason: format!("{}; nothing was written", problem.message),
+                reason: format!("{}; {outcome}", problem.message),
             }
             .into()),
             None => Ok(()),
@@ -125,6 +156,27 @@ pub fn open_archive(path: &Path) -> Result<File> {
     Ok(file)
 }
 
+/// Opens the archive at `path` and copies it into a private, unnamed temp file (0600, created
+/// `O_TMPFILE` in the temp directory: no name anyone else could open), returned rewound. The
+/// writers (extract, restore) validate and write from this one copy, so an archive rewritten
+/// in place during their run cannot get a single entry written.
+pub fn open_private_copy(path: &Path) -> Result<File> {
+    use std::io::Seek;
+    let mut source = open_archive(path)?;
+    let fail = || {
+        format!(
+            "cannot copy archive `{}` into a private temp file (in {}); set TMPDIR to a \
+             directory with free space",
+            path.display(),
+            std::env::temp_dir().display()
+        )
+    };
+    let mut copy = tempfile::tempfile().with_context(fail)?;
+    std::io::copy(&mut source, &mut copy).with_context(fail)?;
+    copy.rewind().with_context(fail)?;
+    Ok(copy)
+}
+
 /// Reads an already open archive completely; `path` is used in messages.
 pub fn read_archive_from(
     file: File,
@@ -149,10 +201,14 @@ pub fn read_archive_stream<R: Read>(
         visitor,
         files: Vec::new(),
         directories: Vec::new(),
-        seen: HashSet::new(),
-        problems: Vec::new(),
+        index: index::NameIndex::new(limits.max_entries),
+        kept_name_bytes: 0,
+        problems: ProblemList::default(),
         manifest: None,
+        manifest_seen: false,
+        listed: listed::Listed::default(),
         inner_seen: false,
+        inner_done: false,
     };
     let outcome = outer::read_layers(file, &mut state);
     let (bytes, sha256) = match outcome {
@@ -172,7 +228,7 @@ pub fn read_archive_stream<R: Read>(
         files: state.files,
         directories: state.directories,
         manifest: state.manifest,
-        problems: state.problems,
+        problems: state.problems.into_vec(),
         bytes,
         sha256,
     })
@@ -196,8 +252,62 @@ struct ReadState<'v> {
     visitor: &'v mut dyn Visitor,
     files: Vec<FileRecord>,
     directories: Vec<String>,
-    seen: HashSet<String>,
-    problems: Vec<Problem>,
-    manifest: Option<Manifest>,
+    index: index::NameIndex,
+    /// Name bytes in `files`, `directories` and early manifest records.
+    kept_name_bytes: u64,
+    problems: ProblemList,
+    manifest: Option<ManifestLabels>,
+    manifest_seen: bool,
+    listed: listed::Listed,
     inner_seen: bool,
+    /// `local.tgz` was read to its end (manifest records can be checked as they come).
+    inner_done: bool,
+}
+
+impl ReadState<'_> {
+    /// Counts `bytes` more of kept names; past [`MAX_KEPT_NAME_BYTES`] the read stops.
+    fn keep_name(&mut self, bytes: usize) -> Result<(), String> {
+        self.kept_name_bytes += bytes as u64;
+        if self.kept_name_bytes > MAX_KEPT_NAME_BYTES {
+            return Err(format!(
+                "the names of its entries exceed {MAX_KEPT_NAME_BYTES} bytes together \
+                 (a limit of the reader)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Problems found so far: the first [`MAX_PROBLEMS`] of each level, and how many more.
+#[derive(Default)]
+struct ProblemList {
+    kept: Vec<Problem>,
+    errors: usize,
+    warnings: usize,
+}
+
+impl ProblemList {
+    fn push(&mut self, problem: Problem) {
+        let count = match problem.level {
+            Level::Error => &mut self.errors,
+            Level::Warning => &mut self.warnings,
+        };
+        *count += 1;
+        if *count <= MAX_PROBLEMS {
+            self.kept.push(problem);
+        }
+    }
+
+    fn into_vec(mut self) -> Vec<Problem> {
+        for (count, level) in [(self.warnings, "warnings"), (self.errors, "errors")] {
+            if count > MAX_PROBLEMS {
+                let message = format!("{} more {level} not shown", count - MAX_PROBLEMS);
+                self.kept.push(match level {
+                    "errors" => Problem::error(message),
+                    _ => Problem::warning(message),
+                });
+            }
+        }
+        self.kept
+    }
 }
