@@ -74,6 +74,21 @@ pub struct EntryMeta {
     pub sparse: bool,
 }
 
+impl EntryMeta {
+    /// The record of a regular file with this header, `path` and content hash.
+    pub fn record(&self, path: String, sha256: String) -> super::FileRecord {
+        super::FileRecord {
+            path,
+            sha256,
+            size: self.size,
+            mode: self.mode,
+            uid: self.uid,
+            gid: self.gid,
+            mtime: self.mtime,
+        }
+    }
+}
+
 /// Why a walk stopped: the input is malformed, or the callback failed.
 #[derive(Debug)]
 pub enum WalkError {

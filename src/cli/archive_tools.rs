@@ -107,16 +107,8 @@ impl Visitor for PartialList {
         };
         let mut hashing = HashingReader::new(data);
         std::io::copy(&mut hashing, &mut std::io::sink())?;
-        let meta = &entry.meta;
-        self.files.push(FileRecord {
-            path: path.clone(),
-            sha256: hashing.hex_digest(),
-            size: meta.size,
-            mode: meta.mode,
-            uid: meta.uid,
-            gid: meta.gid,
-            mtime: meta.mtime,
-        });
+        let record = entry.meta.record(path.clone(), hashing.hex_digest());
+        self.files.push(record);
         Ok(())
     }
 }

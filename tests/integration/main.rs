@@ -18,3 +18,4 @@ mod load;
 mod operator;
 mod restore;
 mod sweep;
+mod untrusted;

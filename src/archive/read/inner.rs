@@ -8,7 +8,7 @@ use super::super::entries::{walk, EntryMeta, WalkError};
 use super::super::gzip::GzMembers;
 use super::super::names::normalize_member_name;
 use super::super::streams::{describe_io, drain, Budgeted, HashingReader, Tracked};
-use super::super::{FileRecord, Problem, INNER_NAME};
+use super::super::{Problem, INNER_NAME};
 use super::index::{Conflict, Node};
 use super::outer::is_top_directory;
 use super::{EntryKind, InnerEntry, ReadState};
@@ -66,15 +66,7 @@ impl ReadState<'_> {
         let sha256 = hashing.hex_digest();
         let path = entry.path.clone().unwrap_or_default();
         self.keep_name(path.len()).map_err(WalkError::Format)?;
-        self.files.push(FileRecord {
-            path,
-            sha256,
-            size: meta.size,
-            mode: meta.mode,
-            uid: meta.uid,
-            gid: meta.gid,
-            mtime: meta.mtime,
-        });
+        self.files.push(meta.record(path, sha256));
         Ok(())
     }
 

@@ -1,0 +1,404 @@
+//! Untrusted archives at any size (SPEC.md "Limits on untrusted input", "Guarantees"): each
+//! class of hostile input is built once, every archive-reading command runs on it under GNU
+//! time, and each stays under 64 MiB of peak RSS; every refusal exits 1 with one line naming
+//! the archive and the member, and leaves the host tree (root and banks) byte-identical and no
+//! extract directory behind.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use flate2::{write::GzEncoder, Compression};
+use tar::{Builder, EntryType, Header};
+
+use crate::archive_tools::peak_rss_kib;
+use crate::hostile::snapshot;
+use crate::testenv::{gzip, Outcome, TestEnv, MTIME};
+
+const LIMIT_KIB: i64 = 64 * 1024;
+const EMPTY_SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// Every archive-reading command; `{a}` is the archive, `{out}` a directory that does not exist.
+const COMMANDS: &[&[&str]] = &[
+    &["list", "{a}"],
+    &["verify", "{a}"],
+    &["status"],
+    &["extract", "{a}", "--to", "{out}"],
+    &["restore", "--dry-run", "{a}"],
+    &["restore", "{a}"],
+    &["install", "--force", "{a}"],
+];
+
+fn header(kind: EntryType, size: u64) -> Header {
+    let mut header = Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_size(size);
+    header.set_mode(if kind == EntryType::Directory {
+        0o755
+    } else {
+        0o644
+    });
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(MTIME as u64);
+    header
+}
+
+/// A tar builder over a fast gzip stream, so large classes never exist uncompressed.
+fn gz_tar() -> Builder<GzEncoder<Vec<u8>>> {
+    Builder::new(GzEncoder::new(Vec::new(), Compression::fast()))
+}
+
+fn finish(builder: Builder<GzEncoder<Vec<u8>>>) -> Vec<u8> {
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+fn add(builder: &mut Builder<GzEncoder<Vec<u8>>>, name: &str, kind: EntryType, data: &[u8]) {
+    let mut head = header(kind, data.len() as u64);
+    builder.append_data(&mut head, name, data).unwrap();
+}
+
+/// `state.tgz` of outer members `(name, bytes)`.
+fn outer(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = gz_tar();
+    for (name, data) in members {
+        add(&mut builder, name, EntryType::Regular, data);
+    }
+    finish(builder)
+}
+
+/// A manifest listing empty files `paths`, with `host` as host name.
+fn manifest(paths: &[String], host: &str) -> Vec<u8> {
+    let files: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            format!(
+                r#"{{"path":"{p}","sha256":"{EMPTY_SHA}","size":0,"mode":"0644","uid":0,"gid":0,"mtime":{MTIME}}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"format":1,"host":"{host}","build":"","files":[{}]}}"#,
+        files.join(",")
+    )
+    .into_bytes()
+}
+
+/// `count` empty files in 500 directories, with a matching manifest; `tail` adds entries last.
+fn many_entries(count: usize, tail: &[(&str, EntryType)]) -> Vec<u8> {
+    let paths: Vec<String> = (0..count)
+        .map(|i| format!("etc/d{:03}/f{i:06}", i % 500))
+        .collect();
+    let mut builder = gz_tar();
+    for path in &paths {
+        add(&mut builder, path, EntryType::Regular, b"");
+    }
+    for (name, kind) in tail {
+        add(&mut builder, name, *kind, b"");
+    }
+    let inner = finish(builder);
+    outer(&[
+        ("local.tgz", &inner),
+        ("statectl.json", &manifest(&paths, "esx01")),
+    ])
+}
+
+/// `count` files whose names are 60 KB long (each one GNU long-name header under 64 KiB).
+fn long_names(count: usize) -> Vec<u8> {
+    let mut builder = gz_tar();
+    for i in 0..count {
+        let name = format!("etc/{i:05}{}", "x".repeat(60_000));
+        add(&mut builder, &name, EntryType::Regular, b"");
+    }
+    let inner = finish(builder);
+    outer(&[("local.tgz", &inner)])
+}
+
+/// A state.tgz whose local.tgz holds `entries` `(name, kind)`, no manifest.
+fn small(entries: &[(&str, EntryType)]) -> Vec<u8> {
+    let mut builder = gz_tar();
+    for (name, kind) in entries {
+        add(&mut builder, name, *kind, b"x");
+    }
+    let inner = finish(builder);
+    outer(&[("local.tgz", &inner)])
+}
+
+/// A PAX 0.1 sparse member (`tar --sparse --format=posix`): a regular entry whose PAX
+/// records carry the map.
+fn pax_sparse() -> Vec<u8> {
+    let mut builder = gz_tar();
+    add(&mut builder, "etc/benign", EntryType::Regular, b"x");
+    builder
+        .append_pax_extensions([
+            ("GNU.sparse.size", &b"3145728"[..]),
+            ("GNU.sparse.map", &b"0,1024"[..]),
+        ])
+        .unwrap();
+    add(&mut builder, "etc/sparse", EntryType::Regular, &[1u8; 1024]);
+    let inner = finish(builder);
+    outer(&[("local.tgz", &inner)])
+}
+
+/// The refused classes: (what, archive bytes, a member the refusal must name).
+fn refused_classes() -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let component = format!("etc/{}", "c".repeat(300));
+    let inner = gzip(&crate::testenv::tar_of(&[("etc/hosts", b"x", 0o644)]));
+    let one = manifest(&["etc/hosts".to_string()], "esx01");
+    let lying = manifest(&["etc/other".to_string()], "esx01");
+    vec![
+        ("8,000 names of 60 KB", long_names(8000), "etc/00000xxxx"),
+        (
+            "100,000 entries, a directory below a file last",
+            many_entries(99_999, &[("etc/d000/f000000/x/", EntryType::Directory)]),
+            "etc/d000/f000000",
+        ),
+        (
+            "a 40 MiB host name in the manifest",
+            outer(&[
+                ("local.tgz", &inner),
+                (
+                    "statectl.json",
+                    &manifest(&["etc/hosts".to_string()], &"h".repeat(40 << 20)),
+                ),
+            ]),
+            "statectl.json",
+        ),
+        (
+            "a file, then a directory below it",
+            small(&[
+                ("etc/a", EntryType::Regular),
+                ("etc/a/b/", EntryType::Directory),
+            ]),
+            "etc/a",
+        ),
+        (
+            "a 300-byte name component",
+            small(&[(component.as_str(), EntryType::Regular)]),
+            "etc/cccc",
+        ),
+        (
+            "a GNU sparse member",
+            small(&[("etc/sparse", EntryType::GNUSparse)]),
+            "etc/sparse",
+        ),
+        ("a PAX sparse member", pax_sparse(), "etc/sparse"),
+        (
+            "two manifests, a lying one first",
+            outer(&[
+                ("statectl.json", &lying),
+                ("local.tgz", &inner),
+                ("statectl.json", &one),
+            ]),
+            "statectl.json",
+        ),
+        (
+            "two local.tgz",
+            outer(&[("local.tgz", &inner), ("local.tgz", &inner)]),
+            "local.tgz",
+        ),
+    ]
+}
+
+/// Runs `template` on `archive`; status reads `status_env`'s bootbank, which holds it.
+fn run(env: &TestEnv, status_env: &TestEnv, template: &[&str], archive: &Path) -> (Outcome, i64) {
+    let out = env.dir.path().join("out");
+    let args: Vec<String> = template
+        .iter()
+        .map(|a| {
+            a.replace("{a}", archive.to_str().unwrap())
+                .replace("{out}", out.to_str().unwrap())
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let which = if template[0] == "status" {
+        status_env
+    } else {
+        env
+    };
+    peak_rss_kib(which, &args)
+}
+
+fn have_time() -> bool {
+    let found = Path::new("/usr/bin/time").exists();
+    if !found {
+        eprintln!("SKIPPED: GNU time (/usr/bin/time) is not installed (.ci/run installs it)");
+    }
+    found
+}
+
+#[test]
+fn every_hostile_class_is_refused_by_every_command_in_bounded_memory_leaving_no_trace() {
+    if !have_time() {
+        return;
+    }
+    let env = TestEnv::esxi();
+    env.run(&["backup"]).ok();
+    let status_env = TestEnv::new();
+    for (what, bytes, member) in refused_classes() {
+        let archive = env.dir.path().join("hostile.tgz");
+        fs::write(&archive, &bytes).unwrap();
+        fs::write(status_env.state("bootbank"), &bytes).unwrap();
+        let mut figures = Vec::new();
+        for template in COMMANDS {
+            let before = snapshot(&env.root, &env.run_dir);
+            let (out, kib) = run(&env, &status_env, template, &archive);
+            figures.push(format!(
+                "{} {kib}",
+                template[..template.len().min(2)].join(" ")
+            ));
+            assert!(
+                kib < LIMIT_KIB,
+                "{what}: `{}` took {kib} KiB",
+                template.join(" ")
+            );
+            if template[0] == "status" {
+                continue; // reports, writes nothing to the host
+            }
+            assert_eq!(
+                out.code,
+                1,
+                "{what}: `{}`: {}",
+                template.join(" "),
+                out.stderr
+            );
+            assert_eq!(out.stderr.lines().count(), 1, "{what}: {}", out.stderr);
+            let line = &out.stderr;
+            assert!(
+                line.contains("hostile.tgz") && line.contains(member),
+                "{what}: `{}` does not name the archive and `{member}`: {line}",
+                template.join(" ")
+            );
+            assert!(
+                out.stdout.is_empty() || template[0] == "verify",
+                "{what}: {}",
+                out.stdout
+            );
+            assert!(
+                snapshot(&env.root, &env.run_dir) == before && !env.dir.path().join("out").exists(),
+                "{what}: `{}` changed the tree",
+                template.join(" ")
+            );
+        }
+        eprintln!("peak RSS KiB, {what}: {}", figures.join(", "));
+    }
+}
+
+#[test]
+fn a_hundred_thousand_entries_are_read_in_bounded_memory() {
+    if !have_time() {
+        return;
+    }
+    let env = TestEnv::new();
+    let status_env = TestEnv::new();
+    let bytes = many_entries(100_000, &[]);
+    let archive = env.dir.path().join("many.tgz");
+    fs::write(&archive, &bytes).unwrap();
+    fs::write(status_env.state("bootbank"), &bytes).unwrap();
+    let mut figures = Vec::new();
+    for template in [COMMANDS[0], COMMANDS[1], COMMANDS[4], COMMANDS[2]] {
+        let (out, kib) = run(&env, &status_env, template, &archive);
+        let expected = if template[0] == "status" { 3 } else { 0 };
+        assert_eq!(
+            out.code,
+            expected,
+            "`{}`: {}",
+            template.join(" "),
+            out.stderr
+        );
+        figures.push(format!(
+            "{} {kib}",
+            template[..template.len().min(2)].join(" ")
+        ));
+        if template[0] != "status" {
+            assert!(kib < LIMIT_KIB, "`{}` took {kib} KiB", template.join(" "));
+        }
+    }
+    let listed = run(&env, &status_env, COMMANDS[0], &archive).0.stdout;
+    assert_eq!(listed.lines().count(), 100_000);
+    eprintln!("peak RSS KiB, 100,000 entries: {}", figures.join(", "));
+}
+
+#[test]
+fn list_of_a_refused_archive_exits_1_and_partial_lists_what_it_read_first() {
+    let env = TestEnv::new();
+    let archive = env.dir.path().join("bad.tgz");
+    let bytes = small(&[
+        ("etc/good", EntryType::Regular),
+        ("etc/link", EntryType::Symlink),
+    ]);
+    fs::write(&archive, bytes).unwrap();
+    let path = archive.to_str().unwrap();
+    let out = env.run(&["list", path]).code(1);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(
+        out.stderr.contains(path) && out.stderr.contains("etc/link"),
+        "{}",
+        out.stderr
+    );
+    let out = env.run(&["list", "--partial", path]).code(1);
+    assert_eq!(out.stdout, "etc/good\n");
+    let truncated = {
+        let mut builder = gz_tar();
+        add(&mut builder, "etc/first", EntryType::Regular, b"1");
+        let inner = finish(builder);
+        let whole = outer(&[("local.tgz", &inner)]);
+        whole[..whole.len() - 30].to_vec()
+    };
+    fs::write(&archive, truncated).unwrap();
+    let out = env.run(&["list", "--partial", path]).code(1);
+    assert!(out.stderr.contains(path), "{}", out.stderr);
+}
+
+/// A gzip layer of two members (what `cat a.gz b.gz` or pigz make), splitting `bytes`.
+fn two_members(bytes: &[u8]) -> Vec<u8> {
+    let cut = bytes.len() / 2;
+    let mut both = gzip(&bytes[..cut]);
+    both.extend(gzip(&bytes[cut..]));
+    both
+}
+
+#[test]
+fn dot_entries_and_multi_member_gzip_in_both_layers_are_read_by_every_command() {
+    let env = TestEnv::esxi();
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, kind, data) in [
+        ("./", EntryType::Directory, &b""[..]),
+        ("./etc/hosts", EntryType::Regular, b"127.0.0.1 restored\n"),
+        (
+            "./etc/vmware/esx.conf",
+            EntryType::Regular,
+            b"/system/uuid = \"5f1c-01\"\n",
+        ),
+    ] {
+        let mut head = header(kind, data.len() as u64);
+        tar.append_data(&mut head, name, data).unwrap();
+    }
+    let inner = two_members(&tar.into_inner().unwrap());
+    let mut outer_tar = tar::Builder::new(Vec::new());
+    let mut dot = header(EntryType::Directory, 0);
+    outer_tar.append_data(&mut dot, "./", &b""[..]).unwrap();
+    let mut head = header(EntryType::Regular, inner.len() as u64);
+    outer_tar
+        .append_data(&mut head, "./local.tgz", &inner[..])
+        .unwrap();
+    let state = two_members(&outer_tar.into_inner().unwrap());
+    let archive = env.dir.path().join("dots.tgz");
+    fs::File::create(&archive)
+        .unwrap()
+        .write_all(&state)
+        .unwrap();
+    let path = archive.to_str().unwrap();
+    let out = env.run(&["list", path]).ok();
+    assert_eq!(out.stdout, "etc/hosts\netc/vmware/esx.conf\n");
+    env.run(&["verify", path]).ok();
+    let dir = env.dir.path().join("x");
+    env.run(&["extract", path, "--to", dir.to_str().unwrap()])
+        .ok();
+    assert_eq!(
+        fs::read(dir.join("etc/hosts")).unwrap(),
+        b"127.0.0.1 restored\n"
+    );
+    env.run(&["install", path]).ok();
+    assert_eq!(fs::read(env.state("bootbank")).unwrap(), state);
+}
