@@ -32,6 +32,7 @@ pub fn extract(archive: &Path, dir: &Path, force: bool, limits: &Limits) -> Resu
     let file = open_private_copy(archive)?;
     let checked = read_archive_from(clone(&file, archive)?, archive, limits, &mut CheckOnly)?;
     checked.ensure_safe()?;
+    checked.ensure_fits(dir)?;
     prepare_dir(dir, force)?;
     let placer = Placer::open(dir)?;
     let written = write_entries(file, &checked, archive, &placer, limits)?;

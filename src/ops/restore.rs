@@ -56,6 +56,7 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
         .with_context(|| format!("cannot open archive `{}`", archive.display()))?;
     let summary = read_archive_from(file, &archive, &host.limits, &mut CheckOnly)?;
     summary.ensure_safe()?;
+    summary.ensure_fits(&host.root)?;
     let banks = read_banks(host);
     let next = next_boot(&banks).map(|name| banks.get(name));
     let mut warnings = Vec::new();

@@ -122,7 +122,10 @@ impl ReadState<'_> {
         match self.index.insert(path, node) {
             Ok(()) => {}
             Err(Conflict::Refused(message)) => self.problems.push(Problem::error(message)),
-            Err(Conflict::CaseOnly(message)) => self.problems.push(Problem::warning(message)),
+            Err(Conflict::CaseOnly(message)) => {
+                self.case_collision.get_or_insert_with(|| message.clone());
+                self.problems.push(Problem::warning(message));
+            }
             Err(Conflict::TooManyDirectories(cap)) => {
                 return Err(WalkError::Format(format!(
                     "{INNER_NAME}: its names imply more than {cap} directories"

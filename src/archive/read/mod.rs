@@ -101,6 +101,9 @@ pub struct ArchiveSummary {
     /// The manifest's host and build (its records were checked against `files`).
     pub manifest: Option<ManifestLabels>,
     pub problems: Vec<Problem>,
+    /// The first pair of names that differ only in letter case (a warning among `problems`;
+    /// writers refuse it on a case-insensitive target, see [`Self::ensure_fits`]).
+    pub case_collision: Option<String>,
     /// Size and sha256 of the archive file itself.
     pub bytes: u64,
     pub sha256: String,
@@ -114,6 +117,30 @@ impl ArchiveSummary {
     /// Fails with the first error-level problem, naming the archive: the gate of every writer.
     pub fn ensure_safe(&self) -> Result<()> {
         self.ensure_clean("nothing was written")
+    }
+
+    /// Refuses an archive with names that differ only in case when `target` (or its nearest
+    /// existing ancestor) is on a case-insensitive filesystem (FAT, exFAT, NTFS, FUSE), where
+    /// the second would silently replace the first.
+    pub fn ensure_fits(&self, target: &Path) -> Result<()> {
+        let Some(collision) = &self.case_collision else {
+            return Ok(());
+        };
+        let existing = target
+            .ancestors()
+            .find(|dir| dir.exists())
+            .unwrap_or(target);
+        if !is_case_insensitive(existing) {
+            return Ok(());
+        }
+        Err(Error::UnsafeArchive {
+            archive: self.archive.clone(),
+            reason: format!(
+                "{collision}, and `{}` is on a case-insensitive filesystem; nothing was written",
+                target.display()
+            ),
+        }
+        .into())
     }
 
     /// As [`Self::ensure_safe`], ending the message with `outcome` (what did not happen).
@@ -177,6 +204,13 @@ pub fn open_private_copy(path: &Path) -> Result<File> {
     Ok(copy)
 }
 
+/// Whether `dir` is on a filesystem that folds letter case (by its statfs magic); unknown:
+/// no (the archive's names are then kept apart by the filesystem or refused by it).
+fn is_case_insensitive(dir: &Path) -> bool {
+    const FOLDING: [u64; 5] = [0x4d44, 0x2011_bab0, 0x5346_544e, 0x7366_746e, 0x6573_5546];
+    rustix::fs::statfs(dir).is_ok_and(|fs| FOLDING.contains(&(fs.f_type as u64)))
+}
+
 /// Reads an already open archive completely; `path` is used in messages.
 pub fn read_archive_from(
     file: File,
@@ -207,6 +241,7 @@ pub fn read_archive_stream<R: Read>(
         manifest: None,
         manifest_seen: false,
         listed: listed::Listed::default(),
+        case_collision: None,
         inner_seen: false,
         inner_done: false,
     };
@@ -229,6 +264,7 @@ pub fn read_archive_stream<R: Read>(
         directories: state.directories,
         manifest: state.manifest,
         problems: state.problems.into_vec(),
+        case_collision: state.case_collision,
         bytes,
         sha256,
     })
@@ -259,6 +295,7 @@ struct ReadState<'v> {
     manifest: Option<ManifestLabels>,
     manifest_seen: bool,
     listed: listed::Listed,
+    case_collision: Option<String>,
     inner_seen: bool,
     /// `local.tgz` was read to its end (manifest records can be checked as they come).
     inner_done: bool,
@@ -309,5 +346,28 @@ impl ProblemList {
             }
         }
         self.kept
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_private_copy_keeps_what_was_there_when_the_archive_is_rewritten_in_place() {
+        use std::io::{Seek, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.tgz");
+        std::fs::write(&path, b"validated bytes").unwrap();
+        let mut copy = open_private_copy(&path).unwrap();
+        let mut same_inode = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        same_inode.write_all(b"rewritten bytes").unwrap();
+        for _ in 0..2 {
+            let mut read = Vec::new();
+            copy.read_to_end(&mut read).unwrap();
+            assert_eq!(read, b"validated bytes");
+            copy.rewind().unwrap();
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), b"rewritten bytes");
     }
 }
