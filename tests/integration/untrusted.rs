@@ -408,3 +408,85 @@ fn dot_entries_and_multi_member_gzip_in_both_layers_are_read_by_every_command() 
     env.run(&["install", path]).ok();
     assert_eq!(fs::read(env.state("bootbank")).unwrap(), state);
 }
+
+/// A one-file archive whose file has `mode`.
+fn one_file(mode: u32) -> Vec<u8> {
+    let inner = gzip(&crate::testenv::tar_of(&[(
+        "etc/tool",
+        b"#!/bin/sh\n",
+        mode,
+    )]));
+    gzip(&crate::testenv::tar_of(&[("local.tgz", &inner, 0o600)]))
+}
+
+#[test]
+fn an_archive_rewritten_in_place_between_validation_and_write_gets_nothing_written() {
+    if !crate::testenv::have("strace") {
+        return;
+    }
+    let env = TestEnv::new();
+    let archive = env.dir.path().join("state.tgz");
+    let (good, evil) = (one_file(0o755), one_file(0o4755));
+    assert_eq!(good.len(), evil.len(), "the rewrite must keep the size");
+    fs::write(&archive, &good).unwrap();
+    let out = env.dir.path().join("x");
+    let log = env.dir.path().join("strace.log");
+    // Hold every rewind for 2 s (the one before the writing read among them); strace logs
+    // the call as it enters, and the archive is rewritten meanwhile.
+    let inner = env.command(&[
+        "extract",
+        archive.to_str().unwrap(),
+        "--to",
+        out.to_str().unwrap(),
+    ]);
+    let mut child = std::process::Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=lseek",
+            "-e",
+            "inject=lseek:delay_enter=2000000:when=1+",
+        ])
+        .arg("-o")
+        .arg(&log)
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("lseek")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "extract never rewound"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let mut same_inode = fs::OpenOptions::new().write(true).open(&archive).unwrap();
+    same_inode.write_all(&evil).unwrap();
+    drop(same_inode);
+    let done = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(out.join("etc/tool"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o7777,
+        0o755,
+        "the rewritten archive's setuid file was written"
+    );
+    assert_eq!(
+        fs::read(&archive).unwrap(),
+        evil,
+        "the rewrite did not happen"
+    );
+}
