@@ -439,7 +439,7 @@ fn an_archive_rewritten_in_place_between_validation_and_write_gets_nothing_writt
         "--to",
         out.to_str().unwrap(),
     ]);
-    let mut child = std::process::Command::new("strace")
+    let child = std::process::Command::new("strace")
         .args([
             "-f",
             "-qq",
