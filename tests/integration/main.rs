@@ -19,3 +19,4 @@ mod operator;
 mod restore;
 mod sweep;
 mod untrusted;
+mod untrusted_build;

@@ -8,15 +8,17 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 
-use flate2::{write::GzEncoder, Compression};
-use tar::{Builder, EntryType, Header};
+use tar::EntryType;
 
 use crate::archive_tools::peak_rss_kib;
 use crate::hostile::snapshot;
-use crate::testenv::{gzip, Outcome, TestEnv, MTIME};
+use crate::testenv::{gzip, Outcome, TestEnv};
+use crate::untrusted_build::{
+    add, finish, gz_tar, header, long_names, manifest, many_entries, one_file, outer, pax_sparse,
+    small, two_members,
+};
 
 const LIMIT_KIB: i64 = 64 * 1024;
-const EMPTY_SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// Every archive-reading command; `{a}` is the archive, `{out}` a directory that does not exist.
 const COMMANDS: &[&[&str]] = &[
@@ -28,117 +30,6 @@ const COMMANDS: &[&[&str]] = &[
     &["restore", "{a}"],
     &["install", "--force", "{a}"],
 ];
-
-fn header(kind: EntryType, size: u64) -> Header {
-    let mut header = Header::new_gnu();
-    header.set_entry_type(kind);
-    header.set_size(size);
-    header.set_mode(if kind == EntryType::Directory {
-        0o755
-    } else {
-        0o644
-    });
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(MTIME as u64);
-    header
-}
-
-/// A tar builder over a fast gzip stream, so large classes never exist uncompressed.
-fn gz_tar() -> Builder<GzEncoder<Vec<u8>>> {
-    Builder::new(GzEncoder::new(Vec::new(), Compression::fast()))
-}
-
-fn finish(builder: Builder<GzEncoder<Vec<u8>>>) -> Vec<u8> {
-    builder.into_inner().unwrap().finish().unwrap()
-}
-
-fn add(builder: &mut Builder<GzEncoder<Vec<u8>>>, name: &str, kind: EntryType, data: &[u8]) {
-    let mut head = header(kind, data.len() as u64);
-    builder.append_data(&mut head, name, data).unwrap();
-}
-
-/// `state.tgz` of outer members `(name, bytes)`.
-fn outer(members: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut builder = gz_tar();
-    for (name, data) in members {
-        add(&mut builder, name, EntryType::Regular, data);
-    }
-    finish(builder)
-}
-
-/// A manifest listing empty files `paths`, with `host` as host name.
-fn manifest(paths: &[String], host: &str) -> Vec<u8> {
-    let files: Vec<String> = paths
-        .iter()
-        .map(|p| {
-            format!(
-                r#"{{"path":"{p}","sha256":"{EMPTY_SHA}","size":0,"mode":"0644","uid":0,"gid":0,"mtime":{MTIME}}}"#
-            )
-        })
-        .collect();
-    format!(
-        r#"{{"format":1,"host":"{host}","build":"","files":[{}]}}"#,
-        files.join(",")
-    )
-    .into_bytes()
-}
-
-/// `count` empty files in 500 directories, with a matching manifest; `tail` adds entries last.
-fn many_entries(count: usize, tail: &[(&str, EntryType)]) -> Vec<u8> {
-    let paths: Vec<String> = (0..count)
-        .map(|i| format!("etc/d{:03}/f{i:06}", i % 500))
-        .collect();
-    let mut builder = gz_tar();
-    for path in &paths {
-        add(&mut builder, path, EntryType::Regular, b"");
-    }
-    for (name, kind) in tail {
-        add(&mut builder, name, *kind, b"");
-    }
-    let inner = finish(builder);
-    outer(&[
-        ("local.tgz", &inner),
-        ("statectl.json", &manifest(&paths, "esx01")),
-    ])
-}
-
-/// `count` files whose names are 60 KB long (each one GNU long-name header under 64 KiB).
-fn long_names(count: usize) -> Vec<u8> {
-    let mut builder = gz_tar();
-    for i in 0..count {
-        let name = format!("etc/{i:05}{}", "x".repeat(60_000));
-        add(&mut builder, &name, EntryType::Regular, b"");
-    }
-    let inner = finish(builder);
-    outer(&[("local.tgz", &inner)])
-}
-
-/// A state.tgz whose local.tgz holds `entries` `(name, kind)`, no manifest.
-fn small(entries: &[(&str, EntryType)]) -> Vec<u8> {
-    let mut builder = gz_tar();
-    for (name, kind) in entries {
-        add(&mut builder, name, *kind, b"x");
-    }
-    let inner = finish(builder);
-    outer(&[("local.tgz", &inner)])
-}
-
-/// A PAX 0.1 sparse member (`tar --sparse --format=posix`): a regular entry whose PAX
-/// records carry the map.
-fn pax_sparse() -> Vec<u8> {
-    let mut builder = gz_tar();
-    add(&mut builder, "etc/benign", EntryType::Regular, b"x");
-    builder
-        .append_pax_extensions([
-            ("GNU.sparse.size", &b"3145728"[..]),
-            ("GNU.sparse.map", &b"0,1024"[..]),
-        ])
-        .unwrap();
-    add(&mut builder, "etc/sparse", EntryType::Regular, &[1u8; 1024]);
-    let inner = finish(builder);
-    outer(&[("local.tgz", &inner)])
-}
 
 /// The refused classes: (what, archive bytes, a member the refusal must name).
 fn refused_classes() -> Vec<(&'static str, Vec<u8>, &'static str)> {
@@ -356,14 +247,6 @@ fn list_of_a_refused_archive_exits_1_and_partial_lists_what_it_read_first() {
     assert!(out.stderr.contains(path), "{}", out.stderr);
 }
 
-/// A gzip layer of two members (what `cat a.gz b.gz` or pigz make), splitting `bytes`.
-fn two_members(bytes: &[u8]) -> Vec<u8> {
-    let cut = bytes.len() / 2;
-    let mut both = gzip(&bytes[..cut]);
-    both.extend(gzip(&bytes[cut..]));
-    both
-}
-
 #[test]
 fn dot_entries_and_multi_member_gzip_in_both_layers_are_read_by_every_command() {
     let env = TestEnv::esxi();
@@ -407,16 +290,6 @@ fn dot_entries_and_multi_member_gzip_in_both_layers_are_read_by_every_command() 
     );
     env.run(&["install", path]).ok();
     assert_eq!(fs::read(env.state("bootbank")).unwrap(), state);
-}
-
-/// A one-file archive whose file has `mode`.
-fn one_file(mode: u32) -> Vec<u8> {
-    let inner = gzip(&crate::testenv::tar_of(&[(
-        "etc/tool",
-        b"#!/bin/sh\n",
-        mode,
-    )]));
-    gzip(&crate::testenv::tar_of(&[("local.tgz", &inner, 0o600)]))
 }
 
 #[test]
