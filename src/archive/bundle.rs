@@ -3,12 +3,16 @@
 //!
 //! # Security
 //! A bundle is untrusted like any archive: its outer layer is walked with the same [`Limits`]
-//! (entry count, header size, shared expansion budget) and drained so the gzip CRC is checked;
-//! member names go through [`normalize_member_name`] and any unsafe name, non-file member or
-//! duplicate refuses the bundle. Its `state.tgz` is copied into a 0600 temp file and then read
+//! (entry count, header size, shared expansion budget), every gzip member of it ([`GzMembers`],
+//! as the archive reader) and drained so the gzip CRC is checked; the `./` entry tar writes for
+//! `tar -C dir -czf x .` is skipped; member names go through [`normalize_member_name`] and any
+//! unsafe name, non-file member or duplicate refuses the bundle (names are remembered only as
+//! keyed hashes, so 100,000 long names cost no more than short ones). Its `state.tgz` is copied into a 0600 temp file and then read
 //! by the one archive reader like any other `state.tgz`; its names are never used as paths.
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashSet;
+use std::hash::BuildHasher;
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
@@ -17,7 +21,8 @@ use flate2::{Compression, GzBuilder};
 use tempfile::NamedTempFile;
 
 use super::entries::{walk, EntryKind, EntryMeta, WalkError};
-use super::names::{display_name, normalize_member_name};
+use super::gzip::GzMembers;
+use super::names::{display_name, is_root_name, normalize_member_name};
 use super::streams::{describe_io, drain, Budget, Budgeted};
 use super::{open_archive, Limits, INNER_NAME, STATE_NAME};
 use crate::error::Error;
@@ -85,13 +90,14 @@ pub fn open_input(path: &Path, limits: &Limits, scratch: &Path) -> Result<Input>
     let file = open_archive(path)?;
     let mut outer = Outer {
         scratch,
+        keys: RandomState::new(),
         seen: HashSet::new(),
         problems: Vec::new(),
         manifest: None,
         state: None,
         has_inner: false,
     };
-    let gz = flate2::bufread::GzDecoder::new(BufReader::with_capacity(64 << 10, file));
+    let gz = GzMembers::new(BufReader::with_capacity(64 << 10, file));
     let walked = walk(
         Budgeted::new(gz, Budget::new(limits.max_expanded)),
         limits,
@@ -137,7 +143,8 @@ pub fn open_input(path: &Path, limits: &Limits, scratch: &Path) -> Result<Input>
 
 struct Outer<'a> {
     scratch: &'a Path,
-    seen: HashSet<String>,
+    keys: RandomState,
+    seen: HashSet<u64>,
     problems: Vec<String>,
     manifest: Option<BundleManifest>,
     state: Option<NamedTempFile>,
@@ -146,6 +153,12 @@ struct Outer<'a> {
 
 impl Outer<'_> {
     fn member(&mut self, meta: &EntryMeta, data: &mut dyn Read) -> Result<(), WalkError> {
+        if meta.kind == EntryKind::Directory && is_root_name(&meta.raw_name) {
+            return Ok(());
+        }
+        if !self.problems.is_empty() {
+            return Ok(()); // only the first problem is reported
+        }
         let name = match normalize_member_name(&meta.raw_name) {
             Ok(name) => name,
             Err(reason) => {
@@ -160,7 +173,7 @@ impl Outer<'_> {
                 .push(format!("member `{name}` is {}", meta.kind.describe()));
             return Ok(());
         }
-        if !self.seen.insert(name.clone()) {
+        if !self.seen.insert(self.keys.hash_one(&name)) {
             self.problems.push(format!("duplicate member `{name}`"));
             return Ok(());
         }

@@ -23,8 +23,8 @@ pub mod writer;
 pub use manifest::Manifest;
 pub use problem::{Level, Problem};
 pub use read::{
-    open_archive, read_archive, read_archive_from, read_archive_stream, ArchiveSummary, CheckOnly,
-    EntryKind, InnerEntry, Visitor,
+    open_archive, open_private_copy, read_archive, read_archive_from, read_archive_stream,
+    ArchiveSummary, CheckOnly, EntryKind, InnerEntry, Visitor,
 };
 pub use record::FileRecord;
 pub use verify::{verify_against, verify_archive, VerifyReport};

@@ -1,10 +1,13 @@
 //! `extract`: unpack the inner files of an archive under a private directory.
 //!
-//! Every entry is validated by a first full read before the second read writes any file, and
-//! every write goes through the link-safe [`Placer`], so nothing lands outside the directory.
-//! A new (or empty) directory is filled as a 0700 temp directory beside it and renamed into
-//! place, so a killed extract leaves no half tree under DIR, only a temp that the next run
-//! removes; with `--force` into a non-empty DIR the files are placed in it one by one.
+//! The archive is first copied into a private temp file; every entry (and every conflict
+//! between entries) is validated by a full read of that copy before a second read of the same
+//! copy writes any file, so what is written is exactly what was validated, even if the archive
+//! is rewritten during the run. Every write goes through the link-safe [`Placer`], so nothing
+//! lands outside the directory. A new (or empty) directory is filled as a 0700 temp directory
+//! beside it and renamed into place, so a killed extract leaves no half tree under DIR, only a
+//! temp that the next run removes; with `--force` into a non-empty DIR the files are placed in
+//! it one by one.
 
 use std::fs::File;
 use std::io::{Read, Seek};
@@ -14,7 +17,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::archive::{
-    open_archive, read_archive_from, ArchiveSummary, CheckOnly, EntryKind, InnerEntry, Limits,
+    open_private_copy, read_archive_from, ArchiveSummary, CheckOnly, EntryKind, InnerEntry, Limits,
     Visitor,
 };
 use crate::restore::{FileMeta, Placer};
@@ -29,9 +32,10 @@ pub struct ExtractReport {
 
 /// Extracts `archive` under `dir` (created 0700; must be empty unless `force`).
 pub fn extract(archive: &Path, dir: &Path, force: bool, limits: &Limits) -> Result<ExtractReport> {
-    let file = open_archive(archive)?;
+    let file = open_private_copy(archive)?;
     let checked = read_archive_from(clone(&file, archive)?, archive, limits, &mut CheckOnly)?;
     checked.ensure_safe()?;
+    checked.ensure_fits(dir)?;
     let in_place = prepare_dir(dir, force)?;
     let written = if in_place {
         let placer = Placer::open(dir)?;

@@ -1,9 +1,9 @@
 //! `restore`: validate the whole archive, plan, save an undo archive, apply; under the
 //! next-boot bank's lock so no backup reads a half-restored host.
 //!
-//! See the `restore` module for the security rules. The archive is opened once; the planning
-//! read and the applying read go through the same open file, so a rename over the archive
-//! path between them changes nothing.
+//! See the `restore` module for the security rules. The archive is copied once into a private
+//! temp file; the planning read and the applying read both read that copy, so a rename over
+//! the archive path or a rewrite in place between them changes nothing.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::archive::{open_archive, read_archive_from, ArchiveLabel, ArchiveSummary};
+use crate::archive::{open_private_copy, read_archive_from, ArchiveLabel, ArchiveSummary};
 use crate::bank::{lock_banks, next_boot, read_banks, Bank, BankLock};
 use crate::host::Host;
 use crate::ops::archive_path::archive_or_default;
@@ -54,13 +54,14 @@ pub struct RestoreReport {
 pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
     host.check_root()?;
     let archive = archive_or_default(host, options.archive.as_ref())?;
-    let file = open_archive(&archive)?;
+    let file = open_private_copy(&archive)?;
     let reread = file
         .try_clone()
         .with_context(|| format!("cannot open archive `{}`", archive.display()))?;
     let mut identity = IdentityFiles::default();
     let summary = read_archive_from(file, &archive, &host.limits, &mut identity)?;
     summary.ensure_safe()?;
+    summary.ensure_fits(&host.root)?;
     let banks = read_banks(host);
     let next = next_boot(&banks).map(|name| banks.get(name));
     let mut warnings = Vec::new();
@@ -78,10 +79,10 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
         _ => Vec::new(),
     };
     let placer = Placer::open(&host.root)?;
-    let plan = plan::plan(&placer, &summary)?;
     if !options.dry_run {
         placer.clean_temps_beside(summary.files.iter().map(|f| f.path.as_str()))?;
     }
+    let plan = plan::plan(&placer, summary)?;
     let mut report = RestoreReport {
         archive: archive.clone(),
         dry_run: options.dry_run,

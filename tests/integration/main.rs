@@ -28,5 +28,7 @@ mod races;
 mod release;
 mod restore;
 mod sweep;
+mod untrusted;
+mod untrusted_build;
 mod writers;
 mod writers_sweep;

@@ -1,15 +1,15 @@
 //! The inner layer, `local.tgz`: walks its tar entries, checks each (name, kind, mode,
-//! duplicates), hashes regular files while the visitor reads them, and records what it found.
+//! duplicates, file-versus-directory conflicts, sparse members), hashes regular files while
+//! the visitor reads them, and records what it found.
 
-use std::collections::HashSet;
 use std::io::{BufReader, Read};
 
 use super::super::entries::{walk, EntryMeta, WalkError};
 use super::super::gzip::GzMembers;
-use super::super::manifest::compare_manifest;
 use super::super::names::normalize_member_name;
 use super::super::streams::{describe_io, drain, Budgeted, HashingReader, Tracked};
-use super::super::{FileRecord, Problem, INNER_NAME};
+use super::super::{Problem, INNER_NAME};
+use super::index::{Conflict, Node};
 use super::outer::is_top_directory;
 use super::{EntryKind, InnerEntry, ReadState};
 
@@ -39,6 +39,7 @@ impl ReadState<'_> {
                 "{INNER_NAME}: {trailing} bytes of trailing data after the gzip stream"
             )));
         }
+        self.inner_done = true;
         Ok(())
     }
 
@@ -50,9 +51,9 @@ impl ReadState<'_> {
             meta: meta.clone(),
             path: normalize_member_name(&meta.raw_name),
         };
-        self.check_entry(&entry);
+        self.check_entry(&entry)?;
         let mut tracked = Tracked::new(content);
-        let is_safe_file = entry.path.is_ok() && meta.kind == EntryKind::File;
+        let is_safe_file = entry.path.is_ok() && meta.kind == EntryKind::File && !meta.sparse;
         if !is_safe_file {
             return self.visit(&entry, &mut tracked);
         }
@@ -64,15 +65,8 @@ impl ReadState<'_> {
         }
         let sha256 = hashing.hex_digest();
         let path = entry.path.clone().unwrap_or_default();
-        self.files.push(FileRecord {
-            path,
-            sha256,
-            size: meta.size,
-            mode: meta.mode,
-            uid: meta.uid,
-            gid: meta.gid,
-            mtime: meta.mtime,
-        });
+        self.keep_name(path.len()).map_err(WalkError::Format)?;
+        self.files.push(meta.record(path, sha256));
         Ok(())
     }
 
@@ -83,19 +77,26 @@ impl ReadState<'_> {
         }
     }
 
-    fn check_entry(&mut self, entry: &InnerEntry) {
+    fn check_entry(&mut self, entry: &InnerEntry) -> Result<(), WalkError> {
         let meta = &entry.meta;
         let path = match &entry.path {
-            Ok(path) => path.clone(),
+            Ok(path) => path,
             Err(reason) => {
                 self.problems.push(Problem::error(format!(
                     "unsafe member `{}` in {INNER_NAME}: {reason}",
                     entry.name()
                 )));
-                return;
+                return Ok(());
             }
         };
-        match meta.kind {
+        if meta.sparse {
+            self.problems.push(Problem::error(format!(
+                "`{path}` in {INNER_NAME} is a sparse file (GNU or PAX sparse member), which \
+                 statectl does not restore; pack it again without --sparse"
+            )));
+            return Ok(());
+        }
+        let node = match meta.kind {
             EntryKind::File => {
                 if meta.mode & 0o6000 != 0 {
                     self.problems.push(Problem::error(format!(
@@ -103,40 +104,43 @@ impl ReadState<'_> {
                         meta.mode
                     )));
                 }
+                Node::File
             }
-            EntryKind::Directory => self.directories.push(path.clone()),
-            kind => self.problems.push(Problem::error(format!(
-                "`{path}` is {}; only regular files and directories are allowed",
-                kind.describe()
-            ))),
+            EntryKind::Directory => {
+                self.keep_name(path.len()).map_err(WalkError::Format)?;
+                self.directories.push(path.clone());
+                Node::Directory
+            }
+            kind => {
+                self.problems.push(Problem::error(format!(
+                    "`{path}` is {}; only regular files and directories are allowed",
+                    kind.describe()
+                )));
+                Node::File
+            }
+        };
+        match self.index.insert(path, node) {
+            Ok(()) => {}
+            Err(Conflict::Refused(message)) => self.problems.push(Problem::error(message)),
+            Err(Conflict::CaseOnly(message)) => {
+                self.case_collision.get_or_insert_with(|| message.clone());
+                self.problems.push(Problem::warning(message));
+            }
+            Err(Conflict::TooManyDirectories(cap)) => {
+                return Err(WalkError::Format(format!(
+                    "{INNER_NAME}: its names imply more than {cap} directories"
+                )))
+            }
         }
-        if !self.seen.insert(path.clone()) {
-            self.problems
-                .push(Problem::error(format!("duplicate member `{path}`")));
-        }
+        Ok(())
     }
 
+    /// After the whole archive: the checks that need all of it.
     pub(super) fn finish_checks(&mut self) {
         if !self.inner_seen {
             self.problems
                 .push(Problem::error(format!("state.tgz holds no {INNER_NAME}")));
         }
-        let file_paths: HashSet<&str> = self.files.iter().map(|f| f.path.as_str()).collect();
-        for record in &self.files {
-            let mut ancestor = record.path.as_str();
-            while let Some((parent, _)) = ancestor.rsplit_once('/') {
-                if file_paths.contains(parent) {
-                    self.problems.push(Problem::error(format!(
-                        "`{parent}` is both a file and the directory of `{}`",
-                        record.path
-                    )));
-                }
-                ancestor = parent;
-            }
-        }
-        if let Some(manifest) = &self.manifest {
-            self.problems
-                .extend(compare_manifest(manifest, &self.files));
-        }
+        self.finish_listed();
     }
 }

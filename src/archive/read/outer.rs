@@ -11,9 +11,10 @@ use std::io::{BufReader, Read};
 use super::super::entries::{walk, EntryMeta, WalkError};
 use super::super::envelope::{self, keystore, Encryption, Mode, ENVELOPE_NAME, KEYSTORE_NAME};
 use super::super::gzip::GzMembers;
+use super::super::manifest::parse_manifest;
 use super::super::names::{display_name, is_root_name, normalize_member_name};
-use super::super::streams::{describe_io, drain, Budgeted, HashingReader};
-use super::super::{Manifest, Problem, INNER_NAME, MANIFEST_NAME};
+use super::super::streams::{describe_io, drain, Budgeted, HashingReader, Tracked};
+use super::super::{Problem, INNER_NAME, MANIFEST_NAME};
 use super::{EntryKind, ReadState, MAX_MANIFEST};
 
 pub(super) fn read_layers<R: Read>(
@@ -114,7 +115,16 @@ impl ReadState<'_> {
         Ok(())
     }
 
+    /// Streams the manifest, checking each record against the files (see [`super::listed`]);
+    /// a second manifest is refused (which of two would a reader believe?).
     fn read_manifest(&mut self, meta: &EntryMeta, data: &mut dyn Read) -> Result<(), WalkError> {
+        if std::mem::replace(&mut self.manifest_seen, true) {
+            self.problems.push(Problem::error(format!(
+                "state.tgz holds more than one {MANIFEST_NAME}"
+            )));
+            self.manifest = None;
+            return Ok(());
+        }
         if meta.size > MAX_MANIFEST {
             self.problems.push(Problem::error(format!(
                 "manifest {MANIFEST_NAME} is {} bytes, over the {MAX_MANIFEST}-byte limit",
@@ -122,11 +132,21 @@ impl ReadState<'_> {
             )));
             return Ok(());
         }
-        let mut bytes = Vec::with_capacity(meta.size as usize);
-        data.read_to_end(&mut bytes)
-            .map_err(|err| WalkError::Format(format!("state.tgz: {}", describe_io(&err))))?;
-        match Manifest::from_json(&bytes) {
-            Ok(manifest) => self.manifest = Some(manifest),
+        let mut tracked = Tracked::new(data);
+        let mut early_failure = None;
+        let parsed = parse_manifest(&mut tracked, &mut |record| {
+            if early_failure.is_none() {
+                early_failure = self.manifest_record(record).err();
+            }
+        });
+        if let Some(reason) = tracked.failure() {
+            return Err(WalkError::Format(format!("state.tgz: {reason}")));
+        }
+        if let Some(reason) = early_failure {
+            return Err(WalkError::Format(reason));
+        }
+        match parsed {
+            Ok(labels) => self.manifest = Some(labels),
             Err(reason) => self.problems.push(Problem::error(format!(
                 "manifest {MANIFEST_NAME} cannot be parsed: {reason}"
             ))),
