@@ -7,10 +7,12 @@
 //! auto-backup.sh-style check (extract both layers with tar, `cmp` each selected file);
 //! (b) a full `backup --force` of 100 MiB vs `tar -czf local.tgz; tar -czf state.tgz`;
 //! (c) the full backup's peak RSS; (d) peak RSS of `verify`, `list` and `restore --dry-run`
-//! reading a 10 MiB vs a 100 MiB archive of the same number of files. Prints a table and exits 1 when a target is missed. `--quick` shrinks the hosts;
+//! reading a 10 MiB vs a 100 MiB archive of the same number of files; (e) the encrypted layout
+//! (see [`encrypted`]). Prints a table and exits 1 when a target is missed. `--quick` shrinks the hosts;
 //! `--keep` leaves them in place for profiling.
 
 mod corpus;
+mod encrypted;
 mod measure;
 
 use std::path::{Path, PathBuf};
@@ -67,6 +69,7 @@ fn main() {
     let mut rows = Vec::new();
     no_change(&base, &sizes, &mut rows);
     full_backup(&base, &sizes, &mut rows);
+    encrypted::encrypted(&base, &sizes, &mut rows);
     print_table(&rows, &base, quick, started.elapsed().as_secs_f64());
     if !args.iter().any(|a| a == "--keep") {
         let _ = std::fs::remove_dir_all(&base);

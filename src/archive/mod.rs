@@ -7,6 +7,7 @@
 
 pub mod bundle;
 pub mod entries;
+pub mod envelope;
 pub mod gzip;
 pub mod gzip_writer;
 pub mod manifest;
@@ -27,7 +28,7 @@ pub use read::{
 };
 pub use record::FileRecord;
 pub use verify::{verify_against, verify_archive, VerifyReport};
-pub use writer::{write_archive, ArchiveLabel, SourceFile, WrittenArchive};
+pub use writer::{write_archive, write_archive_file, ArchiveLabel, SourceFile, WrittenArchive};
 
 /// Name of the inner archive member.
 pub const INNER_NAME: &str = "local.tgz";

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::envelope::{self, probe::probe};
 use super::{read_archive, CheckOnly, Level, Limits, Problem};
 use crate::config::Selection;
 
@@ -14,6 +15,8 @@ pub struct VerifyReport {
     pub ok: bool,
     pub files: usize,
     pub problems: Vec<Problem>,
+    /// `"none-mode"` or `"tpm"` for the encrypted layout, null for plain `local.tgz`.
+    pub encrypted: Option<&'static str>,
 }
 
 /// Reads `path` completely and collects what is wrong with it; never fails: a fatal read error
@@ -25,7 +28,7 @@ pub fn verify_archive(path: &Path, limits: &Limits) -> VerifyReport {
 /// As [`verify_archive`], and with `rules` each member no backup by those rules would write
 /// (outside the scanned and included paths, as `pack DIR/etc` makes) is a warning.
 pub fn verify_against(path: &Path, limits: &Limits, rules: Option<&Selection>) -> VerifyReport {
-    let (files, problems) = match read_archive(path, limits, &mut CheckOnly) {
+    let (files, problems, encrypted) = match read_archive(path, limits, &mut CheckOnly) {
         Ok(summary) => {
             let mut problems = summary.problems;
             let paths = summary.files.iter().map(|f| f.path.as_str());
@@ -36,14 +39,20 @@ pub fn verify_against(path: &Path, limits: &Limits, rules: Option<&Selection>) -
                      to `/{member}`"
                 )));
             }
-            (summary.files.len(), problems)
+            let encrypted = envelope::label(summary.encryption.as_ref());
+            (summary.files.len(), problems, encrypted)
         }
-        Err(err) => (0, vec![Problem::error(format!("{err:#}"))]),
+        Err(err) => (
+            0,
+            vec![Problem::error(format!("{err:#}"))],
+            probe(path, limits).label(),
+        ),
     };
     VerifyReport {
         archive: path.to_path_buf(),
         ok: !problems.iter().any(|p| p.level == Level::Error),
         files,
         problems,
+        encrypted,
     }
 }

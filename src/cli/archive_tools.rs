@@ -167,9 +167,12 @@ pub fn extract_cmd(host: &Host, out: &Output, args: &ExtractArgs) -> Result<Exit
 FILE in the ESXi layout (state.tgz holding local.tgz, plus the statectl.json manifest), keeping \
 their modes (sticky bit included), owners and mtimes, deterministically and atomically (temp file, \
 fsync, rename). `.#*` branch copies are skipped; symlinks and special files are refused. FILE is \
-created 0600.",
+created 0600. With --like ARCHIVE, FILE gets ARCHIVE's layout: when ARCHIVE is encrypted (ESXi \
+7.0 U2+ local.tgz.ve), FILE is encrypted with the same encryption.info and key and a fresh IV. A \
+plaintext FILE never replaces an encrypted one.",
     after_help = "Examples:\n  statectl extract --to /tmp/state && vi /tmp/state/etc/hosts\n  \
-statectl pack /tmp/state --output /tmp/state.tgz && statectl verify /tmp/state.tgz"
+statectl pack /tmp/state --output /tmp/state.tgz && statectl verify /tmp/state.tgz\n  \
+statectl pack /tmp/state --like /bootbank/state.tgz --output /tmp/state.tgz  # keep encryption"
 )]
 pub struct PackArgs {
     /// The tree to pack (its etc/... become the members)
@@ -178,10 +181,13 @@ pub struct PackArgs {
     /// The archive to write
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: PathBuf,
+    /// Write FILE in ARCHIVE's layout: encrypted with its key store (a fresh IV) if it is
+    #[arg(long, value_name = "ARCHIVE")]
+    pub like: Option<PathBuf>,
 }
 
 pub fn pack_cmd(host: &Host, out: &Output, args: &PackArgs) -> Result<ExitCode> {
-    let report = pack(host, &args.dir, &args.output)?;
+    let report = pack(host, &args.dir, &args.output, args.like.as_deref())?;
     if out.json {
         out.json(&report)?;
     } else if !out.quiet {

@@ -29,7 +29,10 @@ altbootbank boots next with the same or a newer build (a staged upgrade, or a ma
 is written too, as its own archive: its manifest records its own build and it leaves out the paths \
 listed in <root>/var/run/configblacklist. An altbootbank with an older build (a rollback target) \
 is never overwritten (a warning; --bank writes it on purpose). Each bank written is also locked \
-with ESXi's <root>/tmp/<bank>.lck. Silent on success unless -v, a terminal, or --json.",
+with ESXi's <root>/tmp/<bank>.lck. Silent on success unless -v, a terminal, or --json. An \
+encrypted archive (ESXi 7.0 U2+ local.tgz.ve) is replaced by one encrypted again with its key store \
+and a fresh IV; a plaintext archive never replaces an encrypted one, not even with --force, unless \
+--allow-plaintext (logged to syslog); a TPM-sealed one is never replaced without it.",
     after_help = "Examples:\n  statectl backup                 # what cron runs hourly\n  \
 statectl backup --dry-run --json # what would be saved\n  statectl backup --shutdown      # at \
 shutdown: wait at most 60 s"
@@ -50,6 +53,9 @@ pub struct BackupArgs {
     /// Seconds to wait for another run holding the bank lock
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub wait: u64,
+    /// Let a plaintext archive replace an encrypted one (ESXi 7.0 U2+ local.tgz.ve); logged
+    #[arg(long)]
+    pub allow_plaintext: bool,
 }
 
 impl BackupArgs {
@@ -60,6 +66,7 @@ impl BackupArgs {
             shutdown: self.shutdown,
             bank: self.bank.clone(),
             wait: Duration::from_secs(self.wait),
+            allow_plaintext: self.allow_plaintext,
         }
     }
 }

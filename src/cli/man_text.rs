@@ -170,6 +170,14 @@ const EXAMPLES: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "Edit an encrypted archive (ESXi 7.0 U2+ local.tgz.ve, key store mode NONE) and encrypt \
+         it again with the same key store and a fresh IV:",
+        &[
+            "statectl extract /bootbank/state.tgz --to /tmp/s && vi /tmp/s/etc/hosts",
+            "statectl pack /tmp/s --like /bootbank/state.tgz --output /tmp/state.tgz",
+        ],
+    ),
+    (
         "Monitoring (a Nagios/NRPE check; exit 0 OK, 1 WARNING, 2 CRITICAL):",
         &["command[statectl]=/opt/statectl/statectl bank check"],
     ),

@@ -25,6 +25,7 @@ pub struct StatusArgs {}
 #[derive(Serialize)]
 struct StatusJson<'a> {
     archive: Option<&'a std::path::Path>,
+    encrypted: Option<&'static str>,
     added: &'a [String],
     modified: &'a [String],
     removed: &'a [String],
@@ -39,6 +40,7 @@ pub fn run(host: &Host, out: &Output, _args: &StatusArgs) -> Result<ExitCode> {
     if out.json {
         out.json(&StatusJson {
             archive: report.archive.as_deref(),
+            encrypted: report.encrypted,
             added: &changes.added,
             modified: &changes.modified,
             removed: &changes.removed,

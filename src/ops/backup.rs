@@ -12,6 +12,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+use crate::archive::envelope::guard::keep_encryption;
+use crate::archive::envelope::Encryption;
 use crate::archive::{self, writer::ArchiveLabel, SourceFile, WrittenArchive, STATE_NAME};
 use crate::atomic;
 use crate::bank::install::ensure_state_listed;
@@ -35,6 +37,8 @@ pub struct BackupOptions {
     pub shutdown: bool,
     pub bank: Option<PathBuf>,
     pub wait: Duration,
+    /// Let a plaintext archive replace an encrypted one (logged).
+    pub allow_plaintext: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -197,7 +201,11 @@ fn backup_bank(
         host: host.hostname(),
         build: target.build.clone(),
     };
-    let written = write_with_retry(bank, &sources, &label, run_dir)?;
+    // Encrypted again over an encrypted archive; plaintext over one only with --allow-plaintext.
+    let (encryption, downgrade) =
+        keep_encryption(&archive_path, options.allow_plaintext, &host.limits)?;
+    warnings.extend(downgrade);
+    let written = write_with_retry(bank, &sources, &label, run_dir, encryption.as_ref())?;
     warnings.extend(ensure_state_listed(std::slice::from_ref(bank))?);
     save_cache(run_dir, host, bank, &written, run_start);
     Ok(BankOutcome {
@@ -365,9 +373,10 @@ fn write_with_retry(
     sources: &[SourceFile],
     label: &ArchiveLabel,
     scratch: &Path,
+    encryption: Option<&Encryption>,
 ) -> Result<WrittenArchive> {
-    match write_into(bank, sources, label, scratch) {
-        Err(err) if is_file_changed(&err) => write_into(bank, sources, label, scratch),
+    match write_into(bank, sources, label, scratch, encryption) {
+        Err(err) if is_file_changed(&err) => write_into(bank, sources, label, scratch, encryption),
         other => other,
     }
 }
@@ -386,6 +395,7 @@ fn write_into(
     sources: &[SourceFile],
     label: &ArchiveLabel,
     scratch: &Path,
+    encryption: Option<&Encryption>,
 ) -> Result<WrittenArchive> {
     let target = bank.join(STATE_NAME);
     let fail = || {
@@ -397,7 +407,8 @@ fn write_into(
     };
     let mut temp = atomic::temp_in(bank).with_context(fail)?;
     let written =
-        archive::write_archive(temp.as_file_mut(), sources, label, scratch).with_context(fail)?;
+        archive::write_archive_file(temp.as_file_mut(), sources, label, scratch, encryption)
+            .with_context(fail)?;
     atomic::commit(temp, &target).with_context(fail)?;
     Ok(written)
 }

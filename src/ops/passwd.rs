@@ -3,8 +3,8 @@
 //! Under the lock of the archive's bank, the archive is checked in full, extracted into a
 //! private (0700) temp directory in the run directory, USER's hash field of `etc/shadow` is
 //! replaced (every other byte of shadow and every other file, content and metadata, is kept),
-//! and the tree is packed back and renamed over the archive. Any failure leaves the old archive
-//! untouched.
+//! and the tree is packed back and renamed over the archive (an encrypted archive is encrypted
+//! again with its own key store and a fresh IV). Any failure leaves the old archive untouched.
 //!
 //! The live host: for the default archive (no `--archive`), when the root's `etc/shadow` holds
 //! the same USER line as the archive did (so the root is the host that archive saves), the live
@@ -116,7 +116,15 @@ pub fn passwd(
         Some(live) => Some(live.set(user, &field, meta.mtime)?),
         None => None,
     };
-    if let Err(err) = pack_tree(work.path(), archive, &label_of(&checked), &run_dir) {
+    let encryption = checked.encryption.as_ref();
+    let packed = pack_tree(
+        work.path(),
+        archive,
+        &label_of(&checked),
+        &run_dir,
+        encryption,
+    );
+    if let Err(err) = packed {
         live.iter().for_each(LiveShadow::put_back);
         return Err(err);
     }

@@ -11,6 +11,8 @@ mod banks;
 mod bootcfg_faults;
 mod bundles;
 mod crash;
+mod encrypted;
+mod encrypted_refusals;
 mod errors;
 mod esxi_tree;
 mod fat;

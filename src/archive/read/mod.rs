@@ -7,7 +7,8 @@
 //! length are checked (tar iteration alone stops early), every member of a multi-member gzip
 //! included (see [`super::gzip`]); the expansion budget, entry count and
 //! header-size limits of [`Limits`] bound time and memory on any input; every member name goes
-//! through [`normalize_member_name`]. Problems that leave the archive readable (unsafe names,
+//! through [`normalize_member_name`]. An encrypted envelope is authenticated before a byte of
+//! it is decrypted (see [`super::envelope`]). Problems that leave the archive readable (unsafe names,
 //! links, devices, setuid bits, duplicates, manifest mismatches, trailing data) are collected with
 //! a level instead of stopping the read; writers (extract, restore) refuse on any error-level one.
 
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::entries::{EntryMeta, WalkError};
+use super::envelope::Encryption;
 use super::names::display_name;
 use super::streams::{Budget, OVER_BUDGET};
 use super::{FileRecord, Level, Limits, Manifest, Problem};
@@ -78,6 +80,8 @@ pub struct ArchiveSummary {
     /// Size and sha256 of the archive file itself.
     pub bytes: u64,
     pub sha256: String,
+    /// The key store and envelope header of the encrypted layout; `None` for plain `local.tgz`.
+    pub encryption: Option<Encryption>,
 }
 
 impl ArchiveSummary {
@@ -153,6 +157,7 @@ pub fn read_archive_stream<R: Read>(
         problems: Vec::new(),
         manifest: None,
         inner_seen: false,
+        sealed: outer::SealedParts::default(),
     };
     let outcome = outer::read_layers(file, &mut state);
     let (bytes, sha256) = match outcome {
@@ -175,6 +180,7 @@ pub fn read_archive_stream<R: Read>(
         problems: state.problems,
         bytes,
         sha256,
+        encryption: state.sealed.encryption,
     })
 }
 
@@ -200,4 +206,6 @@ struct ReadState<'v> {
     problems: Vec<Problem>,
     manifest: Option<Manifest>,
     inner_seen: bool,
+    /// The encrypted layout's members, gathered in any order.
+    sealed: outer::SealedParts,
 }

@@ -1,10 +1,15 @@
 //! The outer layer of `state.tgz`: walks its members and dispatches each by name: the inner
 //! `local.tgz` to [`super::inner`], the manifest to its parser, anything else to a warning.
-//! Which inner layout an archive has is decided here, by member names.
+//! Which inner layout an archive has is decided here, by member names: `local.tgz`, or
+//! `local.tgz.ve` + `encryption.info` (ESXi 7.0 U2+), in either order. The envelope is spooled
+//! to a private temp file while the outer walk goes on, and opened (authenticated, then
+//! decrypted into the same inner reader) once the outer layer has been read to its end.
 
+use std::fs::File;
 use std::io::{BufReader, Read};
 
 use super::super::entries::{walk, EntryMeta, WalkError};
+use super::super::envelope::{self, keystore, Encryption, Mode, ENVELOPE_NAME, KEYSTORE_NAME};
 use super::super::gzip::GzMembers;
 use super::super::names::{display_name, is_root_name, normalize_member_name};
 use super::super::streams::{describe_io, drain, Budgeted, HashingReader};
@@ -43,7 +48,19 @@ pub(super) fn read_layers<R: Read>(
     }
     let hashing = hashed.into_inner();
     let bytes = hashing.bytes;
-    Ok((bytes, hashing.hex_digest()))
+    let digest = hashing.hex_digest();
+    state.read_sealed()?;
+    Ok((bytes, digest))
+}
+
+/// The members of the encrypted layout, as the outer walk meets them.
+#[derive(Default)]
+pub(super) struct SealedParts {
+    /// The spooled `local.tgz.ve` and its length.
+    envelope: Option<(File, u64)>,
+    keystore: Option<Vec<u8>>,
+    /// Set once the envelope was opened.
+    pub(super) encryption: Option<Encryption>,
 }
 
 /// The `./` entry GNU tar writes first for `tar -C dir -czf x .`: skipped in both layers.
@@ -82,13 +99,14 @@ impl ReadState<'_> {
                 self.read_inner(data)?;
             }
             MANIFEST_NAME => self.read_manifest(meta, data)?,
-            "local.tgz.ve" | "encryption.info" => {
-                return Err(WalkError::Format(
-                    "state.tgz holds an encrypted local.tgz.ve (ESXi 7.0U2+ with a TPM); \
-                     statectl cannot read encrypted state"
-                        .into(),
-                ))
+            ENVELOPE_NAME | KEYSTORE_NAME if meta.kind != EntryKind::File => {
+                self.problems.push(Problem::error(format!(
+                    "member `{name}` in state.tgz is {}",
+                    meta.kind.describe()
+                )));
             }
+            ENVELOPE_NAME => self.spool_envelope(data)?,
+            KEYSTORE_NAME => self.read_keystore(meta, data)?,
             other => self.problems.push(Problem::warning(format!(
                 "unexpected member `{other}` in state.tgz (ignored)"
             ))),
@@ -115,4 +133,77 @@ impl ReadState<'_> {
         }
         Ok(())
     }
+}
+
+impl ReadState<'_> {
+    fn spool_envelope(&mut self, data: &mut dyn Read) -> Result<(), WalkError> {
+        if self.sealed.envelope.is_some() {
+            return Err(twice(ENVELOPE_NAME));
+        }
+        let fail = |err: std::io::Error| {
+            WalkError::Format(format!("{ENVELOPE_NAME}: {}", describe_io(&err)))
+        };
+        // Unnamed (O_TMPFILE), 0600: the ciphertext never has a name another process could open.
+        let mut spool = tempfile::tempfile().map_err(fail)?;
+        let len = std::io::copy(data, &mut spool).map_err(fail)?;
+        self.sealed.envelope = Some((spool, len));
+        Ok(())
+    }
+
+    fn read_keystore(&mut self, meta: &EntryMeta, data: &mut dyn Read) -> Result<(), WalkError> {
+        if self.sealed.keystore.is_some() {
+            return Err(twice(KEYSTORE_NAME));
+        }
+        if meta.size > keystore::MAX_KEYSTORE {
+            return Err(WalkError::Format(format!(
+                "{KEYSTORE_NAME} is {} bytes, over the {}-byte limit",
+                meta.size,
+                keystore::MAX_KEYSTORE
+            )));
+        }
+        let mut text = Vec::with_capacity(meta.size as usize);
+        data.read_to_end(&mut text)
+            .map_err(|err| WalkError::Format(format!("{KEYSTORE_NAME}: {}", describe_io(&err))))?;
+        self.sealed.keystore = Some(text);
+        Ok(())
+    }
+
+    /// Opens the encrypted layout once both members are in: authenticate, then read the
+    /// decrypted `local.tgz` with the one inner reader.
+    fn read_sealed(&mut self) -> Result<(), WalkError> {
+        let envelope = self.sealed.envelope.take();
+        let keystore = self.sealed.keystore.take();
+        let (envelope, keystore) = match (envelope, keystore) {
+            (None, None) => return Ok(()),
+            (Some(_), None) => return Err(missing(KEYSTORE_NAME, ENVELOPE_NAME)),
+            (None, Some(_)) => return Err(missing(ENVELOPE_NAME, KEYSTORE_NAME)),
+            (Some(envelope), Some(keystore)) => (envelope, keystore),
+        };
+        if self.inner_seen {
+            return Err(WalkError::Format(format!(
+                "state.tgz holds both {INNER_NAME} and {ENVELOPE_NAME}"
+            )));
+        }
+        let (spool, len) = envelope;
+        let (mut plain, header) = envelope::open(spool, len, &keystore)
+            .map_err(|reason| WalkError::Format(format!("{ENVELOPE_NAME}: {reason}")))?;
+        self.inner_seen = true;
+        self.read_inner(&mut plain)?;
+        self.sealed.encryption = Some(Encryption {
+            mode: Mode::NoneMode,
+            keystore,
+            header: Some(header),
+        });
+        Ok(())
+    }
+}
+
+fn twice(name: &str) -> WalkError {
+    WalkError::Format(format!("state.tgz holds more than one {name}"))
+}
+
+fn missing(absent: &str, present: &str) -> WalkError {
+    WalkError::Format(format!(
+        "state.tgz holds {present} but no {absent}; the encrypted configuration cannot be opened"
+    ))
 }

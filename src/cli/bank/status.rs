@@ -64,8 +64,12 @@ fn print_bank(out: &Output, bank: &BankEntry, next: bool) {
     match &bank.archive {
         None => out.line("    no state.tgz"),
         Some(archive) => {
+            let encrypted = archive
+                .encrypted
+                .map(|mode| format!(", encrypted ({mode})"))
+                .unwrap_or_default();
             out.line(&format!(
-                "    state.tgz: {} bytes, written {}",
+                "    state.tgz: {} bytes, written {}{encrypted}",
                 archive.size,
                 age(now_secs() - archive.mtime)
             ));

@@ -13,7 +13,9 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::readable_banks;
+use crate::archive::envelope::probe::probe;
 use crate::archive::streams::HashingReader;
+use crate::archive::Limits;
 use crate::bank::bootcfg::LineNote;
 use crate::bank::{is_tie, next_boot, Bank, BankName};
 use crate::host::Host;
@@ -54,6 +56,8 @@ pub struct ArchiveInfo {
     /// Seconds since the epoch.
     pub mtime: i64,
     pub sha256: String,
+    /// `"none-mode"` or `"tpm"` for the encrypted layout (ESXi 7.0 U2+), null for plain.
+    pub encrypted: Option<&'static str>,
 }
 
 impl BankStatus {
@@ -128,5 +132,6 @@ pub fn archive_info(path: &std::path::Path) -> io::Result<Option<ArchiveInfo>> {
         size: meta.len(),
         mtime: meta.mtime(),
         sha256: reader.hex_digest(),
+        encrypted: probe(path, &Limits::default()).label(),
     }))
 }

@@ -9,6 +9,9 @@
 //! rollback target (an older build) keeps the state its build ran with. So the copy is made
 //! only between banks of the same build; between different builds sync refuses and points to
 //! `statectl backup`, which writes a staged upgrade's bank with its own build.
+//!
+//! The copy is byte for byte (an encrypted archive stays encrypted), and a plaintext archive is
+//! never copied over an encrypted one.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,11 +20,15 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use super::status::archive_info;
+use crate::archive::envelope::guard::check_plaintext_over;
 use crate::archive::{verify_archive, Level, STATE_NAME};
 use crate::atomic;
 use crate::bank::install::{copy_verified, ensure_state_listed};
 use crate::bank::{lock_for_writing, next_boot, read_banks, BankName, BootCfg};
 use crate::host::Host;
+
+/// What `bank sync` suggests when the target is encrypted and the source is not.
+const SYNC_HINT: &str = "back up to the target with `statectl backup --bank DIR` instead";
 
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
@@ -88,6 +95,9 @@ pub fn sync(host: &Host, options: &SyncOptions) -> Result<SyncReport> {
     let action = if same {
         SyncAction::Unchanged
     } else {
+        if source_info.encrypted.is_none() {
+            check_plaintext_over(&target, false, SYNC_HINT, &host.limits)?;
+        }
         copy_verified(&source, &target, Some(&source_info.sha256))?;
         SyncAction::Copied
     };
