@@ -113,6 +113,7 @@ fn write_layout<W: Write>(
         .stream_position()
         .context("cannot size the inner archive")?;
     inner.rewind().context("cannot rewind the inner archive")?;
+    within_reader_limits(&records, inner_len)?;
 
     let manifest = Manifest {
         format: super::manifest::FORMAT,
@@ -179,6 +180,31 @@ fn append_sealed<W: Write>(
     outer
         .append_data(&mut header, ENVELOPE_NAME, &mut sealing)
         .context("cannot write the encrypted local.tgz.ve")?;
+    Ok(())
+}
+
+/// Refuses to write an archive the readers would refuse at their default limits (the entry
+/// count, and what both layers expand to: the files, their tar headers and `local.tgz`).
+fn within_reader_limits(records: &[FileRecord], inner_len: u64) -> Result<()> {
+    let limits = Limits::default();
+    if records.len() as u64 > limits.max_entries {
+        bail!(
+            "the selection holds {} files, over the {}-entry limit of every archive reader; \
+             nothing was written; exclude files (statectl.toml `exclude`) and run again",
+            records.len(),
+            limits.max_entries
+        );
+    }
+    let headers = 1024 * (records.len() as u64 + 2);
+    let expanded = records.iter().map(|r| r.size).sum::<u64>() + headers + inner_len;
+    if expanded > limits.max_expanded {
+        bail!(
+            "the archive would expand to {expanded} bytes, over the {}-byte limit of every \
+             archive reader; nothing was written; exclude files (statectl.toml `exclude`) and \
+             run again",
+            limits.max_expanded
+        );
+    }
     Ok(())
 }
 
@@ -378,4 +404,37 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(text, "{byte:02x}");
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(size: u64) -> FileRecord {
+        FileRecord {
+            path: "etc/x".into(),
+            sha256: String::new(),
+            size,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+        }
+    }
+
+    #[test]
+    fn a_selection_over_the_entry_limit_is_refused() {
+        let limit = Limits::default().max_entries as usize;
+        assert!(within_reader_limits(&vec![record(0); limit], 0).is_ok());
+        let err = within_reader_limits(&vec![record(0); limit + 1], 0).unwrap_err();
+        assert!(err.to_string().contains("100000-entry limit"), "{err}");
+    }
+
+    #[test]
+    fn a_selection_expanding_past_the_size_limit_is_refused() {
+        let half = Limits::default().max_expanded / 2;
+        assert!(within_reader_limits(&[record(half), record(half / 2)], 1 << 20).is_ok());
+        let err = within_reader_limits(&[record(half), record(half)], 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("byte limit"), "{err}");
+    }
 }

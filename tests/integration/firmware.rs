@@ -224,3 +224,23 @@ fn a_bundle_without_a_manifest_is_invalid() {
     assert!(err.stderr.contains("invalid bundle"), "{}", err.stderr);
     assert!(!env.state("bootbank").exists());
 }
+
+#[test]
+fn a_bundle_exported_from_a_host_without_uuid_installs_back_on_it() {
+    let env = TestEnv::new();
+    env.boot_cfg("bootbank", 3, 0, BUILD_67);
+    env.boot_cfg("altbootbank", 2, 0, BUILD_67);
+    env.flagged("etc/hosts", "10.0.0.68 nouuid\n");
+    let path = env.stub_vmware(U3);
+    env.run_with_path(&path, &["backup"]).ok();
+    let dir = env.dir.path().join("out");
+    fs::create_dir(&dir).unwrap();
+    let out = env
+        .run_with_path(&path, &["export", "--to", dir.to_str().unwrap(), "--json"])
+        .ok();
+    let bundle = out.json()["bundle"].as_str().unwrap().to_string();
+    let manifest = sh(&dir, &format!("tar -xzOf '{bundle}' Manifest.txt"));
+    assert!(manifest.contains("\nUUID=\n"), "{manifest}");
+    let installed = env.run_with_path(&path, &["install", &bundle]);
+    assert_eq!(installed.code, 0, "{}", installed.stderr);
+}
