@@ -62,7 +62,7 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
         (Some(bank), false) => lock_next(host, bank, options.wait)?,
         _ => Vec::new(),
     };
-    let placer = Placer::open(&host.root)?;
+    let placer = Placer::open_batched(&host.root)?;
     let plan = plan::plan(&placer, &summary)?;
     let mut report = RestoreReport {
         archive: archive.clone(),

@@ -9,7 +9,8 @@
 //! fsynced and renamed over the name, and the directory is fsynced. Renaming over a symlink
 //! replaces the link, never its target. Writing and renaming can be split ([`Placer::stage`],
 //! then [`Placer::commit`] or [`Placer::discard`]) so a restore renames nothing until every
-//! file is safely written.
+//! file is safely written. A placer opened with [`Placer::open_batched`] skips the per-file
+//! fsyncs and makes everything durable at once in [`Placer::flush`] (see [`crate::durable`]).
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -21,6 +22,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{bail, Context, Result};
 use rustix::fs::{self as rfs, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
+
+use crate::durable::SyncBatch;
 
 /// Metadata a placed file gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +53,9 @@ pub struct Placer {
     pub set_owner: bool,
     /// Directories created so far, root-relative, in creation order.
     created: RefCell<Vec<String>>,
+    /// With batched durability: the filesystems written, flushed by [`Placer::flush`]; without
+    /// it every file and its directory are fsynced as they are placed.
+    batch: Option<RefCell<SyncBatch>>,
 }
 
 /// A file written and fsynced beside its destination, not yet renamed into place.
@@ -66,7 +72,7 @@ const DIR_FLAGS: OFlags = OFlags::DIRECTORY
     .union(OFlags::CLOEXEC);
 
 impl Placer {
-    /// Opens `root`, which must be an existing directory.
+    /// Opens `root`, which must be an existing directory; each file is durable once placed.
     pub fn open(root: &Path) -> Result<Placer> {
         let root_fd = rfs::open(root, DIR_FLAGS, Mode::empty())
             .map_err(io::Error::from)
@@ -77,7 +83,34 @@ impl Placer {
             // SAFETY: geteuid has no preconditions.
             set_owner: unsafe { libc::geteuid() } == 0,
             created: RefCell::new(Vec::new()),
+            batch: None,
         })
+    }
+
+    /// Opens `root` with batched durability: nothing is fsynced while files are written;
+    /// [`Placer::flush`] makes all of it durable with one `syncfs` per filesystem.
+    pub fn open_batched(root: &Path) -> Result<Placer> {
+        let mut placer = Placer::open(root)?;
+        placer.batch = Some(RefCell::new(SyncBatch::default()));
+        Ok(placer)
+    }
+
+    /// Makes everything placed or staged so far durable (no-op without batching, where each
+    /// file already is).
+    pub fn flush(&self) -> Result<()> {
+        match &self.batch {
+            Some(batch) => batch.borrow().flush(),
+            None => Ok(()),
+        }
+        .with_context(|| format!("cannot flush `{}` to disk", self.root.display()))
+    }
+
+    /// Remembers the filesystem of `dir` for [`Placer::flush`], before anything is written in it.
+    fn note(&self, dir: &OwnedFd) -> io::Result<()> {
+        match &self.batch {
+            Some(batch) => batch.borrow_mut().note(dir),
+            None => Ok(()),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -146,9 +179,12 @@ impl Placer {
             .walk(&parents, true)?
             .expect("walk with create yields a directory");
         let target = self.root.join(rel);
-        let (temp_name, temp) = create_temp(&dir)
+        let (temp_name, temp) = self
+            .note(&dir)
+            .and_then(|()| create_temp(&dir))
             .with_context(|| format!("cannot create a temp file beside `{}`", target.display()))?;
-        if let Err(err) = fill(temp, data, meta, self.set_owner) {
+        let sync_now = self.batch.is_none();
+        if let Err(err) = fill(temp, data, meta, self.set_owner, sync_now) {
             let _ = rfs::unlinkat(&dir, &temp_name, rfs::AtFlags::empty());
             return Err(err).with_context(|| format!("cannot write `{}`", target.display()));
         }
@@ -158,7 +194,8 @@ impl Placer {
         })
     }
 
-    /// Renames a staged file over its destination and fsyncs the directory.
+    /// Renames a staged file over its destination and fsyncs the directory (with batching:
+    /// leaves that to [`Placer::flush`]).
     pub fn commit(&self, staged: &Staged) -> Result<()> {
         let (parents, name) = split(&staged.rel)?;
         let target = self.root.join(&staged.rel);
@@ -166,7 +203,10 @@ impl Placer {
             .walk(&parents, false)?
             .with_context(|| format!("the directory of `{}` disappeared", target.display()))?;
         rfs::renameat(&dir, staged.temp_name.as_str(), &dir, name)
-            .and_then(|()| rfs::fsync(&dir))
+            .and_then(|()| match self.batch {
+                Some(_) => Ok(()),
+                None => rfs::fsync(&dir),
+            })
             .map_err(io::Error::from)
             .with_context(|| format!("cannot write `{}`", target.display()))
     }
@@ -182,7 +222,12 @@ impl Placer {
     /// Creates the directory `rel` (and its parents) 0755 when missing.
     pub fn make_dir(&self, rel: &str) -> Result<()> {
         let parts: Vec<&str> = rel.split('/').collect();
-        self.walk(&parts, true).map(|_| ())
+        let path = self.root.join(rel);
+        let dir = self
+            .walk(&parts, true)?
+            .with_context(|| format!("cannot create directory `{}`", path.display()))?;
+        self.note(&dir)
+            .with_context(|| format!("cannot stat `{}`", path.display()))
     }
 
     /// Removes the directories this placer created, deepest first, where they are still
@@ -274,7 +319,13 @@ fn create_temp(dir: &OwnedFd) -> io::Result<(String, OwnedFd)> {
     }
 }
 
-fn fill(fd: OwnedFd, data: &mut dyn Read, meta: &FileMeta, set_owner: bool) -> io::Result<()> {
+fn fill(
+    fd: OwnedFd,
+    data: &mut dyn Read,
+    meta: &FileMeta,
+    set_owner: bool,
+    sync_now: bool,
+) -> io::Result<()> {
     let mut file = File::from(fd);
     io::copy(data, &mut file)?;
     file.flush()?;
@@ -298,7 +349,10 @@ fn fill(fd: OwnedFd, data: &mut dyn Read, meta: &FileMeta, set_owner: bool) -> i
             last_modification: time,
         },
     )?;
-    file.sync_all()
+    if sync_now {
+        file.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

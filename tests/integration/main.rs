@@ -9,6 +9,7 @@ mod backup;
 mod banks;
 mod bundles;
 mod crash;
+mod durability;
 mod errors;
 mod fat;
 mod faults;

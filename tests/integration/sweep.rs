@@ -115,30 +115,10 @@ impl Scene {
     /// `backup` under strace with `inject` (e.g. `write:signal=SIGKILL:when=3`), tracing
     /// `trace`; returns the outcome and the strace log.
     pub fn backup_injected(&self, trace: &str, inject: &str) -> (Outcome, String) {
-        let log = self.env.dir.path().join("strace.log");
         let mut args = bank_args(&self.banks[0], &self.banks[1]);
         args.push("backup".into());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let inner = self.env.command(&args);
-        let mut cmd = Command::new("strace");
-        cmd.arg("-f")
-            .arg("-o")
-            .arg(&log)
-            .arg("-e")
-            .arg(format!("trace={trace}"))
-            .arg("-e")
-            .arg(format!("inject={inject}"))
-            .arg("--")
-            .arg(inner.get_program())
-            .args(inner.get_args());
-        for (key, value) in inner.get_envs() {
-            match value {
-                Some(value) => cmd.env(key, value),
-                None => cmd.env_remove(key),
-            };
-        }
-        let out = outcome(cmd.output().expect("run strace"));
-        (out, fs::read_to_string(&log).unwrap_or_default())
+        traced(&self.env, &args, trace, Some(inject))
     }
 
     pub fn reset(&self) {
@@ -230,6 +210,38 @@ fn reset(env: &TestEnv, banks: &[PathBuf], old: &Snapshot) {
 }
 
 /// Whether strace injected anything (the run reached invocation N).
+/// `statectl ARGS` of `env` under `strace -f`, tracing `trace` and injecting `inject` when
+/// given; returns the outcome and the strace log.
+pub fn traced(
+    env: &TestEnv,
+    args: &[&str],
+    trace: &str,
+    inject: Option<&str>,
+) -> (Outcome, String) {
+    let log = env.dir.path().join("strace.log");
+    let inner = env.command(args);
+    let mut cmd = Command::new("strace");
+    cmd.arg("-f")
+        .arg("-o")
+        .arg(&log)
+        .arg("-e")
+        .arg(format!("trace={trace}"));
+    if let Some(inject) = inject {
+        cmd.arg("-e").arg(format!("inject={inject}"));
+    }
+    cmd.arg("--")
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (key, value) in inner.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    let out = outcome(cmd.output().expect("run strace"));
+    (out, fs::read_to_string(&log).unwrap_or_default())
+}
+
 pub fn injected(log: &str) -> bool {
     log.contains("(INJECTED)")
 }
