@@ -68,12 +68,18 @@ pub fn detect(
 ) -> Result<Detection> {
     let run_start = now_secs();
     let selected = select(root, rules)?;
-    let cache = cache_file.and_then(Cache::load);
-    let (archived, stamp) = match archive_path {
-        Some(path) => read_archived(path, cache.as_ref(), limits)?,
-        None => (Archived::Missing, None),
+    let mut cache = cache_file.and_then(Cache::load);
+    let (archived, stamp, vouched) = match archive_path {
+        Some(path) => read_archived(path, cache.as_mut(), limits)?,
+        None => (Archived::Missing, None, false),
     };
-    let current = current_records(&selected.files, cache.as_ref())?;
+    // The cache's stats pair with its own records, or (moved out) with the archive's.
+    let known = match &cache {
+        Some(c) if vouched => (archived.records(), c.stats.as_slice()),
+        Some(c) => (c.records.as_slice(), c.stats.as_slice()),
+        None => (&[][..], &[][..]),
+    };
+    let current = current_records(&selected.files, Memo::new(known.0, known.1))?;
     let branched = selected
         .files
         .iter()
@@ -82,15 +88,12 @@ pub fn detect(
         .collect();
     let changes = compare(&current, archived.records(), branched);
     if let (Some(file), Some(stamp)) = (cache_file, stamp) {
-        refresh_cache(
-            file,
-            cache.as_ref(),
-            stamp,
-            &archived,
-            &selected,
-            &current,
-            run_start,
-        );
+        let run = Run {
+            selected: &selected,
+            current: &current,
+            start: run_start,
+        };
+        refresh_cache(file, cache.as_ref(), vouched, stamp, &archived, &run);
     }
     Ok(Detection {
         selected,
@@ -100,17 +103,22 @@ pub fn detect(
     })
 }
 
+/// Reads what the archive holds; true when the cache vouched for it (its records were then
+/// moved out of `cache`, not read from the archive).
 fn read_archived(
     path: &Path,
-    cache: Option<&Cache>,
+    cache: Option<&mut Cache>,
     limits: &Limits,
-) -> Result<(Archived, Option<StatKey>)> {
+) -> Result<(Archived, Option<StatKey>, bool)> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            return Ok((Archived::Missing, None))
+            return Ok((Archived::Missing, None, false))
         }
-        Err(err) => return Ok((Archived::Unreadable(format!("cannot open it: {err}")), None)),
+        Err(err) => {
+            let reason = format!("cannot open it: {err}");
+            return Ok((Archived::Unreadable(reason), None, false));
+        }
     };
     let meta = file
         .metadata()
@@ -118,14 +126,18 @@ fn read_archived(
     let stamp = StatKey::of(&meta);
     if let Some(cache) = cache.filter(|c| c.archive == stamp) {
         let archived = Archived::Present {
-            records: cache.records(),
+            records: std::mem::take(&mut cache.records),
             sha256: cache.archive_sha256.clone(),
             bytes: cache.archive_bytes,
         };
-        return Ok((archived, Some(stamp)));
+        return Ok((archived, Some(stamp), true));
     }
     if meta.is_dir() {
-        return Ok((Archived::Unreadable("it is a directory".into()), None));
+        return Ok((
+            Archived::Unreadable("it is a directory".into()),
+            None,
+            false,
+        ));
     }
     match archive::read_archive_from(file, path, limits, &mut CheckOnly) {
         Ok(summary) => Ok((
@@ -135,17 +147,14 @@ fn read_archived(
                 bytes: summary.bytes,
             },
             Some(stamp),
+            false,
         )),
-        Err(err) => Ok((Archived::Unreadable(format!("{err:#}")), None)),
+        Err(err) => Ok((Archived::Unreadable(format!("{err:#}")), None, false)),
     }
 }
 
-/// The current records of the selected files, reading only those the cache cannot vouch for.
-pub fn current_records(
-    files: &[select::Candidate],
-    cache: Option<&Cache>,
-) -> Result<Vec<FileRecord>> {
-    let mut memo = Memo::new(cache);
+/// The current records of the selected files, reading only those `memo` cannot vouch for.
+fn current_records(files: &[select::Candidate], mut memo: Memo) -> Result<Vec<FileRecord>> {
     files
         .iter()
         .map(|candidate| {
@@ -159,40 +168,66 @@ pub fn current_records(
         .collect()
 }
 
-/// The cache's trusted (stat, sha256) per path, sorted by path. Lookups in sorted order (the
-/// selection's) cost O(1) each through a cursor; any other order falls back to binary search.
+/// The cache's trusted (stat, sha256) per path, looked up in the cache's own arrays (nothing
+/// copied). Lookups in sorted order (the selection's) cost O(1) each through a cursor; any
+/// other order falls back to binary search. Records not sorted by path get a sorted index.
 struct Memo<'a> {
-    entries: Vec<(&'a str, &'a StatKey, &'a str)>,
+    records: &'a [FileRecord],
+    stats: &'a [Option<StatKey>],
+    order: Option<Vec<u32>>,
     cursor: usize,
 }
 
 impl<'a> Memo<'a> {
-    fn new(cache: Option<&'a Cache>) -> Memo<'a> {
-        let mut entries: Vec<_> = cache
-            .map(|c| {
-                c.files
-                    .iter()
-                    .filter_map(|f| {
-                        let stat = f.stat.as_ref()?;
-                        Some((f.record.path.as_str(), stat, f.record.sha256.as_str()))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !entries.is_sorted_by(|a, b| a.0 <= b.0) {
-            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    fn new(records: &'a [FileRecord], stats: &'a [Option<StatKey>]) -> Memo<'a> {
+        let records = if records.len() == stats.len() {
+            records
+        } else {
+            &[]
+        };
+        let order = (!records.is_sorted_by(|a, b| a.path <= b.path)).then(|| {
+            let mut order: Vec<u32> = (0..records.len() as u32).collect();
+            order
+                .sort_unstable_by(|&a, &b| records[a as usize].path.cmp(&records[b as usize].path));
+            order
+        });
+        Memo {
+            records,
+            stats,
+            order,
+            cursor: 0,
         }
-        Memo { entries, cursor: 0 }
+    }
+
+    /// The record index at sorted position `k`.
+    fn at(&self, k: usize) -> usize {
+        self.order.as_ref().map_or(k, |order| order[k] as usize)
+    }
+
+    fn find(&self, path: &str) -> Option<usize> {
+        let (mut lo, mut hi) = (0, self.records.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.records[self.at(mid)].path.as_str().cmp(path) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
     }
 
     fn get(&mut self, path: &str) -> Option<(&'a StatKey, &'a str)> {
-        let at = match self.entries.get(self.cursor) {
-            Some(entry) if entry.0 == path => self.cursor,
-            _ => self.entries.binary_search_by(|e| e.0.cmp(path)).ok()?,
+        let at_cursor =
+            self.cursor < self.records.len() && self.records[self.at(self.cursor)].path == path;
+        let k = if at_cursor {
+            self.cursor
+        } else {
+            self.find(path)?
         };
-        self.cursor = at + 1;
-        let (_, stat, sha) = self.entries[at];
-        Some((stat, sha))
+        self.cursor = k + 1;
+        let i = self.at(k);
+        Some((self.stats[i].as_ref()?, self.records[i].sha256.as_str()))
     }
 }
 
@@ -209,16 +244,23 @@ fn record_of(candidate: &select::Candidate, sha256: String) -> FileRecord {
     }
 }
 
+/// What this run saw of the host: the selection, its current records, when it started.
+struct Run<'a> {
+    selected: &'a Selected,
+    current: &'a [FileRecord],
+    start: i64,
+}
+
 /// Saves a cache for the archive just compared, unless the loaded one already says the same
-/// (the no-change path then writes nothing and builds nothing).
+/// (the no-change path then writes nothing and builds nothing). `vouched`: the loaded cache's
+/// records are the archive's (moved into `archived`).
 fn refresh_cache(
     file: &Path,
     loaded: Option<&Cache>,
+    vouched: bool,
     stamp: StatKey,
     archived: &Archived,
-    selected: &Selected,
-    current: &[FileRecord],
-    run_start: i64,
+    run: &Run,
 ) {
     let Archived::Present {
         records,
@@ -228,41 +270,36 @@ fn refresh_cache(
     else {
         return;
     };
-    // Both lists are sorted by path (the selection's order); records usually are too.
-    let stats: Vec<Option<StatKey>> = records
-        .iter()
-        .map(|archived| {
-            let at = current
-                .binary_search_by(|r| r.path.as_str().cmp(&archived.path))
-                .ok()?;
-            current[at]
-                .same_state(archived)
-                .then(|| cache::trusted_stat(&selected.files[at].meta, run_start))
-                .flatten()
-        })
-        .collect();
+    // The selection is sorted by path; the archive's records usually are too.
+    let stat_of = |i: usize| -> Option<StatKey> {
+        let archived = &records[i];
+        let at = run
+            .current
+            .binary_search_by(|r| r.path.as_str().cmp(&archived.path))
+            .ok()?;
+        run.current[at]
+            .same_state(archived)
+            .then(|| cache::trusted_stat(&run.selected.files[at].meta, run.start))
+            .flatten()
+    };
+    let header = cache::Header {
+        archive: &stamp,
+        archive_sha256: sha256,
+        archive_bytes: *bytes,
+    };
     let unchanged = loaded.is_some_and(|c| {
         c.archive == stamp
             && c.archive_sha256 == *sha256
             && c.archive_bytes == *bytes
-            && c.files.len() == records.len()
-            && c.files
-                .iter()
-                .zip(records.iter().zip(&stats))
-                .all(|(f, (record, stat))| f.stat == *stat && f.record == *record)
+            && c.stats.len() == records.len()
+            && (vouched || c.records == *records)
+            && (0..records.len()).all(|i| c.stats[i] == stat_of(i))
     });
     if unchanged {
         return;
     }
-    let files = records
-        .iter()
-        .cloned()
-        .zip(stats)
-        .map(|(record, stat)| cache::CachedFile { record, stat })
-        .collect();
-    let fresh = Cache::from_parts(stamp, sha256.clone(), *bytes, files);
     // The cache only saves time; failing to write it must not fail the run.
-    let _ = fresh.save(file);
+    let _ = cache::save(file, &header, records, stat_of);
 }
 
 /// The sha256 of a file's content, never following a symlink.

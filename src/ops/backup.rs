@@ -16,7 +16,8 @@ use crate::archive::{self, writer::ArchiveLabel, SourceFile, WrittenArchive, STA
 use crate::atomic;
 use crate::bank::install::{copy_verified, ensure_state_listed};
 use crate::bank::{lock_banks, next_boot, read_banks, BankName, BootCfg};
-use crate::detect::{cache::cache_path, detect, now_secs, Archived, Cache, ChangeSet, StatKey};
+use crate::detect::cache::{self, cache_path, Header};
+use crate::detect::{detect, now_secs, Archived, Cache, ChangeSet, StatKey};
 use crate::error::Error;
 use crate::host::Host;
 
@@ -217,10 +218,13 @@ fn catch_up(
         warnings = ensure_state_listed(&[bank.to_path_buf()])?;
     }
     if let Ok(meta) = std::fs::metadata(&target) {
-        let entries = records.iter().cloned().map(|r| (r, None));
-        let cache = Cache::new(StatKey::of(&meta), sha256.into(), meta.len(), entries, 0);
+        let header = Header {
+            archive: &StatKey::of(&meta),
+            archive_sha256: sha256,
+            archive_bytes: meta.len(),
+        };
         // Advisory, as every cache write.
-        let _ = cache.save(&cache_file);
+        let _ = cache::save(&cache_file, &header, records, |_| None);
     }
     Ok(warnings)
 }
@@ -331,18 +335,16 @@ fn save_cache(run_dir: &Path, host: &Host, bank: &Path, written: &WrittenArchive
     let Ok(meta) = std::fs::metadata(bank.join(STATE_NAME)) else {
         return;
     };
-    let records = written
-        .records
-        .iter()
-        .cloned()
-        .zip(written.metadata.iter().map(Some));
-    let cache = Cache::new(
-        StatKey::of(&meta),
-        written.sha256.clone(),
-        written.bytes,
-        records,
-        run_start,
-    );
+    let header = Header {
+        archive: &StatKey::of(&meta),
+        archive_sha256: &written.sha256,
+        archive_bytes: written.bytes,
+    };
+    let trusted = |i: usize| {
+        let meta = written.metadata.get(i)?;
+        cache::trusted_stat(meta, run_start)
+    };
     // Advisory: a lost cache costs one hashing pass, never correctness.
-    let _ = cache.save(&cache_path(run_dir, &host.root, bank));
+    let file = cache_path(run_dir, &host.root, bank);
+    let _ = cache::save(&file, &header, &written.records, trusted);
 }
