@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::cachefile;
 pub use super::cachefile::Header;
-use crate::archive::FileRecord;
+use super::table::{RecordRef, RecordTable};
 
 /// Files whose mtime is this close to the run that cached them are re-hashed next time.
 pub const RACY_WINDOW_SECS: i64 = 2;
@@ -84,7 +84,7 @@ pub struct Cache {
     pub archive: StatKey,
     pub archive_sha256: String,
     pub archive_bytes: u64,
-    pub records: Vec<FileRecord>,
+    pub records: RecordTable,
     pub stats: Vec<Option<StatKey>>,
 }
 
@@ -104,18 +104,19 @@ impl Cache {
     }
 }
 
-/// Saves a cache of `records` (borrowed, not copied) for the archive `header` describes,
-/// trusting the stat `stat_of(i)` gives for record `i`: atomically, 0600, not fsynced (it is
-/// advisory and rebuilt when lost).
-pub fn save(
+/// Saves a cache of `count` records (record `i` from `record_of(i)`, borrowed, not copied)
+/// for the archive `header` describes, trusting the stat `stat_of(i)` gives: atomically, 0600,
+/// not fsynced (it is advisory and rebuilt when lost).
+pub fn save<'a>(
     path: &Path,
     header: &Header,
-    records: &[FileRecord],
+    count: usize,
+    record_of: impl Fn(usize) -> Option<RecordRef<'a>>,
     stat_of: impl Fn(usize) -> Option<StatKey>,
 ) -> anyhow::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut temp = crate::atomic::temp_in(dir)?;
-    cachefile::encode(temp.as_file_mut(), header, records, stat_of)?;
+    cachefile::encode(temp.as_file_mut(), header, count, record_of, stat_of)?;
     temp.persist(path).map_err(|err| err.error)?;
     Ok(())
 }

@@ -5,13 +5,14 @@
 //! rejected whole (the cache is advisory; rejected means "hash once and rebuild").
 //!
 //! Both directions stream: [`encode`] writes records borrowed from the caller (no copy of
-//! them, no whole-file buffer) and [`decode`] reads through a small buffer, so the only memory
-//! that grows with the file count is the decoded records themselves.
+//! them, no whole-file buffer) and [`decode`] reads through a small buffer straight into a
+//! [`RecordTable`], so the only memory that grows with the file count is the decoded table
+//! and one stat per record. Digests are stored as their 32 raw bytes.
 
 use std::io::{self, BufReader, BufWriter, Read, Write};
 
 use super::cache::{Cache, StatKey};
-use crate::archive::FileRecord;
+use super::table::{RecordRef, RecordTable};
 
 const MAGIC: &[u8; 8] = b"STCACHE\x03";
 const SHA_HEX: usize = 64;
@@ -24,11 +25,13 @@ pub struct Header<'a> {
     pub archive_bytes: u64,
 }
 
-/// Writes a cache of `records` (and the trusted stat of each, by index) to `out`.
-pub fn encode(
+/// Writes a cache of `count` records (record `i` from `record_of(i)`, its trusted stat from
+/// `stat_of(i)`) to `out`. A record `record_of` cannot give fails the write.
+pub fn encode<'a>(
     out: impl Write,
     header: &Header,
-    records: &[FileRecord],
+    count: usize,
+    record_of: impl Fn(usize) -> Option<RecordRef<'a>>,
     stat_of: impl Fn(usize) -> Option<StatKey>,
 ) -> io::Result<()> {
     let mut w = Summed {
@@ -39,10 +42,11 @@ pub fn encode(
     w.stat(header.archive)?;
     w.string(header.archive_sha256)?;
     w.put(&header.archive_bytes.to_le_bytes())?;
-    w.put(&(records.len() as u64).to_le_bytes())?;
-    for (i, r) in records.iter().enumerate() {
-        w.string(&r.path)?;
-        w.string(&r.sha256)?;
+    w.put(&(count as u64).to_le_bytes())?;
+    for i in 0..count {
+        let r = record_of(i).ok_or_else(|| io::Error::other("a record has no valid sha256"))?;
+        w.string(r.path)?;
+        w.put(&r.sha256)?;
         w.put(&r.size.to_le_bytes())?;
         w.put(&r.mode.to_le_bytes())?;
         w.put(&r.uid.to_le_bytes())?;
@@ -66,27 +70,32 @@ pub fn decode(input: impl Read) -> Option<Cache> {
     let mut r = Reader {
         inner: BufReader::with_capacity(BUFFER, input),
         sum: Checksum::default(),
+        name: Vec::new(),
     };
     if &r.array::<8>()? != MAGIC {
         return None;
     }
     let archive = r.stat()?;
-    let archive_sha256 = r.string()?;
+    let archive_sha256 = String::from_utf8(r.bytes()?.to_vec()).ok()?;
     let archive_bytes = r.u64()?;
     let count = usize::try_from(r.u64()?).ok()?;
     // A lying count must not become an allocation: grow as entries really arrive.
-    let mut records = Vec::with_capacity(count.min(1 << 16));
+    let mut records = RecordTable::with_capacity(count.min(1 << 16));
     let mut stats = Vec::with_capacity(count.min(1 << 16));
+    let mut path = String::new();
     for _ in 0..count {
-        records.push(FileRecord {
-            path: r.string()?,
-            sha256: r.string()?,
+        path.clear();
+        path.push_str(std::str::from_utf8(r.bytes()?).ok()?);
+        let record = RecordRef {
+            path: &path,
+            sha256: r.array()?,
             size: r.u64()?,
             mode: r.u32()?,
             uid: r.u32()?,
             gid: r.u32()?,
             mtime: r.u64()? as i64,
-        });
+        };
+        records.push(&record);
         stats.push(match r.array::<1>()?[0] {
             0 => None,
             1 => Some(r.stat()?),
@@ -94,11 +103,10 @@ pub fn decode(input: impl Read) -> Option<Cache> {
         });
     }
     let expected = r.sum.finish();
-    let mut sum = [0u8; 8];
-    r.inner.read_exact(&mut sum).ok()?;
+    let sum = u64::from_le_bytes(r.array()?);
     let mut rest = [0u8; 1];
     let at_end = matches!(r.inner.read(&mut rest), Ok(0));
-    if u64::from_le_bytes(sum) != expected || !at_end || archive_sha256.len() != SHA_HEX {
+    if sum != expected || !at_end || archive_sha256.len() != SHA_HEX {
         return None;
     }
     Some(Cache {
@@ -139,6 +147,7 @@ impl<W: Write> Summed<W> {
 struct Reader<R: Read> {
     inner: R,
     sum: Checksum,
+    name: Vec<u8>,
 }
 
 impl<R: Read> Reader<R> {
@@ -157,16 +166,17 @@ impl<R: Read> Reader<R> {
         self.array().map(u32::from_le_bytes)
     }
 
-    fn string(&mut self) -> Option<String> {
+    /// A length-prefixed byte string, in a buffer reused from one call to the next.
+    fn bytes(&mut self) -> Option<&[u8]> {
         let len = self.u32()? as usize;
         // Paths are at most 4096 bytes and hashes 64: anything longer is damage.
         if len > 4096 {
             return None;
         }
-        let mut bytes = vec![0u8; len];
-        self.inner.read_exact(&mut bytes).ok()?;
-        self.sum.update(&bytes);
-        String::from_utf8(bytes).ok()
+        self.name.resize(len, 0);
+        self.inner.read_exact(&mut self.name).ok()?;
+        self.sum.update(&self.name);
+        Some(&self.name)
     }
 
     fn stat(&mut self) -> Option<StatKey> {
@@ -244,6 +254,7 @@ impl Checksum {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::FileRecord;
 
     fn sample() -> Cache {
         let stat = StatKey::from_fields([1, 2, 3, 4, 5, 6, 7]);
@@ -260,19 +271,22 @@ mod tests {
             archive: stat,
             archive_sha256: "cd".repeat(32),
             archive_bytes: 99,
-            records: vec![record.clone(), record],
+            records: RecordTable::from_records(&[record.clone(), record]).unwrap(),
             stats: vec![Some(stat), None],
         }
     }
 
     fn bytes_of(cache: &Cache) -> Vec<u8> {
-        let header = Header {
-            archive: &cache.archive,
-            archive_sha256: &cache.archive_sha256,
-            archive_bytes: cache.archive_bytes,
-        };
         let mut out = Vec::new();
-        encode(&mut out, &header, &cache.records, |i| cache.stats[i]).unwrap();
+        let (n, records) = (cache.records.len(), &cache.records);
+        encode(
+            &mut out,
+            &cache.header(),
+            n,
+            |i| Some(records.get(i)),
+            |i| cache.stats[i],
+        )
+        .unwrap();
         out
     }
 

@@ -10,20 +10,24 @@ pub mod cache;
 mod cachefile;
 pub mod changes;
 pub mod select;
+pub mod table;
 
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
+use table::PathOrder;
+
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::archive::{self, CheckOnly, FileRecord, Limits};
+use crate::archive::{self, CheckOnly, Limits};
 use crate::config::Selection;
 pub use cache::{Cache, StatKey};
 pub use changes::{compare, ChangeSet};
 pub use select::{select, Candidate, Selected};
+pub use table::{RecordRef, RecordTable};
 
 /// What the archive in a bank holds.
 #[derive(Debug, Clone)]
@@ -32,17 +36,19 @@ pub enum Archived {
     /// It exists but cannot be read; the reason, for a warning.
     Unreadable(String),
     Present {
-        records: Vec<FileRecord>,
+        records: RecordTable,
         sha256: String,
         bytes: u64,
     },
 }
 
+static NO_RECORDS: RecordTable = RecordTable::EMPTY;
+
 impl Archived {
-    pub fn records(&self) -> &[FileRecord] {
+    pub fn records(&self) -> &RecordTable {
         match self {
             Archived::Present { records, .. } => records,
-            _ => &[],
+            _ => &NO_RECORDS,
         }
     }
 }
@@ -52,7 +58,7 @@ impl Archived {
 pub struct Detection {
     pub selected: Selected,
     /// The current record of each selected file, in the same order.
-    pub current: Vec<FileRecord>,
+    pub current: RecordTable,
     pub archived: Archived,
     pub changes: ChangeSet,
 }
@@ -76,8 +82,8 @@ pub fn detect(
     // The cache's stats pair with its own records, or (moved out) with the archive's.
     let known = match &cache {
         Some(c) if vouched => (archived.records(), c.stats.as_slice()),
-        Some(c) => (c.records.as_slice(), c.stats.as_slice()),
-        None => (&[][..], &[][..]),
+        Some(c) => (&c.records, c.stats.as_slice()),
+        None => (&NO_RECORDS, &[][..]),
     };
     let current = current_records(&selected.files, Memo::new(known.0, known.1))?;
     let branched = selected
@@ -139,102 +145,79 @@ fn read_archived(
             false,
         ));
     }
-    match archive::read_archive_from(file, path, limits, &mut CheckOnly) {
-        Ok(summary) => Ok((
-            Archived::Present {
-                records: summary.files,
-                sha256: summary.sha256,
-                bytes: summary.bytes,
-            },
-            Some(stamp),
-            false,
-        )),
-        Err(err) => Ok((Archived::Unreadable(format!("{err:#}")), None, false)),
-    }
+    let summary = match archive::read_archive_from(file, path, limits, &mut CheckOnly) {
+        Ok(summary) => summary,
+        Err(err) => return Ok((Archived::Unreadable(format!("{err:#}")), None, false)),
+    };
+    let Some(records) = RecordTable::from_records(&summary.files) else {
+        let reason = "a record has no valid sha256".to_string();
+        return Ok((Archived::Unreadable(reason), None, false));
+    };
+    let archived = Archived::Present {
+        records,
+        sha256: summary.sha256,
+        bytes: summary.bytes,
+    };
+    Ok((archived, Some(stamp), false))
 }
 
 /// The current records of the selected files, reading only those `memo` cannot vouch for.
-fn current_records(files: &[select::Candidate], mut memo: Memo) -> Result<Vec<FileRecord>> {
-    files
-        .iter()
-        .map(|candidate| {
-            let key = StatKey::of(&candidate.meta);
-            let sha256 = match memo.get(&candidate.path) {
-                Some((stat, sha)) if *stat == key => sha.to_string(),
-                _ => hash_file(&candidate.abs)?,
-            };
-            Ok(record_of(candidate, sha256))
-        })
-        .collect()
+fn current_records(files: &[select::Candidate], mut memo: Memo) -> Result<RecordTable> {
+    let mut table = RecordTable::with_capacity(files.len());
+    for candidate in files {
+        let key = StatKey::of(&candidate.meta);
+        let sha256 = match memo.get(&candidate.path) {
+            Some((stat, sha)) if *stat == key => sha,
+            _ => hash_digest(&candidate.abs)?,
+        };
+        table.push(&record_of(candidate, sha256));
+    }
+    Ok(table)
 }
 
 /// The cache's trusted (stat, sha256) per path, looked up in the cache's own arrays (nothing
 /// copied). Lookups in sorted order (the selection's) cost O(1) each through a cursor; any
-/// other order falls back to binary search. Records not sorted by path get a sorted index.
+/// other order falls back to binary search.
 struct Memo<'a> {
-    records: &'a [FileRecord],
+    records: &'a RecordTable,
     stats: &'a [Option<StatKey>],
-    order: Option<Vec<u32>>,
+    order: PathOrder,
     cursor: usize,
 }
 
 impl<'a> Memo<'a> {
-    fn new(records: &'a [FileRecord], stats: &'a [Option<StatKey>]) -> Memo<'a> {
+    fn new(records: &'a RecordTable, stats: &'a [Option<StatKey>]) -> Memo<'a> {
         let records = if records.len() == stats.len() {
             records
         } else {
-            &[]
+            &NO_RECORDS
         };
-        let order = (!records.is_sorted_by(|a, b| a.path <= b.path)).then(|| {
-            let mut order: Vec<u32> = (0..records.len() as u32).collect();
-            order
-                .sort_unstable_by(|&a, &b| records[a as usize].path.cmp(&records[b as usize].path));
-            order
-        });
         Memo {
+            order: PathOrder::of(records),
             records,
             stats,
-            order,
             cursor: 0,
         }
     }
 
-    /// The record index at sorted position `k`.
-    fn at(&self, k: usize) -> usize {
-        self.order.as_ref().map_or(k, |order| order[k] as usize)
-    }
-
-    fn find(&self, path: &str) -> Option<usize> {
-        let (mut lo, mut hi) = (0, self.records.len());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            match self.records[self.at(mid)].path.as_str().cmp(path) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(mid),
-            }
-        }
-        None
-    }
-
-    fn get(&mut self, path: &str) -> Option<(&'a StatKey, &'a str)> {
-        let at_cursor =
-            self.cursor < self.records.len() && self.records[self.at(self.cursor)].path == path;
+    fn get(&mut self, path: &str) -> Option<(&'a StatKey, [u8; 32])> {
+        let at_cursor = self.cursor < self.records.len()
+            && self.records.path(self.order.at(self.cursor)) == path;
         let k = if at_cursor {
             self.cursor
         } else {
-            self.find(path)?
+            self.order.find(self.records, path)?
         };
         self.cursor = k + 1;
-        let i = self.at(k);
-        Some((self.stats[i].as_ref()?, self.records[i].sha256.as_str()))
+        let i = self.order.at(k);
+        Some((self.stats[i].as_ref()?, self.records.get(i).sha256))
     }
 }
 
-fn record_of(candidate: &select::Candidate, sha256: String) -> FileRecord {
+fn record_of(candidate: &select::Candidate, sha256: [u8; 32]) -> RecordRef<'_> {
     let meta = &candidate.meta;
-    FileRecord {
-        path: candidate.path.clone(),
+    RecordRef {
+        path: &candidate.path,
         sha256,
         size: meta.len(),
         mode: meta.mode() & 0o7777,
@@ -247,7 +230,7 @@ fn record_of(candidate: &select::Candidate, sha256: String) -> FileRecord {
 /// What this run saw of the host: the selection, its current records, when it started.
 struct Run<'a> {
     selected: &'a Selected,
-    current: &'a [FileRecord],
+    current: &'a RecordTable,
     start: i64,
 }
 
@@ -270,15 +253,13 @@ fn refresh_cache(
     else {
         return;
     };
-    // The selection is sorted by path; the archive's records usually are too.
+    // The selection (and so `current`) is sorted by path.
     let stat_of = |i: usize| -> Option<StatKey> {
-        let archived = &records[i];
-        let at = run
-            .current
-            .binary_search_by(|r| r.path.as_str().cmp(&archived.path))
-            .ok()?;
-        run.current[at]
-            .same_state(archived)
+        let archived = records.get(i);
+        let at = run.current.find_sorted(archived.path)?;
+        run.current
+            .get(at)
+            .same_state(&archived)
             .then(|| cache::trusted_stat(&run.selected.files[at].meta, run.start))
             .flatten()
     };
@@ -299,11 +280,17 @@ fn refresh_cache(
         return;
     }
     // The cache only saves time; failing to write it must not fail the run.
-    let _ = cache::save(file, &header, records, stat_of);
+    let record_of = |i: usize| Some(records.get(i));
+    let _ = cache::save(file, &header, records.len(), record_of, stat_of);
+}
+
+/// The sha256 of a file's content as hex, never following a symlink.
+pub fn hash_file(path: &Path) -> Result<String> {
+    hash_digest(path).map(|digest| archive::writer::hex(&digest))
 }
 
 /// The sha256 of a file's content, never following a symlink.
-pub fn hash_file(path: &Path) -> Result<String> {
+pub fn hash_digest(path: &Path) -> Result<[u8; 32]> {
     let mut file = File::options()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -320,7 +307,7 @@ pub fn hash_file(path: &Path) -> Result<String> {
         }
         hasher.update(&buf[..got]);
     }
-    Ok(archive::writer::hex(&hasher.finalize()))
+    Ok(hasher.finalize().into())
 }
 
 /// Seconds since the epoch.

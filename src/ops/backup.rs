@@ -17,7 +17,9 @@ use crate::atomic;
 use crate::bank::install::{copy_verified, ensure_state_listed};
 use crate::bank::{lock_banks, next_boot, read_banks, BankName, BootCfg};
 use crate::detect::cache::{self, cache_path, Header};
-use crate::detect::{detect, now_secs, Archived, Cache, ChangeSet, StatKey};
+use crate::detect::{
+    detect, now_secs, Archived, Cache, ChangeSet, RecordRef, RecordTable, StatKey,
+};
 use crate::error::Error;
 use crate::host::Host;
 
@@ -198,7 +200,7 @@ fn catch_up(
     primary: &Path,
     bank: &Path,
     sha256: &str,
-    records: &[archive::FileRecord],
+    records: &RecordTable,
 ) -> Result<Vec<String>> {
     let target = bank.join(STATE_NAME);
     let cache_file = cache_path(run_dir, &host.root, bank);
@@ -224,7 +226,8 @@ fn catch_up(
             archive_bytes: meta.len(),
         };
         // Advisory, as every cache write.
-        let _ = cache::save(&cache_file, &header, records, |_| None);
+        let record_of = |i: usize| Some(records.get(i));
+        let _ = cache::save(&cache_file, &header, records.len(), record_of, |_| None);
     }
     Ok(warnings)
 }
@@ -346,5 +349,7 @@ fn save_cache(run_dir: &Path, host: &Host, bank: &Path, written: &WrittenArchive
     };
     // Advisory: a lost cache costs one hashing pass, never correctness.
     let file = cache_path(run_dir, &host.root, bank);
-    let _ = cache::save(&file, &header, &written.records, trusted);
+    let records = &written.records;
+    let record_of = |i: usize| records.get(i).and_then(RecordRef::of);
+    let _ = cache::save(&file, &header, records.len(), record_of, trusted);
 }

@@ -46,24 +46,25 @@ pub fn diff(host: &Host, paths: &[String]) -> Result<DiffReport> {
         }
         _ => HashMap::new(),
     };
-    let current: HashMap<&str, (&FileRecord, &Path)> = report
-        .detection
+    let detection = &report.detection;
+    let current: HashMap<&str, (FileRecord, &Path)> = detection
         .current
         .iter()
-        .zip(&report.detection.selected.files)
-        .map(|(record, candidate)| (record.path.as_str(), (record, candidate.abs.as_path())))
+        .zip(&detection.selected.files)
+        .filter(|(record, _)| changed.contains(record.path))
+        .map(|(record, candidate)| (record.path, (record.to_record(), candidate.abs.as_path())))
         .collect();
-    let archived: HashMap<&str, &FileRecord> = report
-        .detection
+    let archived: HashMap<&str, FileRecord> = detection
         .archived
         .records()
         .iter()
-        .map(|r| (r.path.as_str(), r))
+        .filter(|r| changed.contains(r.path))
+        .map(|r| (r.path, r.to_record()))
         .collect();
     let mut diffs = Vec::new();
     for path in changed {
-        let before = archived.get(path).copied();
-        let after = current.get(path).copied();
+        let before = archived.get(path);
+        let after = current.get(path);
         let old_text = old
             .get(path)
             .cloned()
@@ -75,7 +76,7 @@ pub fn diff(host: &Host, paths: &[String]) -> Result<DiffReport> {
         diffs.push(render(
             path,
             before,
-            after.map(|a| a.0),
+            after.map(|a| &a.0),
             &old_text,
             &new_text,
         ));
