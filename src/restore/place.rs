@@ -11,6 +11,9 @@
 //! then [`Placer::commit`] or [`Placer::discard`]) so a restore renames nothing until every
 //! file is safely written. A placer opened with [`Placer::open_batched`] skips the per-file
 //! fsyncs and makes everything durable at once in [`Placer::flush`] (see [`crate::durable`]).
+//! Files staged one after another in the same directory (archives are sorted) reuse the
+//! descriptor the first one's walk opened: it is the directory itself, not a path, so a link
+//! planted after it was opened is not followed either.
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -56,6 +59,9 @@ pub struct Placer {
     /// With batched durability: the filesystems written, flushed by [`Placer::flush`]; without
     /// it every file and its directory are fsynced as they are placed.
     batch: Option<RefCell<SyncBatch>>,
+    /// The directory the last file was staged in (its root-relative path and descriptor):
+    /// archives are sorted, so the next file usually goes beside it and skips the walk.
+    last_dir: RefCell<Option<(String, OwnedFd)>>,
 }
 
 /// A file written and fsynced beside its destination, not yet renamed into place.
@@ -84,6 +90,7 @@ impl Placer {
             set_owner: unsafe { libc::geteuid() } == 0,
             created: RefCell::new(Vec::new()),
             batch: None,
+            last_dir: RefCell::new(None),
         })
     }
 
@@ -170,18 +177,16 @@ impl Placer {
         self.commit(&staged).inspect_err(|_| self.discard(&staged))
     }
 
-    /// Writes `data` with `meta` to a fsynced temp file beside `rel` (creating missing
+    /// Writes `data` with `meta` to a temp file beside `rel` (fsynced unless batched; creating missing
     /// parents 0755) without touching `rel` itself: [`Placer::commit`] renames it into place,
     /// [`Placer::discard`] removes it.
     pub fn stage(&self, rel: &str, data: &mut dyn Read, meta: &FileMeta) -> Result<Staged> {
         let (parents, _) = split(rel)?;
-        let dir = self
-            .walk(&parents, true)?
-            .expect("walk with create yields a directory");
         let target = self.root.join(rel);
-        let (temp_name, temp) = self
-            .note(&dir)
-            .and_then(|()| create_temp(&dir))
+        let dir = self
+            .parent_dir(&parents, true)?
+            .with_context(|| format!("cannot create the directory of `{}`", target.display()))?;
+        let (temp_name, temp) = create_temp(&dir)
             .with_context(|| format!("cannot create a temp file beside `{}`", target.display()))?;
         let sync_now = self.batch.is_none();
         if let Err(err) = fill(temp, data, meta, self.set_owner, sync_now) {
@@ -200,7 +205,7 @@ impl Placer {
         let (parents, name) = split(&staged.rel)?;
         let target = self.root.join(&staged.rel);
         let dir = self
-            .walk(&parents, false)?
+            .parent_dir(&parents, false)?
             .with_context(|| format!("the directory of `{}` disappeared", target.display()))?;
         rfs::renameat(&dir, staged.temp_name.as_str(), &dir, name)
             .and_then(|()| match self.batch {
@@ -230,9 +235,36 @@ impl Placer {
             .with_context(|| format!("cannot stat `{}`", path.display()))
     }
 
+    /// The directory `parents` below the root, as [`Placer::walk`] finds it, reusing the last
+    /// one when it is the same path (a descriptor opened by an earlier walk of this run, so
+    /// reached through no link). A directory met first is noted for [`Placer::flush`].
+    fn parent_dir(&self, parents: &[&str], create: bool) -> Result<Option<OwnedFd>> {
+        let key = parents.join("/");
+        if let Some((last, fd)) = &*self.last_dir.borrow() {
+            if *last == key {
+                let fd = fd
+                    .try_clone()
+                    .context("cannot duplicate a directory descriptor")?;
+                return Ok(Some(fd));
+            }
+        }
+        let Some(dir) = self.walk(parents, create)? else {
+            return Ok(None);
+        };
+        let path = || self.root.join(&key);
+        self.note(&dir)
+            .with_context(|| format!("cannot stat `{}`", path().display()))?;
+        let kept = dir
+            .try_clone()
+            .context("cannot duplicate a directory descriptor")?;
+        *self.last_dir.borrow_mut() = Some((key, kept));
+        Ok(Some(dir))
+    }
+
     /// Removes the directories this placer created, deepest first, where they are still
     /// empty (best effort), so a failed run leaves the tree as it found it.
     pub fn remove_created_dirs(&self) {
+        self.last_dir.borrow_mut().take();
         let created = std::mem::take(&mut *self.created.borrow_mut());
         for rel in created.iter().rev() {
             let parts: Vec<&str> = rel.split('/').collect();
@@ -301,11 +333,13 @@ fn split(rel: &str) -> Result<(Vec<&str>, &str)> {
 }
 
 fn create_temp(dir: &OwnedFd) -> io::Result<(String, OwnedFd)> {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let pid = *PID.get_or_init(std::process::id);
     loop {
         let name = format!(
             "{}{}-{}{}",
             crate::atomic::TEMP_PREFIX,
-            std::process::id(),
+            pid,
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed),
             crate::atomic::TEMP_SUFFIX
         );
