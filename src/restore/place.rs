@@ -20,6 +20,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{bail, Context, Result};
@@ -61,7 +62,7 @@ pub struct Placer {
     batch: Option<RefCell<SyncBatch>>,
     /// The directory the last file was staged in (its root-relative path and descriptor):
     /// archives are sorted, so the next file usually goes beside it and skips the walk.
-    last_dir: RefCell<Option<(String, OwnedFd)>>,
+    last_dir: RefCell<Option<(String, Rc<OwnedFd>)>>,
 }
 
 /// A file written and fsynced beside its destination, not yet renamed into place.
@@ -190,7 +191,7 @@ impl Placer {
             .with_context(|| format!("cannot create a temp file beside `{}`", target.display()))?;
         let sync_now = self.batch.is_none();
         if let Err(err) = fill(temp, data, meta, self.set_owner, sync_now) {
-            let _ = rfs::unlinkat(&dir, &temp_name, rfs::AtFlags::empty());
+            let _ = rfs::unlinkat(&*dir, &temp_name, rfs::AtFlags::empty());
             return Err(err).with_context(|| format!("cannot write `{}`", target.display()));
         }
         Ok(Staged {
@@ -207,10 +208,10 @@ impl Placer {
         let dir = self
             .parent_dir(&parents, false)?
             .with_context(|| format!("the directory of `{}` disappeared", target.display()))?;
-        rfs::renameat(&dir, staged.temp_name.as_str(), &dir, name)
+        rfs::renameat(&*dir, staged.temp_name.as_str(), &*dir, name)
             .and_then(|()| match self.batch {
                 Some(_) => Ok(()),
-                None => rfs::fsync(&dir),
+                None => rfs::fsync(&*dir),
             })
             .map_err(io::Error::from)
             .with_context(|| format!("cannot write `{}`", target.display()))
@@ -238,14 +239,11 @@ impl Placer {
     /// The directory `parents` below the root, as [`Placer::walk`] finds it, reusing the last
     /// one when it is the same path (a descriptor opened by an earlier walk of this run, so
     /// reached through no link). A directory met first is noted for [`Placer::flush`].
-    fn parent_dir(&self, parents: &[&str], create: bool) -> Result<Option<OwnedFd>> {
+    fn parent_dir(&self, parents: &[&str], create: bool) -> Result<Option<Rc<OwnedFd>>> {
         let key = parents.join("/");
         if let Some((last, fd)) = &*self.last_dir.borrow() {
             if *last == key {
-                let fd = fd
-                    .try_clone()
-                    .context("cannot duplicate a directory descriptor")?;
-                return Ok(Some(fd));
+                return Ok(Some(Rc::clone(fd)));
             }
         }
         let Some(dir) = self.walk(parents, create)? else {
@@ -254,10 +252,8 @@ impl Placer {
         let path = || self.root.join(&key);
         self.note(&dir)
             .with_context(|| format!("cannot stat `{}`", path().display()))?;
-        let kept = dir
-            .try_clone()
-            .context("cannot duplicate a directory descriptor")?;
-        *self.last_dir.borrow_mut() = Some((key, kept));
+        let dir = Rc::new(dir);
+        *self.last_dir.borrow_mut() = Some((key, Rc::clone(&dir)));
         Ok(Some(dir))
     }
 
