@@ -254,9 +254,17 @@ fn refresh_cache(
         return;
     };
     // The selection (and so `current`) is sorted by path.
+    // Records come in path order too, so the next match is usually just past the last one.
+    let next = std::cell::Cell::new(0);
     let stat_of = |i: usize| -> Option<StatKey> {
         let archived = records.get(i);
-        let at = run.current.find_sorted(archived.path)?;
+        let guess = next.get();
+        let at = if guess < run.current.len() && run.current.path(guess) == archived.path {
+            guess
+        } else {
+            run.current.find_sorted(archived.path)?
+        };
+        next.set(at + 1);
         run.current
             .get(at)
             .same_state(&archived)
