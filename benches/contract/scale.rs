@@ -121,7 +121,7 @@ impl ScaleHost {
         let contract = n >= 100_000;
         let small_rss = contract.then_some(32.0);
         let first = median(runs, || self.forget_archive(), || self.cmd(&["backup"]));
-        rows.push(row(n, "first backup", first, None, None, small_rss));
+        rows.push(ScaleRow::new(n, "first backup", first).rss_at_most(small_rss));
         let walk = median(
             runs + 2,
             || {},
@@ -130,21 +130,14 @@ impl ScaleHost {
         let no_change = median(runs + 2, || {}, || self.cmd(&["backup"]));
         let max_walk = if contract { 2.0 } else { 3.0 };
         let walk_ratio = (n >= 10_000).then_some(max_walk);
-        let walk_base = Some(("find stat walk", walk));
-        rows.push(row(
-            n,
-            "no-change backup",
-            no_change,
-            walk_base,
-            walk_ratio,
-            None,
-        ));
+        let row = ScaleRow::new(n, "no-change backup", no_change);
+        rows.push(row.against("find stat walk", walk, walk_ratio));
         let status = median(runs, || {}, || self.cmd(&["status"]));
-        rows.push(row(n, "status", status, None, None, small_rss));
+        rows.push(ScaleRow::new(n, "status", status).rss_at_most(small_rss));
         let reader_rss = contract.then_some(64.0);
         for command in ["verify", "list"] {
             let run = median(runs, || {}, || self.cmd(&[command]));
-            rows.push(row(n, command, run, None, None, reader_rss));
+            rows.push(ScaleRow::new(n, command, run).rss_at_most(reader_rss));
         }
         self.measure_writers(rows, runs, reader_rss);
         self.measure_cold(rows);
@@ -170,14 +163,14 @@ impl ScaleHost {
         let untar = r#"tar -xzf "$1" -C "$2" && sync -f "$2""#;
         let tar = median(runs, empty_target, || shell(untar, &[&inner, &target]));
         let ratio = (n == 10_000).then_some(2.0);
-        let tar_base = Some(("tar -x + sync -f", tar));
         let archive = self.archive();
         let archive_arg = archive.to_str().expect("utf-8 bench path");
         let target_arg = target.to_str().expect("utf-8 bench path");
         let extract = median(runs, fresh, || {
             self.cmd(&["extract", archive_arg, "--to", target_arg])
         });
-        rows.push(row(n, "extract", extract, tar_base, ratio, reader_rss));
+        let row = ScaleRow::new(n, "extract", extract).rss_at_most(reader_rss);
+        rows.push(row.against("tar -x + sync -f", tar, ratio));
         let restore_run = self.scratch.join("restore-run");
         let restore = median(runs, empty_target, || {
             let mut cmd = Command::new(crate::statectl_bin());
@@ -190,14 +183,8 @@ impl ScaleHost {
             ]);
             cmd
         });
-        rows.push(row(
-            n,
-            "restore (empty root)",
-            restore,
-            tar_base,
-            ratio,
-            reader_rss,
-        ));
+        let row = ScaleRow::new(n, "restore (empty root)", restore).rss_at_most(reader_rss);
+        rows.push(row.against("tar -x + sync -f", tar, ratio));
         fresh();
     }
 
@@ -216,8 +203,8 @@ impl ScaleHost {
         } else {
             "no-change backup, stat cache lost (page cache kept)"
         };
-        let check_base = Some(("auto-backup.sh check", check));
-        rows.push(row(self.files, command, cold, check_base, None, None));
+        let row = ScaleRow::new(self.files, command, cold);
+        rows.push(row.against("auto-backup.sh check", check, None));
     }
 
     /// Removes the archive and the stat cache, so the next backup is a first one.
@@ -233,21 +220,27 @@ impl ScaleHost {
     }
 }
 
-fn row(
-    files: usize,
-    command: &'static str,
-    ours: Run,
-    baseline: Option<(&'static str, Run)>,
-    max_ratio: Option<f64>,
-    max_rss_mib: Option<f64>,
-) -> ScaleRow {
-    ScaleRow {
-        files,
-        command,
-        ours,
-        baseline,
-        max_ratio,
-        max_rss_mib,
+impl ScaleRow {
+    fn new(files: usize, command: &'static str, ours: Run) -> ScaleRow {
+        ScaleRow {
+            files,
+            command,
+            ours,
+            baseline: None,
+            max_ratio: None,
+            max_rss_mib: None,
+        }
+    }
+
+    fn against(mut self, name: &'static str, baseline: Run, max_ratio: Option<f64>) -> ScaleRow {
+        self.baseline = Some((name, baseline));
+        self.max_ratio = max_ratio;
+        self
+    }
+
+    fn rss_at_most(mut self, max_rss_mib: Option<f64>) -> ScaleRow {
+        self.max_rss_mib = max_rss_mib;
+        self
     }
 }
 

@@ -44,12 +44,8 @@ pub struct RecordRef<'a> {
 impl RecordRef<'_> {
     /// True when content and restored metadata are the same (the path is not compared).
     pub fn same_state(&self, other: &RecordRef) -> bool {
-        self.sha256 == other.sha256
-            && self.size == other.size
-            && self.mode == other.mode
-            && self.uid == other.uid
-            && self.gid == other.gid
-            && self.mtime == other.mtime
+        let state = |r: &RecordRef| (r.sha256, r.size, r.mode, r.uid, r.gid, r.mtime);
+        state(self) == state(other)
     }
 
     /// The record in its ordinary (owned) form.
