@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The performance contract of SPEC.md in one run: builds statectl in release mode, lays out
+# The performance contract (docs/reference.md "Performance") in one run: builds statectl in release mode, lays out
 # fake hosts in a temp dir, times statectl against tar/gzip/find/cmp baselines on the same
 # files and prints metric, value, target, PASS/FAIL. Exit 1 when a target is missed.
 #   scripts/bench.sh           full sizes (10,000 flagged files, 100 MiB), a few minutes

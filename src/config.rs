@@ -1,5 +1,6 @@
-//! The selection rules of `statectl.toml`: which directories are scanned and what is added,
-//! excluded or required on top of the sticky-bit rule.
+//! The selection rules of `statectl.toml`: which rule picks files in the scanned directories
+//! (ESXi's `.#` branch rule, or with `select = "sticky"` also the T flag) and what is added,
+//! excluded or required on top of it.
 //!
 //! Every path in the file is root-relative (`etc/...`); absolute paths and `..` are refused so a
 //! config can never make statectl read outside `--root`.
@@ -14,6 +15,7 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
+    select: Option<Rule>,
     scan: Option<Vec<String>>,
     #[serde(default)]
     include: Vec<String>,
@@ -23,13 +25,31 @@ struct ConfigFile {
     required: Vec<String>,
 }
 
+/// Which files of a scanned directory are persisted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Rule {
+    /// ESXi's own rule: a regular file with a `.#<name>` sibling (a modified image file).
+    #[default]
+    Branched,
+    /// Also a regular file with the sticky bit and no branch (hosts without branching).
+    Sticky,
+}
+
+/// Included without a config file when the directory exists (ESXi 7+ ConfigStore).
+pub const CONFIGSTORE_BACKUP: &str = "var/lib/vmware/configstore/backup";
+
 /// Validated selection rules.
 #[derive(Debug, Clone)]
 pub struct Selection {
+    /// The rule applied in the scanned directories.
+    pub rule: Rule,
     /// Root-relative directories searched for flagged files.
     pub scan: Vec<String>,
     /// Root-relative files or directories persisted whatever their flags.
     pub include: Vec<String>,
+    /// Like `include`, but silently skipped when missing (the defaults without a config file).
+    pub include_if_present: Vec<String>,
     /// Root-relative files that must exist and be non-empty; they are persisted too.
     pub required: Vec<String>,
     exclude: GlobSet,
@@ -39,8 +59,10 @@ pub struct Selection {
 impl Default for Selection {
     fn default() -> Self {
         Selection {
+            rule: Rule::Branched,
             scan: vec!["etc".to_string()],
             include: Vec::new(),
+            include_if_present: vec![CONFIGSTORE_BACKUP.to_string()],
             required: Vec::new(),
             exclude: GlobSet::empty(),
             exclude_patterns: Vec::new(),
@@ -85,7 +107,11 @@ impl Selection {
                 None => anyhow::anyhow!("{message}"),
             }
         })?;
-        let mut selection = Selection::default();
+        let mut selection = Selection {
+            rule: file.select.unwrap_or_default(),
+            include_if_present: Vec::new(),
+            ..Selection::default()
+        };
         if let Some(scan) = file.scan {
             selection.scan = scan;
         }
@@ -115,6 +141,29 @@ impl Selection {
         selection.include = selection.include.iter().map(|p| normalize(p)).collect();
         selection.required = selection.required.iter().map(|p| normalize(p)).collect();
         Ok(selection)
+    }
+
+    /// The paths in `paths` that no selection by these rules could produce: not under a
+    /// scanned directory, an include, a required file or ESXi's ConfigStore backup (in every
+    /// real 7.x archive).
+    pub fn outside<'a>(&self, paths: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+        let bases: Vec<&str> = self
+            .scan
+            .iter()
+            .chain(&self.include)
+            .chain(&self.include_if_present)
+            .chain(&self.required)
+            .map(String::as_str)
+            .chain([CONFIGSTORE_BACKUP])
+            .collect();
+        paths
+            .filter(|path| {
+                !bases.iter().any(|base| {
+                    path.strip_prefix(base)
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+                })
+            })
+            .collect()
     }
 
     /// True when a root-relative path matches an `exclude` pattern.
@@ -174,6 +223,32 @@ mod tests {
     fn unknown_keys_are_refused() {
         let err = Selection::parse("scna = [\"etc\"]").unwrap_err();
         assert!(format!("{err:#}").contains("scna"), "{err:#}");
+    }
+
+    #[test]
+    fn branched_rule_by_default_sticky_on_request_configstore_only_without_a_file() {
+        let parsed = Selection::parse("").unwrap();
+        assert_eq!(parsed.rule, Rule::Branched);
+        assert!(parsed.include_if_present.is_empty());
+        assert_eq!(
+            Selection::default().include_if_present,
+            vec![CONFIGSTORE_BACKUP]
+        );
+        let sticky = Selection::parse("select = \"sticky\"").unwrap();
+        assert_eq!(sticky.rule, Rule::Sticky);
+        assert!(Selection::parse("select = \"all\"").is_err());
+    }
+
+    #[test]
+    fn members_outside_scanned_and_included_paths_are_found() {
+        let rules = Selection::default();
+        let paths = [
+            "etc/hosts",
+            "hosts",
+            "etcx/a",
+            "var/lib/vmware/configstore/backup/x",
+        ];
+        assert_eq!(rules.outside(paths.into_iter()), vec!["hosts", "etcx/a"]);
     }
 
     #[test]

@@ -15,6 +15,22 @@ pub enum Error {
     )]
     LockBusy { bank: PathBuf, waited_secs: u64 },
 
+    #[error(
+        "root `{root}` is locked by another statectl run (a restore writing it, or a backup \
+         reading it; waited {waited_secs} s); try again later or raise --wait"
+    )]
+    RootBusy { root: PathBuf, waited_secs: u64 },
+
+    #[error(
+        "bank lock `{lock}` is held by ESXi process {pid} (backup.sh or BootModuleConfig.sh; \
+         waited {waited_secs} s); try again later or raise --wait"
+    )]
+    EsxiLockBusy {
+        lock: PathBuf,
+        pid: u32,
+        waited_secs: u64,
+    },
+
     #[error("archive `{archive}` is refused: {reason}")]
     UnsafeArchive { archive: PathBuf, reason: String },
 
@@ -33,7 +49,9 @@ pub enum Error {
 impl Error {
     pub fn exit(&self) -> Exit {
         match self {
-            Error::LockBusy { .. } => Exit::LockBusy,
+            Error::LockBusy { .. } | Error::RootBusy { .. } | Error::EsxiLockBusy { .. } => {
+                Exit::LockBusy
+            }
             _ => Exit::Failure,
         }
     }

@@ -1,7 +1,7 @@
 //! The process exit codes of the contract, in one place.
 //!
-//! SPEC.md fixes them; README and the man page mirror this table, and `bank check` uses its own
-//! monitoring codes (see `Monitoring`).
+//! docs/reference.md ("Exit status") fixes them; README and the man page mirror this table, and
+//! `bank check` uses its own monitoring codes (see `Monitoring`).
 
 /// Exit status of every command except `bank check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -43,9 +43,11 @@ impl Host {
         Selection::load(&self.config, self.config_explicit)
     }
 
-    /// The run directory, created 0700 on first use and checked to be ours.
+    /// The run directory, created 0700 on first use and checked to be ours; temps a killed
+    /// run left there (work directories, cache temps) are removed.
     pub fn run_dir(&self) -> Result<&Path> {
         ensure_private_dir(&self.run_dir)?;
+        crate::atomic::remove_stale_temps(&self.run_dir)?;
         Ok(&self.run_dir)
     }
 

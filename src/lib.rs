@@ -6,7 +6,8 @@
 //! so an unchanged host costs a stat walk); [`archive`] writes a deterministic `state.tgz`
 //! (ESXi layout: `local.tgz` inside, plus a manifest) and reads any archive as hostile input;
 //! [`atomic`] replaces files so a crash never leaves half of one; [`bank`] parses and rewrites
-//! `boot.cfg`, applies the boot loader's choice of bank and holds the bank lock; [`ops`] ties
+//! `boot.cfg`, applies the boot loader's choice of bank and holds the bank lock (after the
+//! [`root_lock`], in one order for every writer); [`ops`] ties
 //! these into the commands, and [`cli`] is the only layer that parses arguments or prints.
 
 pub mod archive;
@@ -19,7 +20,9 @@ pub mod durable;
 pub mod error;
 pub mod exit;
 pub mod host;
+pub mod lockfile;
 pub mod ops;
 pub mod restore;
+pub mod root_lock;
 pub mod syslog;
 pub mod timefmt;

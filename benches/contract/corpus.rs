@@ -243,7 +243,8 @@ pub fn text(rng: &mut Rng, size: usize) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// Lays out `count` flagged files (mode 1644) under `root/etc` in nested directories, sizes
+/// Lays out `count` modified flagged files (mode 1644, each with the empty `.#` branch ESXi
+/// leaves, so the default selection persists them) under `root/etc` in nested directories, sizes
 /// log-uniform in `[lo, hi]` scaled so the total is about `total` bytes when given.
 pub fn host(root: &Path, seed: u64, count: usize, lo: u64, hi: u64, total: Option<u64>) -> u64 {
     let mut rng = Rng::new(seed);
@@ -255,7 +256,9 @@ pub fn host(root: &Path, seed: u64, count: usize, lo: u64, hi: u64, total: Optio
         let size = ((*size as f64) * scale) as usize;
         let dir = root.join(format!("etc/d{:02}/s{:02}", i % 37, (i / 37) % 11));
         fs::create_dir_all(&dir).expect("create bench dir");
-        let path = dir.join(format!("{}-{i}.conf", rng.pick(WORDS)));
+        let name = format!("{}-{i}.conf", rng.pick(WORDS));
+        fs::File::create(dir.join(format!(".#{name}"))).expect("create bench branch");
+        let path = dir.join(name);
         let mut file = fs::File::create(&path).expect("create bench file");
         file.write_all(&text(&mut rng, size))
             .expect("write bench file");

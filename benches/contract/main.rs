@@ -1,4 +1,5 @@
-//! The performance contract of SPEC.md, measured as ratios in one run (`scripts/bench.sh`).
+//! The performance contract (docs/reference.md "Performance"), measured as ratios in one run
+//! (`scripts/bench.sh`).
 //!
 //! Builds fake hosts from deterministic config-like text, then times the release `statectl`
 //! against baselines run on the same files in the same run, process against process:
@@ -6,13 +7,14 @@
 //! auto-backup.sh-style check (extract both layers with tar, `cmp` each selected file);
 //! (b) a full `backup --force` of 100 MiB vs `tar -czf local.tgz; tar -czf state.tgz`;
 //! (c) the full backup's peak RSS; (d) peak RSS of `verify`, `list` and `restore --dry-run`
-//! reading a 10 MiB vs a 100 MiB archive of the same number of files; (e) the scale section
-//! ([`scale`]): every command at 1,000 / 10,000 / 100,000 files with wall time and peak RSS
-//! against its baseline. Prints the tables and exits 1 when a target is missed. `--quick`
-//! shrinks the hosts; `--scale-only` runs just (e), `--scale-sizes 1000,10000` picks its sizes;
-//! `--keep` leaves the hosts in place for profiling.
+//! reading a 10 MiB vs a 100 MiB archive of the same number of files; (e) the encrypted layout
+//! (see [`encrypted`]); (f) the scale section ([`scale`]): every command at 1,000 / 10,000 /
+//! 100,000 files with wall time and peak RSS against its baseline. Prints the tables and exits 1
+//! when a target is missed. `--quick` shrinks the hosts; `--scale-only` runs just (f),
+//! `--scale-sizes 1000,10000` picks its sizes; `--keep` leaves the hosts in place for profiling.
 
 mod corpus;
+mod encrypted;
 mod measure;
 mod scale;
 
@@ -71,6 +73,7 @@ fn main() {
     if !args.iter().any(|a| a == "--scale-only") {
         no_change(&base, &sizes, &mut rows);
         full_backup(&base, &sizes, &mut rows);
+        encrypted::encrypted(&base, &sizes, &mut rows);
     }
     let scale_rows = scale::scale(&base, &scale::sizes(&args, quick));
     if !rows.is_empty() {

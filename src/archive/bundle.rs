@@ -3,12 +3,16 @@
 //!
 //! # Security
 //! A bundle is untrusted like any archive: its outer layer is walked with the same [`Limits`]
-//! (entry count, header size, shared expansion budget) and drained so the gzip CRC is checked;
-//! member names go through [`normalize_member_name`] and any unsafe name, non-file member or
-//! duplicate refuses the bundle. Its `state.tgz` is copied into a 0600 temp file and then read
+//! (entry count, header size, shared expansion budget), every gzip member of it ([`GzMembers`],
+//! as the archive reader) and drained so the gzip CRC is checked; the `./` entry tar writes for
+//! `tar -C dir -czf x .` is skipped; member names go through [`normalize_member_name`] and any
+//! unsafe name, non-file member or duplicate refuses the bundle (names are remembered only as
+//! keyed hashes, so 100,000 long names cost no more than short ones). Its `state.tgz` is copied into a 0600 temp file and then read
 //! by the one archive reader like any other `state.tgz`; its names are never used as paths.
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashSet;
+use std::hash::BuildHasher;
 use std::io::{BufReader, Read, Write};
 use std::path::Path;
 
@@ -17,7 +21,8 @@ use flate2::{Compression, GzBuilder};
 use tempfile::NamedTempFile;
 
 use super::entries::{walk, EntryKind, EntryMeta, WalkError};
-use super::names::{display_name, normalize_member_name};
+use super::gzip::GzMembers;
+use super::names::{display_name, is_root_name, normalize_member_name};
 use super::streams::{describe_io, drain, Budget, Budgeted};
 use super::{open_archive, Limits, INNER_NAME, STATE_NAME};
 use crate::error::Error;
@@ -37,60 +42,34 @@ pub struct BundleManifest {
 }
 
 impl BundleManifest {
-    /// Reads `KEY=value` lines; unknown keys are ignored.
+    /// Reads the `KEY=value` lines as `firmwareConfig.sh --restore` does: the value is the
+    /// rest of the line after `KEY=`, untrimmed (its release check is a string comparison);
+    /// unknown keys are ignored and a later duplicate wins.
     pub fn parse(text: &str) -> BundleManifest {
         let mut manifest = BundleManifest::default();
         for line in text.lines() {
+            let line = line.strip_suffix('\r').unwrap_or(line);
             let Some((key, value)) = line.split_once('=') else {
                 continue;
             };
-            let value = value.trim().to_string();
-            match key.trim() {
-                "RELEASELEVEL" => manifest.release_level = value,
-                "UUID" => manifest.uuid = value,
-                "KERNELOPTS" => manifest.kernelopts = value,
-                "USEROPTS" => manifest.useropts = value,
-                _ => {}
-            }
+            let slot = match key {
+                "RELEASELEVEL" => &mut manifest.release_level,
+                "UUID" => &mut manifest.uuid,
+                "KERNELOPTS" => &mut manifest.kernelopts,
+                "USEROPTS" => &mut manifest.useropts,
+                _ => continue,
+            };
+            *slot = value.to_string();
         }
         manifest
     }
 
-    /// The text as `firmwareConfig.sh` writes it: four `KEY=value` lines.
+    /// The text as `firmwareConfig.sh --backup` writes it: four `KEY=value` lines, in its order.
     pub fn text(&self) -> String {
         format!(
             "RELEASELEVEL={}\nUUID={}\nKERNELOPTS={}\nUSEROPTS={}\n",
             self.release_level, self.uuid, self.kernelopts, self.useropts
         )
-    }
-}
-
-/// The build number of a `boot.cfg` build (`7.0.3-0.20.19193900` -> `19193900`).
-pub fn build_number(build: &str) -> Option<&str> {
-    build
-        .rsplit(['.', '-'])
-        .next()
-        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// The `RELEASELEVEL` written for a bank build, in `vmware -v` form:
-/// `7.0.3-0.20.19193900` -> `VMware ESXi 7.0.3 build-19193900`; other shapes verbatim.
-pub fn release_level(build: &str) -> String {
-    match (build.split_once('-'), build_number(build)) {
-        (Some((version, _)), Some(number)) => format!("VMware ESXi {version} build-{number}"),
-        _ => build.to_string(),
-    }
-}
-
-/// Whether a bundle's `RELEASELEVEL` names the same build as a bank's `build`: the
-/// `build-N` token against the bank build's number, else the whole text against the build.
-pub fn release_matches(release_level: &str, build: &str) -> bool {
-    let token = release_level
-        .split_whitespace()
-        .find_map(|word| word.strip_prefix("build-"));
-    match token {
-        Some(number) => build_number(build) == Some(number),
-        None => release_level.trim() == build.trim(),
     }
 }
 
@@ -111,13 +90,14 @@ pub fn open_input(path: &Path, limits: &Limits, scratch: &Path) -> Result<Input>
     let file = open_archive(path)?;
     let mut outer = Outer {
         scratch,
+        keys: RandomState::new(),
         seen: HashSet::new(),
         problems: Vec::new(),
         manifest: None,
         state: None,
         has_inner: false,
     };
-    let gz = flate2::bufread::GzDecoder::new(BufReader::with_capacity(64 << 10, file));
+    let gz = GzMembers::new(BufReader::with_capacity(64 << 10, file));
     let walked = walk(
         Budgeted::new(gz, Budget::new(limits.max_expanded)),
         limits,
@@ -148,6 +128,11 @@ pub fn open_input(path: &Path, limits: &Limits, scratch: &Path) -> Result<Input>
     match (outer.has_inner, outer.manifest, outer.state) {
         (true, None, None) => Ok(Input::State),
         (false, Some(manifest), Some(state)) => Ok(Input::Bundle { manifest, state }),
+        (false, None, Some(_)) => Err(bad(format!(
+            "invalid bundle: it holds {STATE_NAME} but no {BUNDLE_MANIFEST} (firmwareConfig.sh \
+             refuses it too: \"Invalid Bundle: Missing Manifest File\"); nothing was installed"
+        ))
+        .into()),
         _ => Err(bad(format!(
             "it is neither a state.tgz (holding {INNER_NAME}) nor a configBundle \
              (holding {BUNDLE_MANIFEST} and {STATE_NAME})"
@@ -158,7 +143,8 @@ pub fn open_input(path: &Path, limits: &Limits, scratch: &Path) -> Result<Input>
 
 struct Outer<'a> {
     scratch: &'a Path,
-    seen: HashSet<String>,
+    keys: RandomState,
+    seen: HashSet<u64>,
     problems: Vec<String>,
     manifest: Option<BundleManifest>,
     state: Option<NamedTempFile>,
@@ -167,6 +153,12 @@ struct Outer<'a> {
 
 impl Outer<'_> {
     fn member(&mut self, meta: &EntryMeta, data: &mut dyn Read) -> Result<(), WalkError> {
+        if meta.kind == EntryKind::Directory && is_root_name(&meta.raw_name) {
+            return Ok(());
+        }
+        if !self.problems.is_empty() {
+            return Ok(()); // only the first problem is reported
+        }
         let name = match normalize_member_name(&meta.raw_name) {
             Ok(name) => name,
             Err(reason) => {
@@ -181,7 +173,7 @@ impl Outer<'_> {
                 .push(format!("member `{name}` is {}", meta.kind.describe()));
             return Ok(());
         }
-        if !self.seen.insert(name.clone()) {
+        if !self.seen.insert(self.keys.hash_one(&name)) {
             self.problems.push(format!("duplicate member `{name}`"));
             return Ok(());
         }
@@ -255,24 +247,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn release_levels_match_builds_by_number() {
-        let build = "7.0.3-0.20.19193900";
-        assert_eq!(release_level(build), "VMware ESXi 7.0.3 build-19193900");
-        assert!(release_matches(&release_level(build), build));
-        assert!(release_matches("VMware ESXi 7.0.3 build-19193900", build));
-        assert!(!release_matches("VMware ESXi 6.7.0 build-8169922", build));
-        assert!(release_matches("custom-1", "custom-1"));
-        assert!(!release_matches("VMware ESXi 7.0 Update 3", build));
-    }
-
-    #[test]
     fn manifest_text_round_trips() {
         let manifest = BundleManifest {
-            release_level: "VMware ESXi 7.0.3 build-1".into(),
+            release_level: "VMware ESXi 6.7.0 Update 3".into(),
             uuid: "5f1c-01".into(),
             kernelopts: "autoPartition=FALSE".into(),
-            useropts: String::new(),
+            useropts: "vmkLinuxHost=1 noIOMMU".into(),
         };
         assert_eq!(BundleManifest::parse(&manifest.text()), manifest);
+        let script = "RELEASELEVEL=VMware ESXi 6.7.0 Update 3 \r\nUSEROPTS=a=b\n";
+        let parsed = BundleManifest::parse(script);
+        assert_eq!(parsed.release_level, "VMware ESXi 6.7.0 Update 3 ");
+        assert_eq!(parsed.useropts, "a=b");
     }
 }

@@ -3,6 +3,11 @@
 //! tar-rs runs in raw mode so that GNU long names, long links and PAX records reach us as plain
 //! entries: their size is checked against the header limit *before* a byte of them is read (a
 //! 400 MB long name costs one 512-byte header), then they are applied to the entry they precede.
+//!
+//! Sparse members are marked, never expanded: a GNU `S` entry, or any PAX `GNU.sparse.*`
+//! record (formats 0.0, 0.1 and 1.0; 1.0 also renames the member `GNUSparseFile.N/...` and
+//! puts the map in its data), so the reader can refuse them instead of restoring the map or a
+//! truncated file.
 
 use std::io::Read;
 
@@ -65,6 +70,23 @@ pub struct EntryMeta {
     pub mtime: i64,
     pub size: u64,
     pub link: Option<Vec<u8>>,
+    /// A GNU or PAX sparse member (see the module doc).
+    pub sparse: bool,
+}
+
+impl EntryMeta {
+    /// The record of a regular file with this header, `path` and content hash.
+    pub fn record(&self, path: String, sha256: String) -> super::FileRecord {
+        super::FileRecord {
+            path,
+            sha256,
+            size: self.size,
+            mode: self.mode,
+            uid: self.uid,
+            gid: self.gid,
+            mtime: self.mtime,
+        }
+    }
 }
 
 /// Why a walk stopped: the input is malformed, or the callback failed.
@@ -88,6 +110,7 @@ struct Pending {
     uid: Option<u32>,
     gid: Option<u32>,
     size: Option<u64>,
+    sparse: bool,
 }
 
 /// Walks every logical entry of the tar stream `reader`, calling `each` with its header and
@@ -190,6 +213,7 @@ fn read_pax<R: Read>(entry: &mut tar::Entry<'_, R>, pending: &mut Pending) -> Re
             b"uid" => pending.uid = Some(u32::try_from(number()?).map_err(|e| e.to_string())?),
             b"gid" => pending.gid = Some(u32::try_from(number()?).map_err(|e| e.to_string())?),
             b"size" => pending.size = Some(u64::try_from(number()?).map_err(|e| e.to_string())?),
+            key if key.starts_with(b"GNU.sparse.") => pending.sparse = true,
             _ => {}
         }
     }
@@ -211,6 +235,7 @@ fn entry_meta<R: Read>(
         None => header.link_name_bytes().map(|l| l.into_owned()),
     };
     let kind = EntryKind::from_header(header.entry_type(), &raw_name);
+    let sparse = pending.sparse || header.entry_type() == tar::EntryType::GNUSparse;
     let id = |value: u64| u32::try_from(value).unwrap_or(u32::MAX);
     Ok(EntryMeta {
         kind,
@@ -223,5 +248,6 @@ fn entry_meta<R: Read>(
         size: pending.size.unwrap_or(size),
         link,
         raw_name,
+        sparse,
     })
 }

@@ -1,17 +1,19 @@
 //! `state.tgz` and `local.tgz`: the one writer, the one hostile-input reader, the manifest and
 //! the member-name rules every command shares.
 //!
-//! Layout (SPEC.md "Archive format"): the outer gzip'd tar holds `local.tgz` first and then the
-//! manifest `statectl.json`; `local.tgz` holds the persisted files by root-relative path, sorted.
+//! Layout (docs/reference.md "Archive format"): the outer gzip'd tar holds `local.tgz` first and
+//! then the manifest `statectl.json`; `local.tgz` holds the persisted files by root-relative
+//! path, sorted.
 
 pub mod bundle;
 pub mod entries;
+pub mod envelope;
 pub mod gzip;
 pub mod gzip_writer;
 pub mod manifest;
 pub mod names;
 pub mod problem;
-pub mod reader;
+pub mod read;
 pub mod record;
 pub mod recover;
 pub mod streams;
@@ -20,13 +22,13 @@ pub mod writer;
 
 pub use manifest::Manifest;
 pub use problem::{Level, Problem};
-pub use reader::{
-    open_archive, read_archive, read_archive_from, read_archive_stream, ArchiveSummary, CheckOnly,
-    EntryKind, InnerEntry, Visitor,
+pub use read::{
+    open_archive, open_private_copy, read_archive, read_archive_from, read_archive_stream,
+    ArchiveSummary, CheckOnly, EntryKind, InnerEntry, Visitor,
 };
 pub use record::FileRecord;
-pub use verify::{verify_archive, VerifyReport};
-pub use writer::{write_archive, ArchiveLabel, SourceFile, WrittenArchive};
+pub use verify::{verify_against, verify_archive, VerifyReport};
+pub use writer::{write_archive, write_archive_file, ArchiveLabel, SourceFile, WrittenArchive};
 
 /// Name of the inner archive member.
 pub const INNER_NAME: &str = "local.tgz";
@@ -35,7 +37,7 @@ pub const MANIFEST_NAME: &str = "statectl.json";
 /// Name of the archive in a bank.
 pub const STATE_NAME: &str = "state.tgz";
 
-/// Limits on untrusted input (SPEC.md "Limits on untrusted input").
+/// Limits on untrusted input (docs/reference.md "Limits").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Total decompressed bytes of both layers.

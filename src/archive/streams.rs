@@ -139,6 +139,11 @@ impl<'a> Tracked<'a> {
         }
     }
 
+    /// Why reading the underlying data failed, if it did.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
     pub fn classify(&self, err: anyhow::Error) -> WalkError {
         match &self.failure {
             Some(reason) => WalkError::Format(format!("{}: {reason}", super::INNER_NAME)),

@@ -7,6 +7,13 @@
 //! `local.tgz` is deflated at level 6 in fixed blocks on every CPU ([`super::gzip_writer::ParallelGzip`],
 //! same bytes whatever the thread count); the outer layer stores `local.tgz` as is and deflates
 //! only the manifest ([`super::gzip_writer::OuterGzip`]).
+//!
+//! The encrypted layout ([`write_archive_file`] with an [`Encryption`]) writes
+//! `encryption.info` (carried over byte for byte), then `local.tgz` sealed as `local.tgz.ve`
+//! under the same key with a fresh random IV, then the manifest; so only the IV, and with it the
+//! ciphertext and tag, differs between two writes of the same files. Such an archive is read
+//! back in full through the one reader (authenticated, decrypted, every hash compared) before
+//! the caller renames it into place.
 
 use std::fs::{File, Metadata};
 use std::io::{self, BufWriter, Read, Seek, Write};
@@ -16,8 +23,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
+use super::envelope::{seal, Encryption, ENVELOPE_NAME, KEYSTORE_NAME};
 use super::gzip_writer::{self, OuterGzip, ParallelGzip};
-use super::{FileRecord, Manifest, INNER_NAME, MANIFEST_NAME};
+use super::{FileRecord, Limits, Manifest, INNER_NAME, MANIFEST_NAME};
 
 /// Deflate level of `local.tgz` (what `gzip -6` uses).
 const INNER_LEVEL: u32 = 6;
@@ -49,12 +57,52 @@ pub struct ArchiveLabel {
     pub build: String,
 }
 
-/// Writes a complete `state.tgz` of `files` to `out`. `scratch` holds the inner temp file.
+/// Writes a complete plain `state.tgz` of `files` to `out`. `scratch` holds the inner temp file.
 pub fn write_archive<W: Write>(
     out: W,
     files: &[SourceFile],
     label: &ArchiveLabel,
     scratch: &Path,
+) -> Result<WrittenArchive> {
+    write_layout(out, files, &[], label, scratch, None)
+}
+
+/// As [`write_archive`], with a manifest that lists `remove`: the paths a restore of it
+/// removes (an undo archive's record of the files its restore created).
+pub fn write_archive_removing<W: Write>(
+    out: W,
+    files: &[SourceFile],
+    remove: &[String],
+    label: &ArchiveLabel,
+    scratch: &Path,
+) -> Result<WrittenArchive> {
+    write_layout(out, files, remove, label, scratch, None)
+}
+
+/// Writes a complete `state.tgz` into `out` (a new temp file), encrypted with `encryption`'s
+/// key store when given; an encrypted archive is then read back in full and its hashes
+/// compared before this returns, so a caller never renames an envelope that does not open.
+pub fn write_archive_file(
+    out: &mut File,
+    files: &[SourceFile],
+    label: &ArchiveLabel,
+    scratch: &Path,
+    encryption: Option<&Encryption>,
+) -> Result<WrittenArchive> {
+    let written = write_layout(&mut *out, files, &[], label, scratch, encryption)?;
+    if encryption.is_some() {
+        check_written(out, &written)?;
+    }
+    Ok(written)
+}
+
+fn write_layout<W: Write>(
+    out: W,
+    files: &[SourceFile],
+    remove: &[String],
+    label: &ArchiveLabel,
+    scratch: &Path,
+    encryption: Option<&Encryption>,
 ) -> Result<WrittenArchive> {
     let mut sorted: Vec<&SourceFile> = files.iter().collect();
     sorted.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
@@ -74,6 +122,7 @@ pub fn write_archive<W: Write>(
         host: label.host.clone(),
         build: label.build.clone(),
         files: records,
+        remove: remove.to_vec(),
     };
     let (mut json, json_len) = manifest_file(&manifest, scratch)?;
     let records = std::mem::take(&mut manifest.files);
@@ -81,10 +130,17 @@ pub fn write_archive<W: Write>(
     {
         let gz = OuterGzip::new(&mut counted).context("cannot write the archive")?;
         let mut outer = tar::Builder::new(gz);
-        let mut header = member_header(inner_len, 0o600, member_mtime);
-        outer
-            .append_data(&mut header, INNER_NAME, &mut inner)
-            .context("cannot write the outer archive")?;
+        match encryption {
+            None => {
+                let mut header = member_header(inner_len, 0o600, member_mtime);
+                outer
+                    .append_data(&mut header, INNER_NAME, &mut inner)
+                    .context("cannot write the outer archive")?;
+            }
+            Some(encryption) => {
+                append_sealed(&mut outer, encryption, &mut inner, inner_len, member_mtime)?
+            }
+        }
         outer
             .get_mut()
             .compress_rest(MANIFEST_LEVEL)
@@ -120,6 +176,55 @@ fn manifest_file(manifest: &Manifest, scratch: &Path) -> Result<(File, u64)> {
     let len = file.stream_position().context("cannot size the manifest")?;
     file.rewind().context("cannot rewind the manifest")?;
     Ok((file, len))
+}
+
+/// `encryption.info` as it was, then `local.tgz` sealed as `local.tgz.ve`.
+fn append_sealed<W: Write>(
+    outer: &mut tar::Builder<W>,
+    encryption: &Encryption,
+    inner: &mut File,
+    inner_len: u64,
+    mtime: u64,
+) -> Result<()> {
+    let keystore = encryption.keystore.as_slice();
+    let mut header = member_header(keystore.len() as u64, 0o600, mtime);
+    outer
+        .append_data(&mut header, KEYSTORE_NAME, keystore)
+        .context("cannot write the outer archive")?;
+    let mut sealing = seal::seal(encryption, inner, inner_len)
+        .map_err(|reason| anyhow::anyhow!("cannot encrypt the new archive: {reason}"))?;
+    let mut header = member_header(seal::sealed_len(inner_len), 0o600, mtime);
+    outer
+        .append_data(&mut header, ENVELOPE_NAME, &mut sealing)
+        .context("cannot write the encrypted local.tgz.ve")?;
+    Ok(())
+}
+
+/// Reads the archive just written to `out` through the one reader and compares every hash.
+fn check_written(out: &mut File, written: &WrittenArchive) -> Result<()> {
+    out.rewind().context("cannot rewind the new archive")?;
+    let limits = Limits {
+        max_expanded: u64::MAX,
+        max_entries: u64::MAX,
+        ..Limits::default()
+    };
+    let name = Path::new("the new archive");
+    let summary = super::read_archive_stream(&mut *out, name, &limits, &mut super::CheckOnly)
+        .context("the archive just written does not read back; nothing was replaced")?;
+    summary.ensure_safe()?;
+    let same = summary.files.len() == written.records.len()
+        && summary
+            .files
+            .iter()
+            .zip(&written.records)
+            .all(|(read, wrote)| read == wrote);
+    if !same || summary.encryption.is_none() {
+        bail!(
+            "the encrypted archive just written reads back different files; nothing was replaced"
+        );
+    }
+    out.rewind().context("cannot rewind the new archive")?;
+    Ok(())
 }
 
 fn write_inner(

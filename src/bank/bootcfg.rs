@@ -1,123 +1,180 @@
-//! `boot.cfg`: one parser, one rewriter.
+//! `boot.cfg`: the loader's reading of it (see [`super::loader`]) and the one rewriter.
 //!
-//! The model keeps the file's exact text and the byte range of every `key=value` line, so a
-//! rewrite changes only the value asked for: order, spacing, comments, unknown keys and line
-//! endings stay byte for byte. Keys are case-insensitive; spaces around `=` are allowed.
-//! `bootstate=` must stay within the first 512 bytes, because the boot loader patches that digit
-//! in place; a rewrite that would move it further is refused.
+//! A `BootCfg` keeps the file's exact bytes and what safeboot (which picks the bank) and mboot
+//! (which loads it) each read from them. Values are what the loader uses: the last line that
+//! names a key wins, `updated = 3` (blank before `=`) is not `updated`, a malformed integer
+//! makes the file unusable. A rewrite replaces the one line the loader reads for the key with a
+//! canonical `key=value` and that line's own ending, keeps every other byte, and is refused
+//! unless reading the result back gives exactly the value asked for, every other value
+//! unchanged, and a `bootstate=` the loader can still patch within the first 512 bytes.
 
-use std::ops::Range;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use super::loader::{self, Parsed, RawLine, MBOOT, SAFEBOOT};
 use crate::error::Error;
 
-/// Offset limit for the `bootstate=` line (the loader patches it in place).
+mod notes;
+pub use notes::LineNote;
+
+/// Offset limit for the `bootstate=` digit (the loader patches it in place).
 pub const BOOTSTATE_WINDOW: usize = 512;
 /// Separator of the `modules=` list.
 pub const MODULE_SEPARATOR: &str = " --- ";
 
-#[derive(Debug, Clone)]
-struct Line {
-    key: String,
-    key_start: usize,
-    value: Range<usize>,
-}
-
-/// A parsed `boot.cfg` that remembers its bytes.
+/// A `boot.cfg` with the loader's view of it.
 #[derive(Debug, Clone)]
 pub struct BootCfg {
-    text: String,
-    lines: Vec<Line>,
+    bytes: Vec<u8>,
+    lines: Vec<RawLine>,
+    safeboot: Parsed,
+    mboot: Parsed,
+    /// The string options' values, decoded once.
+    strings: Vec<(&'static str, String)>,
+}
+
+/// Bytes as text: Latin-1 (the loader's charset), control bytes escaped.
+pub fn latin1(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| match b {
+            0..=0x1f | 0x7f..=0x9f => format!("\\x{b:02x}"),
+            _ => char::from(b).to_string(),
+        })
+        .collect()
+}
+
+/// Latin-1 bytes as text, one char per byte (reversible for the values statectl writes).
+fn decode(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// The inverse of [`decode`]; `None` for a char beyond Latin-1.
+fn encode(text: &str) -> Option<Vec<u8>> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect()
 }
 
 impl BootCfg {
-    /// Parses `text`; the error says which line is wrong.
-    pub fn parse(text: &str) -> Result<BootCfg, String> {
-        if text.contains('\0') {
-            return Err("it holds a NUL byte".into());
-        }
-        let mut lines = Vec::new();
-        let mut offset = 0;
-        for (number, raw) in text.split_inclusive('\n').enumerate() {
-            let start = offset;
-            offset += raw.len();
-            let body = raw.trim_end_matches(['\n', '\r']);
-            let trimmed = body.trim();
-            if trimmed.is_empty() || trimmed.starts_with('#') {
-                continue;
-            }
-            let Some(eq) = body.find('=') else {
-                return Err(format!("line {} has no `=`: `{}`", number + 1, trimmed));
-            };
-            let key = body[..eq].trim();
-            if key.is_empty() || key.contains(char::is_whitespace) {
-                return Err(format!("line {} has a bad key: `{}`", number + 1, trimmed));
-            }
-            let key = key.to_ascii_lowercase();
-            if lines.iter().any(|l: &Line| l.key == key) {
-                return Err(format!("key `{key}` appears twice (line {})", number + 1));
-            }
-            let after = &body[eq + 1..];
-            let lead = after.len() - after.trim_start().len();
-            let value_start = start + eq + 1 + lead;
-            let value_end = start + body.trim_end().len().max(eq + 1 + lead);
-            let key_start = start + (body.len() - body.trim_start().len());
-            lines.push(Line {
-                key,
-                key_start,
-                value: value_start..value_end,
-            });
-        }
-        let cfg = BootCfg {
-            text: text.to_string(),
+    /// Reads `bytes` as the loader does; this never fails (see [`BootCfg::loader_error`]).
+    pub fn from_bytes(bytes: &[u8]) -> BootCfg {
+        let lines = loader::split_lines(bytes);
+        let safeboot = Parsed::parse(&lines, SAFEBOOT);
+        let mboot = Parsed::parse(&lines, MBOOT);
+        let strings = [&safeboot, &mboot]
+            .into_iter()
+            .flat_map(|parsed| {
+                parsed
+                    .table
+                    .iter()
+                    .filter_map(|def| Some((def.key, decode(parsed.string(def.key)?))))
+            })
+            .collect();
+        BootCfg {
+            safeboot,
+            mboot,
+            strings,
+            bytes: bytes.to_vec(),
             lines,
-        };
-        for key in ["updated", "bootstate"] {
-            if let Some(value) = cfg.get(key) {
-                if value.parse::<u64>().is_err() {
-                    return Err(format!("`{key}={value}` is not a number"));
-                }
-            }
         }
-        Ok(cfg)
     }
 
-    /// Reads and parses `path`; a file that does not parse is a typed [`Error::BadBootCfg`].
+    /// [`BootCfg::from_bytes`], refusing a file the loader cannot use.
+    pub fn parse(text: &str) -> Result<BootCfg, String> {
+        let cfg = BootCfg::from_bytes(text.as_bytes());
+        match cfg.loader_error() {
+            Some(reason) => Err(reason),
+            None => Ok(cfg),
+        }
+    }
+
+    /// Reads `path`; a file the loader cannot use is a typed [`Error::BadBootCfg`] (statectl
+    /// never rewrites one).
     pub fn load(path: &Path) -> Result<BootCfg> {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-        let text = String::from_utf8(bytes).map_err(|_| Error::BadBootCfg {
-            path: path.to_path_buf(),
-            reason: "it is not valid UTF-8 text".into(),
-        })?;
-        BootCfg::parse(&text).map_err(|reason| {
-            Error::BadBootCfg {
+        let cfg = BootCfg::from_bytes(&bytes);
+        match cfg.loader_error() {
+            Some(reason) => Err(Error::BadBootCfg {
                 path: path.to_path_buf(),
                 reason,
             }
-            .into()
-        })
+            .into()),
+            None => Ok(cfg),
+        }
     }
 
-    /// The exact text.
-    pub fn text(&self) -> &str {
-        &self.text
+    /// The exact bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
-    /// The value of `key` (case-insensitive), trimmed.
+    /// Why safeboot cannot use this file (it then skips the bank), if it cannot.
+    pub fn loader_error(&self) -> Option<String> {
+        self.syntax_error(&self.safeboot, "the boot loader ignores this whole file")
+    }
+
+    fn syntax_error(&self, parsed: &Parsed, effect: &str) -> Option<String> {
+        let error = parsed.error.as_ref()?;
+        Some(format!(
+            "line {} `{}`: `{}` is not a number to the loader (an optional `-` and digits \
+             only, esx-boot bootlib/string.c:427), so {effect}",
+            error.line + 1,
+            self.line_text(error.line),
+            latin1(&error.value)
+        ))
+    }
+
+    fn line_text(&self, index: usize) -> String {
+        let line = &self.lines[index];
+        latin1(&self.bytes[line.start..line.end])
+    }
+
+    fn view(&self, key: &str) -> Option<&Parsed> {
+        [&self.safeboot, &self.mboot]
+            .into_iter()
+            .find(|parsed| parsed.table.iter().any(|def| def.key == key))
+    }
+
+    /// The loader's value of a string `key` (Latin-1 decoded), `None` when unset or empty.
     pub fn get(&self, key: &str) -> Option<&str> {
         let key = key.to_ascii_lowercase();
-        self.lines
+        self.strings
             .iter()
-            .find(|line| line.key == key)
-            .map(|line| &self.text[line.value.clone()])
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| value.as_str())
     }
 
-    /// `key` as a number; absent or unparsable gives `None`.
-    pub fn number(&self, key: &str) -> Option<u64> {
-        self.get(key).and_then(|v| v.parse().ok())
+    /// `updated` as the loader's `uint32_t` holds it.
+    pub fn updated(&self) -> u32 {
+        self.safeboot.int("updated") as u32
+    }
+
+    /// `bootstate` as the loader's `int` holds it (0 when absent).
+    pub fn bootstate(&self) -> i32 {
+        self.safeboot.int("bootstate")
+    }
+
+    /// `quickboot` (any non-zero value is "quick boot only").
+    pub fn quickboot(&self) -> i32 {
+        self.safeboot.int("quickboot")
+    }
+
+    /// `build`, `None` when absent or empty.
+    pub fn build(&self) -> Option<&str> {
+        self.get("build")
+    }
+
+    /// An mboot integer option (`skip`, `timeout`, ...).
+    pub fn mboot_int(&self, key: &str) -> i32 {
+        self.mboot.int(key)
+    }
+
+    /// True when the loader can patch `bootstate` in place (needed for states other than 0).
+    pub fn bootstate_patchable(&self) -> bool {
+        loader::bootstate_patch_offset(&self.bytes).is_some()
     }
 
     /// The module names of `modules=` (first word of each ` --- ` item).
@@ -140,44 +197,96 @@ impl BootCfg {
             .any(|module| module.trim_start_matches('/') == name)
     }
 
-    /// A copy with `key`'s value replaced (or, when absent, a `key=value` line appended).
+    /// A copy with `key`'s value set to `value`: the line the loader reads for it (or a
+    /// look-alike it ignores, `key = ...`) becomes `key=value`, else such a line is appended.
     pub fn with_value(&self, key: &str, value: &str) -> Result<BootCfg, String> {
-        let lower = key.to_ascii_lowercase();
-        let text = match self.lines.iter().find(|line| line.key == lower) {
-            Some(line) => {
-                let mut text = String::with_capacity(self.text.len() + value.len());
-                text.push_str(&self.text[..line.value.start]);
-                text.push_str(value);
-                text.push_str(&self.text[line.value.end..]);
-                text
+        let key = key.to_ascii_lowercase();
+        let view = self
+            .view(&key)
+            .ok_or_else(|| format!("`{key}` is not a key the loader reads"))?;
+        let target = view.line_of(&key).or_else(|| self.lookalike(&key));
+        let canonical = encode(&format!("{key}={value}"))
+            .ok_or_else(|| format!("`{value}` is not Latin-1 text"))?;
+        let mut bytes = Vec::with_capacity(self.bytes.len() + value.len() + 12);
+        match target {
+            Some(index) => {
+                let line = &self.lines[index];
+                let cr = self.bytes[line.start..line.end].ends_with(b"\r");
+                bytes.extend_from_slice(&self.bytes[..line.start]);
+                bytes.extend_from_slice(&canonical);
+                if cr {
+                    bytes.push(b'\r');
+                }
+                bytes.extend_from_slice(&self.bytes[line.end..]);
             }
             None => {
-                let newline = if self.text.contains("\r\n") {
-                    "\r\n"
-                } else {
-                    "\n"
-                };
-                let mut text = self.text.clone();
-                if !text.is_empty() && !text.ends_with('\n') {
-                    text.push_str(newline);
+                let ending: &[u8] = if self.uses_crlf() { b"\r\n" } else { b"\n" };
+                bytes.extend_from_slice(&self.bytes);
+                if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+                    bytes.extend_from_slice(ending);
                 }
-                text.push_str(&format!("{key}={value}{newline}"));
-                text
+                bytes.extend_from_slice(&canonical);
+                bytes.extend_from_slice(ending);
             }
-        };
-        let updated = BootCfg::parse(&text)?;
-        if self
-            .bootstate_offset()
-            .is_some_and(|at| at < BOOTSTATE_WINDOW)
-            && updated
-                .bootstate_offset()
-                .is_some_and(|at| at >= BOOTSTATE_WINDOW)
-        {
+        }
+        let changed = BootCfg::from_bytes(&bytes);
+        self.check_rewrite(&changed, &key, value)?;
+        Ok(changed)
+    }
+
+    /// The last line that looks like `key` but has a blank before `=`.
+    fn lookalike(&self, key: &str) -> Option<usize> {
+        self.lines.iter().rposition(|line| {
+            let merged = &line.merged;
+            merged.iter().position(|&b| b == b'=').is_some_and(|eq| {
+                merged[..eq]
+                    .trim_ascii_end()
+                    .eq_ignore_ascii_case(key.as_bytes())
+            })
+        })
+    }
+
+    fn uses_crlf(&self) -> bool {
+        self.lines
+            .first()
+            .is_some_and(|line| self.bytes[line.start..line.end].ends_with(b"\r"))
+    }
+
+    /// The rewrite gives `key=value` to the loader and changes nothing else it reads.
+    fn check_rewrite(&self, changed: &BootCfg, key: &str, value: &str) -> Result<(), String> {
+        if let Some(reason) = changed.loader_error() {
             return Err(format!(
-                "the change would move `bootstate=` past byte {BOOTSTATE_WINDOW}, where the loader cannot patch it"
+                "the result would be unusable to the loader ({reason})"
             ));
         }
-        Ok(updated)
+        let view = changed.view(key).ok_or("unknown key")?;
+        let got = match view.value(key) {
+            Some(loader::Value::Int(n)) => n.to_string(),
+            Some(loader::Value::Str(Some(bytes))) => decode(&bytes),
+            _ => String::new(),
+        };
+        if got != value {
+            return Err(format!(
+                "the loader would read `{key}` as `{got}`, not `{value}`"
+            ));
+        }
+        for (old, new) in [
+            (&self.safeboot, &changed.safeboot),
+            (&self.mboot, &changed.mboot),
+        ] {
+            for def in old.table.iter().filter(|def| def.key != key) {
+                if old.value(def.key) != new.value(def.key) {
+                    return Err(format!("the change would also change `{}`", def.key));
+                }
+            }
+        }
+        if self.bootstate_patchable() && !changed.bootstate_patchable() {
+            return Err(format!(
+                "the change would move `bootstate=` past byte {BOOTSTATE_WINDOW}, where the \
+                 loader cannot patch it"
+            ));
+        }
+        Ok(())
     }
 
     /// A copy whose `modules=` also lists `name` (appended with ` --- `), or `None` if it already does.
@@ -185,18 +294,21 @@ impl BootCfg {
         if self.lists_module(name) {
             return Ok(None);
         }
+        if self.get("modules").is_none() {
+            if let Some(index) = self.lookalike("modules") {
+                return Err(format!(
+                    "line {} `{}` is not read as `modules` by the loader (a blank before `=`); \
+                     fix boot.cfg by hand",
+                    index + 1,
+                    self.line_text(index)
+                ));
+            }
+        }
         let value = match self.get("modules") {
-            Some(current) if !current.is_empty() => format!("{current}{MODULE_SEPARATOR}{name}"),
-            _ => name.to_string(),
+            Some(current) => format!("{current}{MODULE_SEPARATOR}{name}"),
+            None => name.to_string(),
         };
         self.with_value("modules", &value).map(Some)
-    }
-
-    fn bootstate_offset(&self) -> Option<usize> {
-        self.lines
-            .iter()
-            .find(|line| line.key == "bootstate")
-            .map(|line| line.key_start)
     }
 }
 
@@ -206,53 +318,68 @@ pub fn save(path: &Path, cfg: &BootCfg) -> Result<()> {
     let mode = std::fs::metadata(path)
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o644);
-    crate::atomic::write_atomically(path, cfg.text().as_bytes(), mode)
+    crate::atomic::write_atomically(path, cfg.bytes(), mode)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const SAMPLE: &str = "bootstate=0\r\ntitle=Loading VMware ESXi\r\ntimeout=5\r\n# a comment\r\nPrefix = \r\nkernel=/b.b00\r\nkernelopt=autoPartition=FALSE\r\nmodules=/jumpstrt.gz --- /useropts.gz --- /k.b00\r\nbuild=7.0.3-0.20.19193900\r\nupdated = 3 \r\n";
+    const SAMPLE: &str = "bootstate=0\r\ntitle=Loading VMware ESXi\r\ntimeout=5\r\n# a comment\r\nprefix=\r\nkernel=/b.b00\r\nkernelopt=autoPartition=FALSE\r\nmodules=/jumpstrt.gz --- /useropts.gz --- /k.b00\r\nbuild=7.0.3-0.20.19193900\r\nupdated=3\r\n";
 
     #[test]
-    fn keys_are_case_insensitive_and_spaces_allowed() {
+    fn values_are_the_loaders() {
         let cfg = BootCfg::parse(SAMPLE).unwrap();
-        assert_eq!(cfg.get("prefix"), Some(""));
-        assert_eq!(cfg.number("UPDATED"), Some(3));
+        assert_eq!(cfg.get("prefix"), None);
+        assert_eq!(cfg.updated(), 3);
         assert_eq!(cfg.get("kernelopt"), Some("autoPartition=FALSE"));
         assert_eq!(
             cfg.modules(),
             vec!["/jumpstrt.gz", "/useropts.gz", "/k.b00"]
         );
+        let spaced = BootCfg::parse("updated = 3\nbuild=b\n").unwrap();
+        assert_eq!(spaced.updated(), 0);
+        assert_eq!(spaced.line_notes().len(), 1);
     }
 
     #[test]
-    fn changing_one_value_keeps_every_other_byte() {
+    fn changing_one_value_rewrites_one_line_canonically() {
         let cfg = BootCfg::parse(SAMPLE).unwrap();
         let changed = cfg.with_value("updated", "4").unwrap();
         assert_eq!(
-            changed.text(),
-            SAMPLE.replace("updated = 3 ", "updated = 4 ")
+            changed.bytes(),
+            SAMPLE.replace("updated=3", "updated=4").as_bytes()
+        );
+        let spaced = BootCfg::parse("build=b\r\nupdated = 3 \r\n").unwrap();
+        let fixed = spaced.with_value("updated", "6").unwrap();
+        assert_eq!(fixed.bytes(), b"build=b\r\nupdated=6\r\n");
+        assert_eq!(fixed.updated(), 6);
+        let bare = BootCfg::parse("build=b").unwrap();
+        assert_eq!(
+            bare.with_value("updated", "1").unwrap().bytes(),
+            b"build=b\nupdated=1\n"
         );
     }
 
     #[test]
-    fn appending_state_tgz_changes_only_the_modules_value() {
+    fn appending_state_tgz_changes_only_the_modules_line() {
         let cfg = BootCfg::parse(SAMPLE).unwrap();
         let changed = cfg.with_module("state.tgz").unwrap().unwrap();
         assert_eq!(
-            changed.text(),
-            SAMPLE.replace("/k.b00\r\n", "/k.b00 --- state.tgz\r\n")
+            changed.bytes(),
+            SAMPLE
+                .replace("/k.b00\r\n", "/k.b00 --- state.tgz\r\n")
+                .as_bytes()
         );
         assert!(changed.with_module("state.tgz").unwrap().is_none());
     }
 
     #[test]
-    fn unparsable_files_are_reported() {
-        assert!(BootCfg::parse("bootstate=0\ngarbage line\n").is_err());
-        assert!(BootCfg::parse("updated=x\n").is_err());
-        assert!(BootCfg::parse("updated=1\nUPDATED=2\n").is_err());
+    fn malformed_integers_make_the_file_unusable() {
+        assert!(BootCfg::parse("updated=+5\n").is_err());
+        assert!(BootCfg::parse("bootstate=0x1\n").is_err());
+        assert!(BootCfg::parse("updated=1\nUPDATED=2\n").unwrap().updated() == 2);
+        assert!(BootCfg::parse("bootstate=0\ngarbage line\n").is_ok());
     }
 
     #[test]

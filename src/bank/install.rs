@@ -8,7 +8,7 @@
 //! it never names a missing one.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -69,34 +69,11 @@ fn read_back(path: &Path) -> io::Result<String> {
     Ok(reader.hex_digest())
 }
 
-/// Makes each bank's `boot.cfg` list `state.tgz`; returns warnings for those it must not touch
-/// (a `boot.cfg` that does not parse is never rewritten). A bank without `boot.cfg` is skipped.
-pub fn list_state_in_boot_cfg(banks: &[PathBuf]) -> Vec<String> {
-    let mut warnings = Vec::new();
-    for bank in banks {
-        let path = bank.join("boot.cfg");
-        if !path.exists() {
-            continue;
-        }
-        let outcome = BootCfg::load(&path).and_then(|cfg| match cfg.with_module(STATE_NAME) {
-            Ok(Some(updated)) => bootcfg::save(&path, &updated),
-            Ok(None) => Ok(()),
-            Err(reason) => bail!("{reason}"),
-        });
-        if let Err(err) = outcome {
-            warnings.push(format!(
-                "`{}` was not changed to list {STATE_NAME}: {err:#}",
-                path.display()
-            ));
-        }
-    }
-    warnings
-}
-
-/// As [`list_state_in_boot_cfg`], but for `backup`: a `boot.cfg` that parses yet cannot be
-/// saved (full, read-only or failing medium) is an error naming the bank, because an archive
-/// the loader is not told about is not loaded at boot. A `boot.cfg` that does not parse or
-/// cannot take the module stays a warning and is never rewritten.
+/// Makes each bank's `boot.cfg` list `state.tgz` (a bank without one is skipped), for every
+/// command that puts an archive into a bank. A `boot.cfg` that parses yet cannot be saved
+/// (full, read-only or failing medium) is an error naming the bank, because an archive the
+/// loader is not told about is not loaded at boot. A `boot.cfg` that does not parse or cannot
+/// take the module stays a warning and is never rewritten.
 pub fn ensure_state_listed(banks: &[PathBuf]) -> Result<Vec<String>> {
     let mut warnings = Vec::new();
     for bank in banks {
@@ -135,9 +112,92 @@ pub fn ensure_state_listed(banks: &[PathBuf]) -> Result<Vec<String>> {
     Ok(warnings)
 }
 
+/// The boot options file of a bank (`esxcfg-info -c` output, gzip'd).
+pub const USEROPTS: &str = "useropts.gz";
+/// Larger decompressed boot options are refused (real ones are a line).
+const USEROPTS_MAX: u64 = 64 << 10;
+
+/// The decompressed `useropts.gz` of `bank`, trailing newlines removed (as `$(...)` in
+/// `firmwareConfig.sh` does); `None` when the bank has none.
+pub fn read_useropts(bank: &Path) -> Result<Option<String>> {
+    let path = bank.join(USEROPTS);
+    let file = match File::open(&path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("cannot open `{}`", path.display())),
+    };
+    let mut text = Vec::new();
+    flate2::read::MultiGzDecoder::new(file)
+        .take(USEROPTS_MAX + 1)
+        .read_to_end(&mut text)
+        .with_context(|| format!("cannot decompress `{}`", path.display()))?;
+    if text.len() as u64 > USEROPTS_MAX {
+        bail!(
+            "`{}` holds over {USEROPTS_MAX} bytes of boot options",
+            path.display()
+        );
+    }
+    let text = String::from_utf8_lossy(&text);
+    Ok(Some(text.trim_end_matches('\n').to_string()))
+}
+
+/// Applies a bundle's boot options to `bank` as `firmwareConfig.sh --restore` does:
+/// `useropts.gz` becomes USEROPTS and a newline, gzip'd (`echo "$USEROPTS" | gzip`), replaced
+/// atomically; `kernelopt=` becomes KERNELOPTS, through the one-line `boot.cfg` rewrite (every
+/// other byte kept). A bank without `boot.cfg` gets only `useropts.gz`.
+pub fn apply_boot_options(bank: &Path, kernelopts: &str, useropts: &str) -> Result<()> {
+    let fail = || {
+        format!(
+            "cannot write the bundle's boot options into bank `{}`; check that it is mounted \
+             read-write and has free space",
+            bank.display()
+        )
+    };
+    let cfg_path = bank.join("boot.cfg");
+    let updated = if cfg_path.exists() {
+        let cfg = BootCfg::load(&cfg_path)?;
+        let updated = cfg
+            .with_value("kernelopt", kernelopts)
+            .map_err(|reason| anyhow::anyhow!("`{}`: {reason}", cfg_path.display()))?;
+        (updated.bytes() != cfg.bytes()).then_some(updated)
+    } else {
+        None
+    };
+    let mut temp = atomic::temp_in(bank).with_context(fail)?;
+    let mut gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(temp.as_file_mut(), flate2::Compression::default());
+    gz.write_all(format!("{useropts}\n").as_bytes())
+        .and_then(|()| gz.finish().map(|_| ()))
+        .with_context(fail)?;
+    atomic::commit(temp, &bank.join(USEROPTS)).with_context(fail)?;
+    if let Some(updated) = updated {
+        bootcfg::save(&cfg_path, &updated).with_context(fail)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boot_options_land_and_round_trip() {
+        let bank = tempfile::tempdir().unwrap();
+        let cfg = "bootstate=0\r\nkernelopt=old\r\nmodules=b.b00\r\nbuild=1\r\nupdated=1\r\n";
+        std::fs::write(bank.path().join("boot.cfg"), cfg).unwrap();
+        assert_eq!(read_useropts(bank.path()).unwrap(), None);
+        apply_boot_options(bank.path(), "autoPartition=FALSE", "noIOMMU").unwrap();
+        let text = std::fs::read_to_string(bank.path().join("boot.cfg")).unwrap();
+        assert_eq!(
+            text,
+            cfg.replace("kernelopt=old", "kernelopt=autoPartition=FALSE")
+        );
+        assert_eq!(
+            read_useropts(bank.path()).unwrap().as_deref(),
+            Some("noIOMMU")
+        );
+    }
 
     #[test]
     fn copy_is_byte_exact_private_and_leaves_no_temp() {

@@ -1,11 +1,21 @@
-//! The bank lock: a kernel `flock` on a file in the run directory, never on the boot media.
+//! The bank locks: statectl's own kernel `flock` per bank, and ESXi's PID-file lock.
 //!
-//! The lock file's name is derived from the bank's canonical path, so every way of naming a bank
-//! meets the same lock. The kernel drops the lock when its holder dies, so a killed run never
-//! blocks the next one, and taking it writes nothing to the bank.
+//! statectl's lock is a `flock` on a file in the run directory, never on the boot media. Its
+//! name is derived from the bank's canonical path, so every way of naming a bank meets the same
+//! lock. The kernel drops it when its holder dies, so a killed run never blocks the next one.
+//!
+//! ESXi's own tools (`backup.sh`, `BootModuleConfig.sh`) lock a bank with a PID file
+//! `/tmp/<bank name>.lck`; [`esxi`] takes the same file under the root (`<root>/tmp/...`), so
+//! statectl and those tools never write one bank at once.
+//!
+//! # Order (so that no two runs deadlock)
+//! A writer takes, in this order: the root lock (when it needs one), then the statectl lock of
+//! each bank it touches, the bootbank's before the altbootbank's (any other bank, `--bank DIR`,
+//! after them by path), then ESXi's PID locks in the same bank order. [`lock_for_writing`] does
+//! the last two steps in one call; it is what every writer of a bank uses. Dropping the
+//! returned [`WriteLocks`] releases the PID locks first, then the `flock`s.
 
-use std::fs::{File, TryLockError};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -13,8 +23,9 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
+use crate::host::Host;
 
-const POLL: Duration = Duration::from_millis(25);
+pub mod esxi;
 
 /// How long commands without a `--wait` flag (install, export) wait for a run holding the lock.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(60);
@@ -29,16 +40,10 @@ pub struct BankLock {
 /// Locks every bank in `banks` (in a fixed order, so two runs cannot deadlock), waiting up to
 /// `wait` in total.
 pub fn lock_banks(run_dir: &Path, banks: &[&Path], wait: Duration) -> Result<Vec<BankLock>> {
-    let mut canonical = Vec::new();
-    for bank in banks {
-        let path = bank.canonicalize().with_context(|| {
-            format!(
-                "bank `{}` does not exist or cannot be opened",
-                bank.display()
-            )
-        })?;
-        canonical.push(path);
-    }
+    let mut canonical = banks
+        .iter()
+        .map(|bank| canonical_bank(bank))
+        .collect::<Result<Vec<_>>>()?;
     canonical.sort();
     canonical.dedup();
     let deadline = Instant::now() + wait;
@@ -46,6 +51,55 @@ pub fn lock_banks(run_dir: &Path, banks: &[&Path], wait: Duration) -> Result<Vec
         .into_iter()
         .map(|bank| lock_one(run_dir, bank, deadline, wait))
         .collect()
+}
+
+fn canonical_bank(bank: &Path) -> Result<PathBuf> {
+    bank.canonicalize().with_context(|| {
+        format!(
+            "bank `{}` does not exist or cannot be opened",
+            bank.display()
+        )
+    })
+}
+
+/// Every lock a writer of banks holds. Fields drop in order: ESXi's PID files go first.
+#[derive(Debug)]
+pub struct WriteLocks {
+    _esxi: Vec<esxi::EsxiLock>,
+    _banks: Vec<BankLock>,
+}
+
+/// Takes statectl's lock and ESXi's PID lock of every bank in `banks`, in the documented
+/// order, waiting up to `wait` in total (then a typed busy error: exit 4).
+pub fn lock_for_writing(host: &Host, banks: &[&Path], wait: Duration) -> Result<WriteLocks> {
+    let deadline = Instant::now() + wait;
+    let run_dir = host.run_dir()?.to_path_buf();
+    let known = [&host.bootbank, &host.altbootbank].map(|bank| bank.canonicalize().ok());
+    let mut ordered = Vec::new();
+    for bank in banks {
+        let canonical = canonical_bank(bank)?;
+        let rank = known
+            .iter()
+            .position(|k| k.as_ref() == Some(&canonical))
+            .unwrap_or(known.len());
+        ordered.push((rank, canonical, bank.to_path_buf()));
+    }
+    ordered.sort();
+    ordered.dedup_by(|a, b| a.1 == b.1);
+    let mut held = Vec::new();
+    for (_, canonical, _) in &ordered {
+        held.push(lock_one(&run_dir, canonical.clone(), deadline, wait)?);
+    }
+    let mut pid_locks = Vec::new();
+    for (_, _, bank) in &ordered {
+        if let Some(lock) = esxi::lock(&host.root, bank, deadline, wait)? {
+            pid_locks.push(lock);
+        }
+    }
+    Ok(WriteLocks {
+        _esxi: pid_locks,
+        _banks: held,
+    })
 }
 
 /// The lock file of a bank (by canonical path).
@@ -56,30 +110,13 @@ pub fn lock_path(run_dir: &Path, canonical_bank: &Path) -> PathBuf {
 }
 
 fn lock_one(run_dir: &Path, bank: PathBuf, deadline: Instant, wait: Duration) -> Result<BankLock> {
-    let path = lock_path(run_dir, &bank);
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .with_context(|| format!("cannot open lock file `{}`", path.display()))?;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(BankLock { _file: file, bank }),
-            Err(TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(POLL),
-            Err(TryLockError::WouldBlock) => {
-                return Err(Error::LockBusy {
-                    bank,
-                    waited_secs: wait.as_secs(),
-                }
-                .into())
-            }
-            Err(TryLockError::Error(err)) => {
-                return Err(err).with_context(|| format!("cannot lock `{}`", path.display()))
-            }
+    match crate::lockfile::take(&lock_path(run_dir, &bank), false, deadline)? {
+        Some(file) => Ok(BankLock { _file: file, bank }),
+        None => Err(Error::LockBusy {
+            bank,
+            waited_secs: wait.as_secs(),
         }
+        .into()),
     }
 }
 

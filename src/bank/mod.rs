@@ -2,10 +2,12 @@
 
 pub mod bootcfg;
 pub mod install;
+pub mod loader;
 pub mod lock;
 pub mod modules;
 pub mod select;
+pub mod targets;
 
 pub use bootcfg::BootCfg;
-pub use lock::{lock_banks, BankLock};
-pub use select::{next_boot, read_banks, Bank, BankName, Banks};
+pub use lock::{lock_banks, lock_for_writing, BankLock, WriteLocks};
+pub use select::{is_tie, next_boot, read_banks, Bank, BankName, Banks};

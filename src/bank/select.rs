@@ -1,11 +1,29 @@
 //! Which bank boots next, and why the other one would not: the boot loader's rule.
 //!
-//! A bank is eligible when its `boot.cfg` parses, `bootstate` is 0 or 1, `updated` > 0, `build`
-//! is non-empty and `quickboot` is not 1 (esx-boot `safeboot/bootbank.c`). The eligible bank with
-//! the highest `updated` boots; a tie goes to the bootbank. A missing `bootstate=` counts as 0.
+//! As esx-boot's `bank_scan` and `bank_auto_select` decide it (safeboot/bootbank.c): a file
+//! the loader cannot parse drops the bank (:142); `updated` must be non-zero as the loader's
+//! `uint32_t` holds it (:150), `build` non-empty (:154), `quickboot` zero (:182, any non-zero
+//! value); `bootstate` 0 boots as it is, 1 boots once the loader has patched it to 2 in place,
+//! which needs the digit within the first 512 bytes (:161, config.c:191; an unpatchable one
+//! drops the bank); 2, 3 and any other value make it invalid (:165-179). A missing `bootstate`
+//! is 0 (its default, config.c:25). The eligible bank with the highest `updated` boots
+//! (:237); on a tie the loader keeps the first partition it scanned, which statectl cannot
+//! see: it takes the bootbank and reports the tie.
+//!
+//! Where the documented contract (docs/reference.md) and common ESXi lore say otherwise, the code is followed:
+//! - ESXI.md "`quickboot` not 1": any non-zero `quickboot` makes the bank ineligible
+//!   (safeboot/bootbank.c:182 `if (bank->quickboot)`).
+//! - The contract "`bootstate` is 0 or 1 and can be patched within the first 512 bytes": the loader
+//!   patches only when the state changes (bootbank.c:195), so `bootstate=0` past byte 512, or
+//!   no `bootstate` at all, boots; only `bootstate=1` needs the digit within the window. The
+//!   patch finds its line with its own scanner (config.c:96 `scan_config`), which accepts
+//!   `bootstate = 1` and takes the *first* such line, where the parser takes the last one.
+//! - The contract "a key matches only as `key=` or `key= value`": also any prefix of the key
+//!   (`up=9` is `updated`, `=x` is `build`, bootlib/parse.c:64).
 
 use std::path::{Path, PathBuf};
 
+use super::bootcfg::BOOTSTATE_WINDOW;
 use super::BootCfg;
 use crate::host::Host;
 
@@ -50,12 +68,7 @@ impl Bank {
                 Err("no boot.cfg".to_string())
             }
             Err(err) => Err(format!("boot.cfg cannot be read: {err}")),
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Err(_) => Err("boot.cfg cannot be parsed: it is not valid UTF-8 text".to_string()),
-                Ok(text) => {
-                    BootCfg::parse(&text).map_err(|r| format!("boot.cfg cannot be parsed: {r}"))
-                }
-            },
+            Ok(bytes) => Ok(BootCfg::from_bytes(&bytes)),
         };
         Bank {
             name,
@@ -67,55 +80,93 @@ impl Bank {
     /// `Ok` when the loader would consider this bank, else the reason in words.
     pub fn eligibility(&self) -> Result<(), String> {
         let cfg = self.cfg.as_ref().map_err(Clone::clone)?;
-        match cfg.number("bootstate").unwrap_or(0) {
-            0 | 1 => {}
-            2 => {
-                return Err(
-                    "bootstate=2: a boot of this bank was attempted and not confirmed; \
-                             the loader will mark it invalid"
-                        .into(),
-                )
-            }
-            3 => {
-                return Err(
-                    "bootstate=3: the bank is marked invalid (a failed upgrade or a \
-                             Shift+R rollback)"
-                        .into(),
-                )
-            }
-            other => return Err(format!("bootstate={other} is not a valid state (0 or 1)")),
+        if let Some(reason) = cfg.loader_error() {
+            return Err(format!("boot.cfg cannot be parsed: {reason}"));
         }
-        if cfg.number("updated").unwrap_or(0) == 0 {
-            return Err("updated is 0 or missing: the bank never completed an install".into());
+        if cfg.updated() == 0 {
+            return Err(format!(
+                "updated is 0 or missing to the loader: the bank never completed an install{}",
+                lookalike_hint(cfg, "updated")
+            ));
         }
-        if cfg.get("build").is_none_or(str::is_empty) {
-            return Err("build is empty".into());
+        if cfg.build().is_none() {
+            return Err(format!("build is empty{}", lookalike_hint(cfg, "build")));
         }
-        if cfg.number("quickboot") == Some(1) {
-            return Err("quickboot=1: the bank is staged for Quick Boot only".into());
+        if cfg.quickboot() != 0 {
+            return Err(format!(
+                "quickboot={}: the bank is staged for Quick Boot only",
+                cfg.quickboot()
+            ));
         }
-        Ok(())
+        bootstate_eligibility(cfg)
     }
 
     pub fn is_eligible(&self) -> bool {
         self.eligibility().is_ok()
     }
 
+    /// `updated` as the loader reads it (0 when the file is unusable to it).
     pub fn updated(&self) -> u64 {
+        self.usable_cfg().map_or(0, |c| u64::from(c.updated()))
+    }
+
+    /// `build` as the loader reads it.
+    pub fn build(&self) -> Option<&str> {
+        self.usable_cfg().and_then(BootCfg::build)
+    }
+
+    /// `bootstate` as the loader reads it, `None` when the file is missing or unusable.
+    pub fn bootstate(&self) -> Option<i32> {
+        self.usable_cfg().map(BootCfg::bootstate)
+    }
+
+    /// The parsed file when the loader can use it.
+    pub fn usable_cfg(&self) -> Option<&BootCfg> {
         self.cfg
             .as_ref()
             .ok()
-            .and_then(|c| c.number("updated"))
-            .unwrap_or(0)
-    }
-
-    pub fn build(&self) -> Option<&str> {
-        self.cfg.as_ref().ok().and_then(|c| c.get("build"))
+            .filter(|c| c.loader_error().is_none())
     }
 
     pub fn state_archive(&self) -> PathBuf {
         self.path.join(crate::archive::STATE_NAME)
     }
+}
+
+fn bootstate_eligibility(cfg: &BootCfg) -> Result<(), String> {
+    match cfg.bootstate() {
+        0 => Ok(()),
+        1 if cfg.bootstate_patchable() => Ok(()),
+        1 => Err(format!(
+            "bootstate=1 but the loader cannot patch it to 2 within the first \
+             {BOOTSTATE_WINDOW} bytes of boot.cfg, so it skips the bank"
+        )),
+        2 => Err(
+            "bootstate=2: a boot of this bank was attempted and not confirmed; \
+                  the loader will mark it invalid"
+                .into(),
+        ),
+        3 => Err(
+            "bootstate=3: the bank is marked invalid (a failed upgrade or a \
+                  Shift+R rollback)"
+                .into(),
+        ),
+        other => Err(format!("bootstate={other} is not a valid state (0 or 1)")),
+    }
+}
+
+/// ", line N `key = v` is not read (a blank before `=`)" when such a line exists.
+fn lookalike_hint(cfg: &BootCfg, key: &str) -> String {
+    cfg.line_notes()
+        .into_iter()
+        .find(|n| n.note.contains(&format!("not read as `{key}`")))
+        .map(|n| {
+            format!(
+                " (line {} `{}` has a blank before `=`, which the loader does not read as `{key}`)",
+                n.line, n.text
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// Both banks.
@@ -142,6 +193,14 @@ pub fn read_banks(host: &Host) -> Banks {
     }
 }
 
+/// True when both banks are eligible with the same `updated`: the loader takes the first
+/// partition it scans, which statectl cannot see (it reports the bootbank).
+pub fn is_tie(banks: &Banks) -> bool {
+    banks.bootbank.is_eligible()
+        && banks.altbootbank.is_eligible()
+        && banks.bootbank.updated() == banks.altbootbank.updated()
+}
+
 /// The bank the loader boots next, if any is eligible.
 pub fn next_boot(banks: &Banks) -> Option<BankName> {
     let boot = &banks.bootbank;
@@ -163,7 +222,7 @@ mod tests {
         Bank {
             name,
             path: PathBuf::from(name.as_str()),
-            cfg: BootCfg::parse(&text),
+            cfg: Ok(BootCfg::from_bytes(text.as_bytes())),
         }
     }
 

@@ -1,13 +1,19 @@
 //! `statectl list`, `verify`, `extract`, `pack`: inspecting and rebuilding archives.
 
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
 
+use super::output::without_os_error;
 use super::Output;
-use crate::archive::{read_archive, record::mode_string, verify_archive, CheckOnly, Level};
+use crate::archive::streams::HashingReader;
+use crate::archive::{
+    read_archive, record::mode_string, verify_against, CheckOnly, EntryKind, FileRecord,
+    InnerEntry, Level, Visitor,
+};
 use crate::exit::Exit;
 use crate::host::Host;
 use crate::ops::archive_path::archive_or_default;
@@ -19,8 +25,11 @@ use crate::ops::{extract::extract, pack::pack};
     long_about = "Reads ARCHIVE completely (both gzip layers checked to the end) and lists the \
 files of its inner local.tgz. With -l: mode, owner, size, mtime; with --json: path, mode, uid, \
 gid, size, mtime and the sha256 of each file's content. Changes nothing. ARCHIVE defaults to the \
-next-boot bank's state.tgz.",
-    after_help = "Examples:\n  statectl list -l\n  statectl list /vmfs/volumes/datastore1/state.tgz --json"
+next-boot bank's state.tgz. An archive verify refuses lists nothing and exits 1; with --partial \
+the files read before the problem (the safe regular files) are listed on stdout first, then \
+the error, exit 1.",
+    after_help = "Examples:\n  statectl list -l\n  statectl list /vmfs/volumes/datastore1/state.tgz --json\n  \
+statectl list --partial damaged-state.tgz"
 )]
 pub struct ListArgs {
     /// The archive [default: the next-boot bank's state.tgz]
@@ -29,20 +38,45 @@ pub struct ListArgs {
     /// Long listing: mode, owner, size, mtime
     #[arg(short = 'l', long = "long")]
     pub long: bool,
+    /// On an archive verify refuses, list what could be read before failing (exit 1 still)
+    #[arg(long)]
+    pub partial: bool,
 }
 
 pub fn list(host: &Host, out: &Output, args: &ListArgs) -> Result<ExitCode> {
     let archive = archive_or_default(host, args.archive.as_ref())?;
-    let summary = read_archive(&archive, &host.limits, &mut CheckOnly)?;
-    for problem in &summary.problems {
-        out.warn(&format!("{}: {}", archive.display(), problem.message));
+    let mut partial = PartialList::default();
+    let visitor: &mut dyn Visitor = if args.partial {
+        &mut partial
+    } else {
+        &mut CheckOnly
+    };
+    let read = read_archive(&archive, &host.limits, visitor);
+    let refused = match read {
+        Ok(summary) => match summary.ensure_clean("it is not listed") {
+            Ok(()) => {
+                for problem in &summary.problems {
+                    out.warn(&format!("{}: {}", archive.display(), problem.message));
+                }
+                print_files(out, args.long, &summary.files)?;
+                return Ok(Exit::Success.into());
+            }
+            Err(err) => err,
+        },
+        Err(err) => err,
+    };
+    if args.partial {
+        print_files(out, args.long, &partial.files)?;
     }
+    Err(refused)
+}
+
+fn print_files(out: &Output, long: bool, files: &[FileRecord]) -> Result<()> {
     if out.json {
-        out.json(&summary.files)?;
-        return Ok(Exit::Success.into());
+        return out.json(&files);
     }
-    for file in &summary.files {
-        if args.long {
+    for file in files {
+        if long {
             out.line(&format!(
                 "{} {:>5}/{:<5} {:>10} {} {}",
                 mode_string(file.mode),
@@ -56,7 +90,28 @@ pub fn list(host: &Host, out: &Output, args: &ListArgs) -> Result<ExitCode> {
             out.line(&file.path);
         }
     }
-    Ok(Exit::Success.into())
+    Ok(())
+}
+
+/// Collects the safe regular files as the reader meets them, so `list --partial` has what was
+/// read before a fatal problem.
+#[derive(Default)]
+struct PartialList {
+    files: Vec<FileRecord>,
+}
+
+impl Visitor for PartialList {
+    fn entry(&mut self, entry: &InnerEntry, data: &mut dyn Read) -> Result<()> {
+        let (Ok(path), EntryKind::File, false) = (&entry.path, entry.meta.kind, entry.meta.sparse)
+        else {
+            return Ok(());
+        };
+        let mut hashing = HashingReader::new(data);
+        std::io::copy(&mut hashing, &mut std::io::sink())?;
+        let record = entry.meta.record(path.clone(), hashing.hex_digest());
+        self.files.push(record);
+        Ok(())
+    }
 }
 
 /// Check an archive: gzip layers, tar structure, names, manifest
@@ -77,16 +132,26 @@ pub struct VerifyArgs {
 
 pub fn verify(host: &Host, out: &Output, args: &VerifyArgs) -> Result<ExitCode> {
     let archive = archive_or_default(host, args.archive.as_ref())?;
-    let report = verify_archive(&archive, &host.limits);
+    // Member-path warnings need the rules; a broken config must not stop a verify.
+    let rules = host.selection().ok();
+    let report = verify_against(&archive, &host.limits, rules.as_ref());
+    let errors: Vec<&str> = report
+        .problems
+        .iter()
+        .filter(|p| p.level == Level::Error)
+        .map(|p| p.message.as_str())
+        .collect();
     if out.json {
         out.json(&report)?;
     } else {
-        for problem in &report.problems {
+        // Each problem once: a lone error is only the error line on stderr.
+        let listed = report.problems.len() > 1 || errors.is_empty();
+        for problem in report.problems.iter().filter(|_| listed) {
             let level = match problem.level {
                 Level::Error => "error",
                 Level::Warning => "warning",
             };
-            out.line(&format!("{level}: {}", problem.message));
+            out.line(&format!("{level}: {}", without_os_error(&problem.message)));
         }
         if report.ok && !out.quiet {
             out.line(&format!(
@@ -95,22 +160,26 @@ pub fn verify(host: &Host, out: &Output, args: &VerifyArgs) -> Result<ExitCode> 
                 report.files
             ));
         }
+        if !report.ok {
+            let what = match errors.as_slice() {
+                [only] if !listed => only.to_string(),
+                [first, ..] => format!(
+                    "{} (one of {} errors, listed above)",
+                    without_os_error(first),
+                    errors.len()
+                ),
+                [] => "errors listed above".to_string(),
+            };
+            out.error(&anyhow::anyhow!(
+                "archive `{}` failed verification: {what}",
+                archive.display()
+            ));
+        }
     }
-    if report.ok {
-        return Ok(Exit::Success.into());
+    match report.ok {
+        true => Ok(Exit::Success.into()),
+        false => Ok(Exit::Failure.into()),
     }
-    let first = report
-        .problems
-        .iter()
-        .find(|p| p.level == Level::Error)
-        .map_or("", |p| p.message.as_str());
-    if !out.json {
-        out.error(&anyhow::anyhow!(
-            "archive `{}` failed verification: {first}",
-            archive.display()
-        ));
-    }
-    Ok(Exit::Failure.into())
 }
 
 /// Unpack an archive's files under a private directory
@@ -157,9 +226,12 @@ pub fn extract_cmd(host: &Host, out: &Output, args: &ExtractArgs) -> Result<Exit
 FILE in the ESXi layout (state.tgz holding local.tgz, plus the statectl.json manifest), keeping \
 their modes (sticky bit included), owners and mtimes, deterministically and atomically (temp file, \
 fsync, rename). `.#*` branch copies are skipped; symlinks and special files are refused. FILE is \
-created 0600.",
+created 0600. With --like ARCHIVE, FILE gets ARCHIVE's layout: when ARCHIVE is encrypted (ESXi \
+7.0 U2+ local.tgz.ve), FILE is encrypted with the same encryption.info and key and a fresh IV. A \
+plaintext FILE never replaces an encrypted one.",
     after_help = "Examples:\n  statectl extract --to /tmp/state && vi /tmp/state/etc/hosts\n  \
-statectl pack /tmp/state --output /tmp/state.tgz && statectl verify /tmp/state.tgz"
+statectl pack /tmp/state --output /tmp/state.tgz && statectl verify /tmp/state.tgz\n  \
+statectl pack /tmp/state --like /bootbank/state.tgz --output /tmp/state.tgz  # keep encryption"
 )]
 pub struct PackArgs {
     /// The tree to pack (its etc/... become the members)
@@ -168,10 +240,13 @@ pub struct PackArgs {
     /// The archive to write
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: PathBuf,
+    /// Write FILE in ARCHIVE's layout: encrypted with its key store (a fresh IV) if it is
+    #[arg(long, value_name = "ARCHIVE")]
+    pub like: Option<PathBuf>,
 }
 
 pub fn pack_cmd(host: &Host, out: &Output, args: &PackArgs) -> Result<ExitCode> {
-    let report = pack(host, &args.dir, &args.output)?;
+    let report = pack(host, &args.dir, &args.output, args.like.as_deref())?;
     if out.json {
         out.json(&report)?;
     } else if !out.quiet {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
+use serde::Serialize;
 
 use super::Output;
 use crate::exit::Exit;
@@ -14,19 +15,27 @@ use crate::host::Host;
 use crate::ops::backup::{backup, Action, BackupOptions, BackupReport};
 use crate::syslog::{self, Severity};
 
-/// Save the flagged files into state.tgz on the next-boot bank, if anything changed
+/// Save the flagged files into state.tgz on the bootbank (and a staged upgrade's bank), if anything changed
 #[derive(Debug, Clone, Args)]
 #[command(
-    long_about = "Selects the persisted files (sticky bit or a .# branch, plus the config's \
-include/required, minus exclude), compares them with the archive in the target bank, and writes a \
-new state.tgz only if a file was added, changed (content, mode, owner, mtime) or removed. The \
+    long_about = "Selects the persisted files (ESXi's rule: a file under etc with a .# branch, \
+directory symlinks followed within the root; with select = \"sticky\" also T-flagged files; plus \
+the config's include/required, minus exclude), compares them with the archive in the target bank, and writes a \
+new state.tgz only if a file was added, changed (content, mode, owner, mtime) or removed. An \
+empty selection never replaces a non-empty archive (exit 1; --force writes it). The \
 archive is replaced atomically (temp file, fsync, rename, fsync of the directory); boot.cfg is \
-made to list state.tgz. The target is --bank DIR, else the bank that boots next; when an upgrade \
-is staged in the altbootbank, the bootbank is written too. Silent on success unless -v, a \
-terminal, or --json.",
+made to list state.tgz. The target is --bank DIR, else the bootbank (the running system); when the \
+altbootbank boots next with the same or a newer build (a staged upgrade, or a manual switch), it \
+is written too, as its own archive: its manifest records its own build and it leaves out the paths \
+listed in <root>/var/run/configblacklist. An altbootbank with an older build (a rollback target) \
+is never overwritten (a warning; --bank writes it on purpose). Each bank written is also locked \
+with ESXi's <root>/tmp/<bank>.lck. Silent on success unless -v, a terminal, or --json. An \
+encrypted archive (ESXi 7.0 U2+ local.tgz.ve) is replaced by one encrypted again with its key store \
+and a fresh IV; a plaintext archive never replaces an encrypted one, not even with --force, unless \
+--allow-plaintext (logged to syslog); a TPM-sealed one is never replaced without it.",
     after_help = "Examples:\n  statectl backup                 # what cron runs hourly\n  \
 statectl backup --dry-run --json # what would be saved\n  statectl backup --shutdown      # at \
-shutdown: always write, wait at most 60 s"
+shutdown: wait at most 60 s"
 )]
 pub struct BackupArgs {
     /// Write even if nothing changed
@@ -35,7 +44,7 @@ pub struct BackupArgs {
     /// Show what would be written; write nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Shutdown mode: always write, never wait more than 60 s for the lock
+    /// Shutdown mode: never wait more than 60 s for the lock (writes only what changed)
     #[arg(long)]
     pub shutdown: bool,
     /// Write into this bank directory only
@@ -44,6 +53,9 @@ pub struct BackupArgs {
     /// Seconds to wait for another run holding the bank lock
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub wait: u64,
+    /// Let a plaintext archive replace an encrypted one (ESXi 7.0 U2+ local.tgz.ve); logged
+    #[arg(long)]
+    pub allow_plaintext: bool,
 }
 
 impl BackupArgs {
@@ -54,23 +66,36 @@ impl BackupArgs {
             shutdown: self.shutdown,
             bank: self.bank.clone(),
             wait: Duration::from_secs(self.wait),
+            allow_plaintext: self.allow_plaintext,
         }
     }
+}
+
+/// The JSON form: the report and every warning, the selection's notes included.
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    #[serde(flatten)]
+    report: &'a BackupReport,
+    warnings: Vec<&'a String>,
 }
 
 pub fn run(host: &Host, out: &Output, args: &BackupArgs) -> Result<ExitCode> {
     let report = backup(host, &args.options())?;
     out.warn_all(&report.warnings);
+    report.notes.iter().for_each(|note| out.note(note));
     if report.action == Action::Written {
         log_written(&report);
     }
     if out.json {
-        out.json(&report)?;
+        out.json(&JsonReport {
+            report: &report,
+            warnings: report.warnings.iter().chain(&report.notes).collect(),
+        })?;
         return Ok(Exit::Success.into());
     }
-    let talk =
-        out.verbose > 0 || std::io::stdout().is_terminal() || report.action == Action::DryRun;
-    if talk && !out.quiet {
+    // A terminal or a dry run gets the result on stdout; `-v` alone (cron) gets it on stderr.
+    let on_stdout = std::io::stdout().is_terminal() || report.action == Action::DryRun;
+    if (on_stdout || out.verbose > 0) && !out.quiet {
         let counts = format!(
             "{} added, {} modified, {} removed",
             report.added.len(),
@@ -95,9 +120,11 @@ pub fn run(host: &Host, out: &Output, args: &BackupArgs) -> Result<ExitCode> {
                 report.archive.display()
             ),
         };
-        out.line(&line);
+        out.line_or_detail(on_stdout, &line);
         if report.action == Action::DryRun || out.verbose > 0 {
-            super::status::print_paths(out, &report.added, &report.modified, &report.removed);
+            let (added, modified, removed) = (&report.added, &report.modified, &report.removed);
+            let paths_on_stdout = report.action == Action::DryRun;
+            super::status::print_paths(out, paths_on_stdout, added, modified, removed);
         }
     }
     Ok(Exit::Success.into())

@@ -15,7 +15,8 @@ use crate::ops::diff::diff;
 #[command(
     long_about = "Prints a unified diff (archive = a/, host = b/) of every pending change, \
 or of the named PATHs only, against the next-boot bank's archive; mode, owner and mtime changes \
-are listed above each diff. Changes nothing. Exit 0 when nothing differs, 3 when something does.",
+are listed above each diff. Changes nothing. Exit 0 when nothing differs, 3 when something does; \
+a PATH that names nothing persisted (not selected, not archived) is an error (exit 1).",
     after_help = "Examples:\n  statectl diff\n  statectl diff etc/hosts etc/vmware"
 )]
 pub struct DiffArgs {
@@ -26,6 +27,8 @@ pub struct DiffArgs {
 
 pub fn run(host: &Host, out: &Output, args: &DiffArgs) -> Result<ExitCode> {
     let report = diff(host, &args.paths)?;
+    out.warn_all(&report.warnings);
+    report.notes.iter().for_each(|note| out.note(note));
     if out.json {
         out.json(&report.diffs)?;
     } else {

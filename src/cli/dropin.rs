@@ -5,16 +5,22 @@
 //!   arguments, and any statectl option (`-v`, `--dry-run`, `--root DIR`...) passes through.
 //! - `backup.sh is_shutdown [bootbank] [ARGS...]`: `0` is `statectl backup`, `1` is
 //!   `statectl backup --shutdown`, a `bootbank` directory becomes `--bank DIR`; later
-//!   arguments pass through. No argument prints ESXi's usage line, any other `is_shutdown` is
-//!   ESXi's `Invalid parameter for is_shutdown: X`; both exit 1, as the script does.
+//!   arguments pass through. No argument prints the 6.7 script's usage line
+//!   (`Usage: <name> IsShutdown [PATH_NAME]`, exit 0, as the script does); any other
+//!   `is_shutdown` is `Invalid parameter for is_shutdown: X`, exit 1.
 //!
 //! Any other program name is plain `statectl`.
 
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
 
-/// ESXi's usage line of `backup.sh`.
-pub const BACKUP_SH_USAGE: &str = "Usage: backup.sh is_shutdown [bootbank]";
+/// The 6.7 `backup.sh` usage line, for the name it was invoked as (its `${0}`).
+pub fn backup_sh_usage(invoked_as: &OsStr) -> String {
+    format!(
+        "Usage: {} IsShutdown [PATH_NAME]",
+        invoked_as.to_string_lossy()
+    )
+}
 
 /// What the program name makes of the arguments.
 #[derive(Debug, PartialEq, Eq)]
@@ -23,6 +29,8 @@ pub enum Invocation {
     Statectl(Vec<OsString>),
     /// The script's own refusal: print this line on stderr and exit 1.
     Refuse(String),
+    /// The script's usage line: print it on stderr and exit 0.
+    Usage(String),
 }
 
 /// Rewrites the arguments of a drop-in invocation into statectl's own.
@@ -34,14 +42,14 @@ pub fn translate(args: Vec<OsString>) -> Invocation {
         .unwrap_or_default();
     match name.to_str() {
         Some("auto-backup.sh") => Invocation::Statectl(backup_with(Vec::new(), &args[1..])),
-        Some("backup.sh") => backup_sh(&args[1..]),
+        Some("backup.sh") => backup_sh(&args[0], &args[1..]),
         _ => Invocation::Statectl(args),
     }
 }
 
-fn backup_sh(rest: &[OsString]) -> Invocation {
+fn backup_sh(invoked_as: &OsStr, rest: &[OsString]) -> Invocation {
     let Some(is_shutdown) = rest.first() else {
-        return Invocation::Refuse(BACKUP_SH_USAGE.to_string());
+        return Invocation::Usage(backup_sh_usage(invoked_as));
     };
     let mut flags: Vec<OsString> = match is_shutdown.to_str() {
         Some("0") => Vec::new(),
@@ -128,8 +136,8 @@ mod tests {
     #[test]
     fn backup_sh_refuses_like_esxi() {
         assert_eq!(
-            run(&["backup.sh"]),
-            Invocation::Refuse(BACKUP_SH_USAGE.into())
+            run(&["/sbin/backup.sh"]),
+            Invocation::Usage("Usage: /sbin/backup.sh IsShutdown [PATH_NAME]".into())
         );
         assert_eq!(
             run(&["backup.sh", "yes"]),

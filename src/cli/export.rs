@@ -16,8 +16,10 @@ use crate::syslog::{self, Severity};
 #[derive(Debug, Clone, Args)]
 #[command(
     long_about = "Writes configBundle-<hostname>-<UTC yyyymmddThhmmssZ>.tgz into DIR in the \
-layout of ESXi's firmwareConfig.sh --backup: Manifest.txt (RELEASELEVEL from the next-boot \
-bank's build, UUID of this host, KERNELOPTS from boot.cfg's kernelopt, USEROPTS) and state.tgz, \
+layout of ESXi's firmwareConfig.sh --backup: Manifest.txt (RELEASELEVEL = `vmware -l` output, \
+where that is missing `VMware ESXi <version of the bank's build>` with a warning that ESXi may \
+refuse it; UUID of this host; KERNELOPTS from boot.cfg's kernelopt; USEROPTS from the bank's \
+useropts.gz) and state.tgz, \
 the next-boot bank's current archive, verified first (export does not run a backup: run \
 `statectl backup` first to include pending changes). Written atomically, 0600. With --keep N, \
 this host's older bundles in DIR beyond the newest N are removed; only files named exactly \
@@ -40,6 +42,7 @@ pub fn run(host: &Host, out: &Output, args: &ExportArgs) -> Result<ExitCode> {
         keep: args.keep.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
     };
     let report = export(host, &options)?;
+    out.warn_all(&report.warnings);
     let line = format!(
         "exported {} ({} files from {})",
         report.bundle.display(),

@@ -16,14 +16,18 @@ use crate::syslog::{self, Severity};
 #[derive(Debug, Clone, Args)]
 #[command(
     long_about = "The firmware-restore path (ESXi's firmwareConfig.sh --restore): ARCHIVE is \
-a state.tgz or a configBundle-*.tgz (Manifest.txt + state.tgz). It is verified completely; an \
-archive from another release than the next-boot bank's build is refused always, even with \
---force (a bundle's RELEASELEVEL build-N must match the number ending boot.cfg's build, and a \
-recorded statectl build must equal it); an archive from another host UUID (a bundle's UUID; \
-for a state.tgz, /system/uuid in its etc/vmware/esx.conf, else its etc/machine-id; compared with \
-this host's) is refused unless --force. Then the archive is copied \
-atomically, read back and checked, as state.tgz into the next-boot bank, and boot.cfg is made to \
-list it. Nothing changes on the running host: the files take effect at the next boot. Reboot \
+a state.tgz or a configBundle-*.tgz (Manifest.txt + state.tgz; a bundle without Manifest.txt is \
+invalid). It is verified completely; an archive from another release is refused always, even \
+with --force (a bundle's RELEASELEVEL must equal this host's `vmware -l` output, as \
+firmwareConfig.sh compares it; where `vmware` is missing, its version must match boot.cfg's \
+build, with a warning that the update level was not checked; a recorded statectl build must be \
+of the same version, another build of it is a warning); an archive from another host UUID (a \
+bundle's UUID; for a state.tgz, /system/uuid in its etc/vmware/esx.conf, else its \
+etc/machine-id; compared with this host's), one with no files, or one with members outside the \
+scanned and included paths (a `pack DIR/etc`) is refused unless --force. Then the archive is \
+copied atomically, read back and checked, as state.tgz into the next-boot bank; a bundle's \
+KERNELOPTS becomes boot.cfg's kernelopt= and its USEROPTS the bank's useropts.gz, as the real \
+restore does; and boot.cfg is made to list state.tgz. Nothing changes on the running host: the files take effect at the next boot. Reboot \
 without a shutdown backup (reboot -f), or that backup (and the hourly one) saves the running \
 state over the installed one.",
     after_help = "Examples:\n  statectl install configBundle-esx01-20250101T120000Z.tgz\n  \
@@ -34,7 +38,7 @@ pub struct InstallArgs {
     /// The state.tgz or configBundle-*.tgz to install
     #[arg(value_name = "ARCHIVE")]
     pub archive: PathBuf,
-    /// Install an archive from another host UUID (never overrides a build mismatch)
+    /// Install an archive from another host UUID, with no files or stray members (never overrides a release mismatch)
     #[arg(long)]
     pub force: bool,
 }

@@ -1,4 +1,4 @@
-//! The hand-written sections of the manual page: EXIT STATUS (SPEC.md's codes, from
+//! The hand-written sections of the manual page: EXIT STATUS (the reference's codes, from
 //! [`crate::exit`]), FILES, ENVIRONMENT (the options' variables, read from the command tree,
 //! plus the few the code reads directly) and EXAMPLES (the jobs admins actually do).
 
@@ -36,7 +36,7 @@ fn exit_status(doc: &mut Roff) {
             Exit::Usage,
             "Command-line usage error (unknown option, missing argument): one line naming the \
              problem and the usage. The drop-in name backup.sh keeps ESXi's behaviour instead \
-             (usage line or \"Invalid parameter for is_shutdown\", exit 1).",
+             (usage line, exit 0; \"Invalid parameter for is_shutdown\", exit 1).",
         ),
         (Exit::Pending, "status and diff: changes are pending."),
         (
@@ -63,7 +63,9 @@ fn files(doc: &mut Roff) {
     for (term, text) in [
         (
             "<root>/etc/statectl.toml",
-            "Selection rules (optional TOML): scan, include, exclude, required.",
+            "Selection rules (optional TOML): select (\"branched\", ESXi's rule: files with a \
+             .# branch; or \"sticky\": also T-flagged files), scan, include, exclude, required. \
+             Without it, var/lib/vmware/configstore/backup is included where it exists.",
         ),
         (
             "<bank>/state.tgz",
@@ -95,8 +97,8 @@ fn files(doc: &mut Roff) {
              inittab at shutdown): a link to statectl with one of these names takes ESXi's \
              arguments. auto-backup.sh [OPTIONS] is backup [OPTIONS]; backup.sh 0|1 [DIR] \
              [OPTIONS] is backup, 1 adding --shutdown and DIR --bank DIR; without an argument \
-             it prints \"Usage: backup.sh is_shutdown [bootbank]\", with another first argument \
-             \"Invalid parameter for is_shutdown: X\", both exit 1.",
+             it prints \"Usage: <name> IsShutdown [PATH_NAME]\" (exit 0), with another first \
+             argument \"Invalid parameter for is_shutdown: X\" (exit 1).",
         ),
     ] {
         item(doc, term, text);
@@ -165,6 +167,14 @@ const EXAMPLES: &[(&str, &[&str])] = &[
         &[
             "statectl install configBundle-esx01-20240101T000000Z.tgz",
             "reboot -f",
+        ],
+    ),
+    (
+        "Edit an encrypted archive (ESXi 7.0 U2+ local.tgz.ve, key store mode NONE) and encrypt \
+         it again with the same key store and a fresh IV:",
+        &[
+            "statectl extract /bootbank/state.tgz --to /tmp/s && vi /tmp/s/etc/hosts",
+            "statectl pack /tmp/s --like /bootbank/state.tgz --output /tmp/state.tgz",
         ],
     ),
     (

@@ -6,6 +6,8 @@ mod backup;
 mod bank;
 mod completions;
 mod diff;
+#[cfg(test)]
+mod docs_check;
 mod dropin;
 mod export;
 mod install;
@@ -151,11 +153,12 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     let args = match dropin::translate(args) {
         dropin::Invocation::Statectl(args) => args,
         dropin::Invocation::Refuse(line) => return usage::refuse(&line),
+        dropin::Invocation::Usage(line) => return usage::script_usage(&line),
     };
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(err) if bank::check::is_check_invocation(&args) && err.use_stderr() => {
-            return bank::check::usage_unknown(&err)
+            return bank::check::usage_unknown(&err, &args)
         }
         Err(err) => return usage::usage_error(err),
     };

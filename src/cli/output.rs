@@ -1,22 +1,26 @@
-//! How results reach the user: JSON on stdout, human lines on stdout, notes and the one-line
-//! error on stderr (and syslog).
+//! How results reach the user: JSON on stdout, human lines on stdout, warnings, `-v` detail and
+//! the one-line error on stderr (and syslog). `-q` leaves only errors on stderr (cron mails
+//! nothing else). Every warning is also collected, and every JSON object printed carries them as
+//! `"warnings"` (`list --json` stays an array).
 //!
 //! The error line reads `statectl: error: <what> `<path>`: <cause>; <what to do>`: every
 //! context of the chain contributes its "what" in order, and the hints (the part after a
 //! context's first `; `) are moved to the end, so the advice is the last thing read.
 
+use std::cell::RefCell;
 use std::io::Write;
 
 use serde::Serialize;
 
 use crate::syslog::{self, Severity};
 
-/// Output settings from the global flags.
-#[derive(Debug, Clone, Copy)]
+/// Output settings from the global flags, and the warnings given so far.
+#[derive(Debug, Clone)]
 pub struct Output {
     pub json: bool,
     pub quiet: bool,
     pub verbose: u8,
+    warnings: RefCell<Vec<String>>,
 }
 
 impl Output {
@@ -25,13 +29,28 @@ impl Output {
             json,
             quiet,
             verbose,
+            warnings: RefCell::new(Vec::new()),
         }
     }
 
-    /// Prints one JSON document on stdout.
+    /// Prints one JSON document on stdout; an object gets the warnings given so far as
+    /// `"warnings"` (unless it has its own).
     pub fn json<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        let needs_warnings = matches!(
+            serde_json::to_value(value)?,
+            serde_json::Value::Object(fields) if !fields.contains_key("warnings")
+        );
         let mut stdout = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut stdout, value)?;
+        if needs_warnings {
+            let warnings = self.warnings.borrow();
+            let document = WithWarnings {
+                value,
+                warnings: &warnings,
+            };
+            serde_json::to_writer_pretty(&mut stdout, &document)?;
+        } else {
+            serde_json::to_writer_pretty(&mut stdout, value)?;
+        }
         writeln!(stdout)?;
         Ok(())
     }
@@ -47,10 +66,20 @@ impl Output {
         let _ = stdout.write_all(text.as_bytes());
     }
 
-    /// A warning on stderr (unless `-q`), and to syslog.
+    /// A warning on stderr (unless `-q`), to syslog, and into the JSON document.
     pub fn warn(&self, text: &str) {
+        self.warnings.borrow_mut().push(text.to_string());
         syslog::log(Severity::Warning, &format!("warning: {text}"));
         if !self.quiet {
+            eprintln!("statectl: warning: {text}");
+        }
+    }
+
+    /// A warning of the detail level (a skipped or missing configured path, the selection rules'
+    /// rule): on stderr only with `-v`, always in the JSON document.
+    pub fn note(&self, text: &str) {
+        self.warnings.borrow_mut().push(text.to_string());
+        if self.verbose > 0 && !self.quiet {
             eprintln!("statectl: warning: {text}");
         }
     }
@@ -59,6 +88,15 @@ impl Output {
     pub fn warn_all(&self, warnings: &[String]) {
         for warning in warnings {
             self.warn(warning);
+        }
+    }
+
+    /// A result line: on stdout when `on_stdout`, else (shown only because of `-v`) on stderr.
+    pub fn line_or_detail(&self, on_stdout: bool, text: &str) {
+        if on_stdout {
+            self.line(text);
+        } else if self.verbose > 0 {
+            eprintln!("{text}");
         }
     }
 
@@ -82,6 +120,14 @@ impl Output {
     }
 }
 
+/// A JSON object with `"warnings"` added after its own fields, in their order.
+#[derive(Serialize)]
+struct WithWarnings<'a, T: Serialize> {
+    #[serde(flatten)]
+    value: &'a T,
+    warnings: &'a [String],
+}
+
 /// The error chain as one line: the "what"s joined by `: `, then the hints.
 pub fn error_line(err: &anyhow::Error) -> String {
     let mut whats: Vec<String> = Vec::new();
@@ -89,7 +135,7 @@ pub fn error_line(err: &anyhow::Error) -> String {
     for cause in err.chain() {
         let text = cause.to_string().replace(['\n', '\r'], " ");
         let (what, hint) = split_hint(&text);
-        let what = strip_os_error(what);
+        let what = without_os_error(what);
         if !what.is_empty() && whats.last() != Some(&what) {
             whats.push(what);
         }
@@ -126,7 +172,7 @@ fn split_hint(text: &str) -> (&str, Option<&str>) {
 }
 
 /// `No such file or directory (os error 2)` reads better without the number.
-fn strip_os_error(text: &str) -> String {
+pub fn without_os_error(text: &str) -> String {
     let Some(at) = text.find(" (os error ") else {
         return text.to_string();
     };

@@ -20,14 +20,18 @@ use crate::syslog::{self, Severity};
 --root. The whole archive is validated first: an absolute name, a `..` component, a link, device \
 or fifo, a setuid/setgid bit, a duplicate path or a bad name refuses it before anything is \
 written. Every file is then planned as create, overwrite or unchanged (content, mode, owner and \
-mtime compared); a symlink among a destination's parents, or a destination that is a directory, \
-symlink or special file, refuses the restore. The files that will be overwritten are saved first \
+mtime compared); a directory symlink among a destination's parents (ESXi's etc/sfcb/repository) \
+is followed, resolved within the root (an absolute target is relative to the root, `..` stops \
+there); a link whose target is missing in the root, a non-directory among the parents, or a \
+destination that is a directory, symlink or special file refuses the restore. The files that will be overwritten are saved first \
 into an undo archive (0600; --undo FILE, else <root>/var/lib/statectl/undo-<UTC stamp>.tgz), whose \
-path is printed; `statectl restore UNDO` brings them back. Each file is written atomically with \
+path is printed; it also lists the files the restore creates, so `statectl restore UNDO` brings the overwritten files back and removes the created ones. An existing undo file is never overwritten: --undo naming one refuses the restore (exit 1) before anything is written. Each file is written atomically with \
 all mode bits (sticky bit included), numeric owner and mtime; missing directories are created \
-0755. An archive whose manifest records another build than the next-boot bank's is refused \
-unless --force. Holds the bank lock, so no backup runs halfway through (waits up to --wait \
-seconds for a running backup; exit 4 after that).",
+0755. An archive whose manifest records another build than the next-boot bank's, or whose \
+etc/vmware/esx.conf names another /system/uuid than the target's, is refused unless --force. \
+Holds the root lock, then the bank lock, so no backup reads the root halfway \
+through (waits up to --wait seconds for a running backup; exit 4 after that). Temp files a killed \
+restore left beside the files it writes are removed, and running it again completes it.",
     after_help = "Examples:\n  statectl restore --dry-run          # what would be created, \
 overwritten, unchanged\n  statectl restore old-host-state.tgz # bring an old host's config onto \
 this one\n  statectl restore /var/lib/statectl/undo-20250101T120000Z.tgz  # undo that"
@@ -39,7 +43,7 @@ pub struct RestoreArgs {
     /// Print the plan (create, overwrite, unchanged); write nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Restore even if the archive was saved on another build
+    /// Restore even if the archive was saved on another build or host UUID
     #[arg(long)]
     pub force: bool,
     /// Write the undo archive here [default: <root>/var/lib/statectl/undo-<UTC stamp>.tgz]
@@ -79,20 +83,28 @@ pub fn run(host: &Host, out: &Output, args: &RestoreArgs) -> Result<ExitCode> {
         report.overwrite.len(),
         report.unchanged.len()
     ));
+    if !report.remove.is_empty() {
+        out.line(&format!(
+            "removed {} created by the undone restore",
+            report.remove.len()
+        ));
+    }
     if report.dry_run || out.verbose > 0 {
         for (label, paths) in [
             ("create", &report.create),
             ("overwrite", &report.overwrite),
             ("unchanged", &report.unchanged),
+            ("remove", &report.remove),
         ] {
             for path in paths {
-                out.line(&format!("  {label:<9} {path}"));
+                out.line_or_detail(report.dry_run, &format!("  {label:<9} {path}"));
             }
         }
     }
     if let Some(undo) = &report.undo {
         out.line(&format!(
-            "undo archive: {} (statectl restore {0} puts the overwritten files back)",
+            "undo archive: {} (statectl restore {0} puts the overwritten files back and \
+             removes the created ones)",
             shown(undo).display()
         ));
     }

@@ -25,6 +25,7 @@ pub struct StatusArgs {}
 #[derive(Serialize)]
 struct StatusJson<'a> {
     archive: Option<&'a std::path::Path>,
+    encrypted: Option<&'static str>,
     added: &'a [String],
     modified: &'a [String],
     removed: &'a [String],
@@ -34,20 +35,28 @@ struct StatusJson<'a> {
 pub fn run(host: &Host, out: &Output, _args: &StatusArgs) -> Result<ExitCode> {
     let report = status(host)?;
     out.warn_all(&report.warnings);
+    report.notes.iter().for_each(|note| out.note(note));
     let changes = &report.changes;
     if out.json {
         out.json(&StatusJson {
             archive: report.archive.as_deref(),
+            encrypted: report.encrypted,
             added: &changes.added,
             modified: &changes.modified,
             removed: &changes.removed,
             branched: &changes.branched,
         })?;
     } else {
-        print_paths(out, &changes.added, &changes.modified, &changes.removed);
+        print_paths(
+            out,
+            true,
+            &changes.added,
+            &changes.modified,
+            &changes.removed,
+        );
         if out.verbose > 0 {
             for path in &changes.branched {
-                out.line(&format!("branched  {path}"));
+                out.line_or_detail(false, &format!("branched  {path}"));
             }
         }
         if changes.is_empty() && !out.quiet {
@@ -66,14 +75,21 @@ pub fn run(host: &Host, out: &Output, _args: &StatusArgs) -> Result<ExitCode> {
 }
 
 /// Prints change lists, one `kind  path` line each.
-pub fn print_paths(out: &Output, added: &[String], modified: &[String], removed: &[String]) {
+/// The changed paths, one a line, on stdout (`on_stdout`) or as `-v` detail on stderr.
+pub fn print_paths(
+    out: &Output,
+    on_stdout: bool,
+    added: &[String],
+    modified: &[String],
+    removed: &[String],
+) {
     for (kind, paths) in [
         ("added", added),
         ("modified", modified),
         ("removed", removed),
     ] {
         for path in paths {
-            out.line(&format!("{kind:<9} {path}"));
+            out.line_or_detail(on_stdout, &format!("{kind:<9} {path}"));
         }
     }
 }

@@ -39,6 +39,12 @@ pub fn refuse(line: &str) -> ExitCode {
     Exit::Failure.into()
 }
 
+/// A drop-in script's usage line on stderr; exit 0, as the 6.7 script does.
+pub fn script_usage(line: &str) -> ExitCode {
+    eprintln!("{line}");
+    Exit::Success.into()
+}
+
 /// clap's rendered error as one line.
 fn usage_line(rendered: &str) -> String {
     let mut problem: Vec<String> = Vec::new();

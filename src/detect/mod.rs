@@ -9,6 +9,7 @@
 pub mod cache;
 mod cachefile;
 pub mod changes;
+pub mod inroot;
 pub mod select;
 pub mod table;
 

@@ -150,6 +150,15 @@ impl RecordTable {
         PathOrder { order: None }.find(self, path)
     }
 
+    /// Keeps only the records `keep` is true for, in their order.
+    pub fn retain(&mut self, mut keep: impl FnMut(&RecordRef) -> bool) {
+        let mut kept = RecordTable::with_capacity(self.len());
+        for record in self.iter().filter(|r| keep(r)) {
+            kept.push(&record);
+        }
+        *self = kept;
+    }
+
     /// Every record, in push order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = RecordRef<'_>> + '_ {
         (0..self.len()).map(|i| self.get(i))
@@ -235,6 +244,15 @@ mod tests {
         assert_eq!(in_order, ["", "etc/a", "etc/b/c"]);
         assert_eq!(order.find(&table, "etc/b/c").map(|k| order.at(k)), Some(1));
         assert_eq!(order.find(&table, "etc/b"), None);
+    }
+
+    #[test]
+    fn retain_keeps_the_chosen_records_in_order() {
+        let records = [record("etc/a", 1), record("etc/b", 2), record("etc/c", 3)];
+        let mut table = RecordTable::from_records(&records).unwrap();
+        table.retain(|r| r.path != "etc/b");
+        let back: Vec<FileRecord> = table.iter().map(|r| r.to_record()).collect();
+        assert_eq!(back, [records[0].clone(), records[2].clone()]);
     }
 
     #[test]

@@ -12,16 +12,19 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+use crate::archive::envelope::guard::keep_encryption;
+use crate::archive::envelope::Encryption;
 use crate::archive::{self, writer::ArchiveLabel, SourceFile, WrittenArchive, STATE_NAME};
 use crate::atomic;
-use crate::bank::install::{copy_verified, ensure_state_listed};
-use crate::bank::{lock_banks, next_boot, read_banks, BankName, BootCfg};
+use crate::bank::install::ensure_state_listed;
+use crate::bank::targets::{backup_targets, Blacklist, Target};
+use crate::bank::{lock_for_writing, next_boot, read_banks, BootCfg};
+use crate::config::Selection;
 use crate::detect::cache::{self, cache_path, Header};
-use crate::detect::{
-    detect, now_secs, Archived, Cache, ChangeSet, RecordRef, RecordTable, StatKey,
-};
+use crate::detect::{detect, now_secs, Archived, ChangeSet, Detection, RecordRef, StatKey};
 use crate::error::Error;
 use crate::host::Host;
+use crate::root_lock::{lock_root, RootAccess};
 
 /// The longest a shutdown backup waits for the lock.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(60);
@@ -33,6 +36,8 @@ pub struct BackupOptions {
     pub shutdown: bool,
     pub bank: Option<PathBuf>,
     pub wait: Duration,
+    /// Let a plaintext archive replace an encrypted one (logged).
+    pub allow_plaintext: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,6 +64,9 @@ pub struct BackupReport {
     pub removed: Vec<String>,
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// Selection notes (a skipped or missing configured path): warnings shown with `-v`.
+    #[serde(skip)]
+    pub notes: Vec<String>,
 }
 
 /// Runs a backup of `host` as `options` say.
@@ -72,87 +80,112 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
         options.wait
     };
     let run_dir = host.run_dir()?.to_path_buf();
-    let target_refs: Vec<&Path> = targets.iter().map(PathBuf::as_path).collect();
-    let _locks = lock_banks(&run_dir, &target_refs, wait)?;
-    for bank in &targets {
-        if let Some(temp) = archive::recover::recover_state(bank, &host.limits)? {
-            warnings.push(format!(
-                "`{}` was missing (a replace was cut short); recovered it from `{}`",
-                bank.join(STATE_NAME).display(),
-                temp.display()
-            ));
-        }
-        atomic::remove_stale_temps(bank)
-            .with_context(|| format!("cannot clean bank `{}`", bank.display()))?;
+    let target_refs: Vec<&Path> = targets.iter().map(|t| t.path.as_path()).collect();
+    // The one lock order: the root (no restore writes it while we read it), then the banks.
+    let _root = lock_root(&run_dir, &host.root, RootAccess::Read, wait)?;
+    let _locks = lock_for_writing(host, &target_refs, wait)?;
+    for bank in &target_refs {
+        warnings.extend(clean_bank(host, bank)?);
     }
-    let primary = &targets[0];
-    let archive_path = primary.join(STATE_NAME);
-    let cache_file = cache_path(&run_dir, &host.root, primary);
+    let mut outcomes = Vec::new();
+    for target in &targets {
+        outcomes.push(backup_bank(
+            host,
+            &rules,
+            target,
+            options,
+            &run_dir,
+            &mut warnings,
+        )?);
+    }
+    let written = outcomes.iter().any(|o| o.written);
+    let primary = outcomes.swap_remove(0);
+    let action = match (options.dry_run, written) {
+        (true, _) => Action::DryRun,
+        (false, true) => Action::Written,
+        (false, false) => Action::Unchanged,
+    };
+    let mut report = report(
+        action,
+        targets.into_iter().map(|t| t.path).collect(),
+        primary.archive,
+        primary.files,
+        primary.bytes,
+        primary.sha256,
+        primary.changes,
+        warnings,
+    );
+    report.notes = primary.notes;
+    Ok(report)
+}
+
+/// Recovers a `state.tgz` a cut replace left missing and removes a killed run's temp files.
+fn clean_bank(host: &Host, bank: &Path) -> Result<Option<String>> {
+    let recovered = archive::recover::recover_state(bank, &host.limits)?.map(|temp| {
+        format!(
+            "`{}` was missing (a replace was cut short); recovered it from `{}`",
+            bank.join(STATE_NAME).display(),
+            temp.display()
+        )
+    });
+    atomic::remove_stale_temps(bank)
+        .with_context(|| format!("cannot clean bank `{}`", bank.display()))?;
+    Ok(recovered)
+}
+
+/// What a backup did in one bank.
+struct BankOutcome {
+    written: bool,
+    archive: PathBuf,
+    files: usize,
+    bytes: u64,
+    sha256: Option<String>,
+    changes: ChangeSet,
+    notes: Vec<String>,
+}
+
+/// Detects against `target`'s own archive and writes it when something changed: each bank's
+/// archive has its own build in the manifest and, for an upgraded bank, leaves out the
+/// configblacklist paths, so each bank is compared and written on its own.
+fn backup_bank(
+    host: &Host,
+    rules: &Selection,
+    target: &Target,
+    options: &BackupOptions,
+    run_dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<BankOutcome> {
+    let bank = &target.path;
+    let archive_path = bank.join(STATE_NAME);
+    let cache_file = cache_path(run_dir, &host.root, bank);
     let run_start = now_secs();
-    let detection = detect(
+    let mut detection = detect(
         &host.root,
-        &rules,
+        rules,
         Some(&archive_path),
         Some(&cache_file),
         &host.limits,
     )?;
+    leave_out(&mut detection, &target.blacklist);
     if let Archived::Unreadable(reason) = &detection.archived {
         warnings.push(format!(
             "existing archive `{}` cannot be read ({reason}); writing a fresh one",
             archive_path.display()
         ));
     }
+    let nothing_to_save = guard_empty_selection(host, &detection, &archive_path, options)?;
+    if nothing_to_save {
+        warnings.push(format!(
+            "nothing is selected under root `{}` (no file with a .# branch); no archive written",
+            host.root.display()
+        ));
+    }
     let changes = detection.changes.clone();
     let unreadable = matches!(detection.archived, Archived::Unreadable(_));
-    let must_write = options.force || options.shutdown || unreadable || !changes.is_empty();
+    // `--shutdown` only waits less: like every run it writes nothing when nothing changed.
+    let must_write = !nothing_to_save && (options.force || unreadable || !changes.is_empty());
     if !must_write || options.dry_run {
-        let action = if options.dry_run {
-            Action::DryRun
-        } else {
-            Action::Unchanged
-        };
-        let (bytes, sha256, files) = match &detection.archived {
-            Archived::Present {
-                records,
-                sha256,
-                bytes,
-            } => (*bytes, Some(sha256.clone()), records.len()),
-            _ => (0, None, 0),
-        };
-        let files = if options.dry_run {
-            detection.current.len()
-        } else {
-            files
-        };
-        if let (
-            false,
-            Archived::Present {
-                records, sha256, ..
-            },
-        ) = (options.dry_run, &detection.archived)
-        {
-            warnings.extend(ensure_state_listed(&targets[..1])?);
-            for other in &targets[1..] {
-                warnings.extend(catch_up(
-                    &run_dir,
-                    host,
-                    &archive_path,
-                    other,
-                    sha256,
-                    records,
-                )?);
-            }
-        }
-        return Ok(report(
-            action,
-            targets.clone(),
-            archive_path,
-            files,
-            bytes,
-            sha256,
-            changes,
-            warnings,
-        ));
+        return kept(&detection, bank, archive_path, options.dry_run, warnings);
     }
     // The selection is consumed (names moved, not copied) and the rest of the detection
     // dropped before the writer runs: at 100,000 files that is tens of MiB.
@@ -168,71 +201,114 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
     drop((detection.current, detection.archived));
     let label = ArchiveLabel {
         host: host.hostname(),
-        build: bank_build(primary),
+        build: target.build.clone(),
     };
-    let written = write_with_retry(primary, &sources, &label, &run_dir)?;
-    for other in &targets[1..] {
-        copy_verified(
-            &archive_path,
-            &other.join(STATE_NAME),
-            Some(&written.sha256),
-        )?;
-    }
-    warnings.extend(ensure_state_listed(&targets)?);
-    for bank in &targets {
-        save_cache(&run_dir, host, bank, &written, run_start);
-    }
-    Ok(report(
-        Action::Written,
-        targets.clone(),
-        archive_path,
-        written.records.len(),
-        written.bytes,
-        Some(written.sha256.clone()),
+    // Encrypted again over an encrypted archive; plaintext over one only with --allow-plaintext.
+    let (encryption, downgrade) =
+        keep_encryption(&archive_path, options.allow_plaintext, &host.limits)?;
+    warnings.extend(downgrade);
+    let written = write_with_retry(bank, &sources, &label, run_dir, encryption.as_ref())?;
+    warnings.extend(ensure_state_listed(std::slice::from_ref(bank))?);
+    save_cache(run_dir, host, bank, &written, run_start);
+    Ok(BankOutcome {
+        written: true,
+        archive: archive_path,
+        files: written.records.len(),
+        bytes: written.bytes,
+        sha256: Some(written.sha256.clone()),
         changes,
-        warnings,
-    ))
+        notes: detection.selected.notes.clone(),
+    })
 }
 
-/// Gives `bank` the primary archive when an interrupted run left it behind (the primary was
-/// written, this copy was not); returns boot.cfg warnings. The stat cache vouches for a bank
-/// already in sync, so the no-change path reads nothing there.
-fn catch_up(
-    run_dir: &Path,
+/// An empty selection never replaces a non-empty archive without `--force`; returns true when
+/// nothing is selected and there is no archive (nothing to write). An unreadable archive is
+/// replaced as always: a corrupt `state.tgz` listed in `boot.cfg` can stop the host booting.
+fn guard_empty_selection(
     host: &Host,
-    primary: &Path,
+    detection: &Detection,
+    archive_path: &Path,
+    options: &BackupOptions,
+) -> Result<bool> {
+    if !detection.current.is_empty() || options.force {
+        return Ok(false);
+    }
+    let held = match &detection.archived {
+        Archived::Missing => return Ok(true),
+        Archived::Present { records, .. } if !records.is_empty() => records.len(),
+        _ => return Ok(false),
+    };
+    bail!(
+        "nothing is selected under root `{}`, so backup would replace `{}` and its {held} files \
+         with an empty archive; it was kept; check --root (a wrong root selects nothing) and that \
+         the modified files still have their .# branches, or pass --force to write the empty \
+         archive",
+        host.root.display(),
+        archive_path.display()
+    )
+}
+
+/// The outcome when nothing is written (nothing changed, or `--dry-run`); a kept archive still
+/// gets listed in `boot.cfg`.
+fn kept(
+    detection: &Detection,
     bank: &Path,
-    sha256: &str,
-    records: &RecordTable,
-) -> Result<Vec<String>> {
-    let target = bank.join(STATE_NAME);
-    let cache_file = cache_path(run_dir, &host.root, bank);
-    let meta = std::fs::symlink_metadata(&target).ok();
-    if let Some(meta) = &meta {
-        let vouched = Cache::load(&cache_file)
-            .is_some_and(|c| c.archive == StatKey::of(meta) && c.archive_sha256 == sha256);
-        if vouched {
-            return Ok(Vec::new());
-        }
+    archive: PathBuf,
+    dry_run: bool,
+    warnings: &mut Vec<String>,
+) -> Result<BankOutcome> {
+    let (bytes, sha256, files) = match &detection.archived {
+        Archived::Present {
+            records,
+            sha256,
+            bytes,
+        } => (*bytes, Some(sha256.clone()), records.len()),
+        _ => (0, None, 0),
+    };
+    if !dry_run && sha256.is_some() {
+        warnings.extend(ensure_state_listed(&[bank.to_path_buf()])?);
     }
-    let in_sync = meta.is_some_and(|m| m.is_file())
-        && crate::detect::hash_file(&target).ok().as_deref() == Some(sha256);
-    let mut warnings = Vec::new();
-    if !in_sync {
-        copy_verified(primary, &target, Some(sha256))?;
-        warnings = ensure_state_listed(&[bank.to_path_buf()])?;
+    Ok(BankOutcome {
+        written: false,
+        archive,
+        files: if dry_run {
+            detection.current.len()
+        } else {
+            files
+        },
+        bytes,
+        sha256,
+        changes: detection.changes.clone(),
+        notes: detection.selected.notes.clone(),
+    })
+}
+
+/// Drops the configblacklist paths from the selection and from the changes.
+pub fn leave_out(detection: &mut Detection, blacklist: &Blacklist) {
+    if blacklist.is_empty() {
+        return;
     }
-    if let Ok(meta) = std::fs::metadata(&target) {
-        let header = Header {
-            archive: &StatKey::of(&meta),
-            archive_sha256: sha256,
-            archive_bytes: meta.len(),
-        };
-        // Advisory, as every cache write.
-        let record_of = |i: usize| Some(records.get(i));
-        let _ = cache::save(&cache_file, &header, records.len(), record_of, |_| None);
+    let keep: Vec<bool> = detection
+        .selected
+        .files
+        .iter()
+        .map(|c| !blacklist.covers(&c.path))
+        .collect();
+    let mut flags = keep.iter();
+    detection
+        .selected
+        .files
+        .retain(|_| *flags.next().unwrap_or(&true));
+    let mut flags = keep.iter();
+    detection.current.retain(|_| *flags.next().unwrap_or(&true));
+    let changes = &mut detection.changes;
+    for list in [
+        &mut changes.added,
+        &mut changes.modified,
+        &mut changes.removed,
+    ] {
+        list.retain(|path| !blacklist.covers(path));
     }
-    Ok(warnings)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -257,20 +333,30 @@ fn report(
         modified: changes.modified,
         removed: changes.removed,
         warnings,
+        notes: Vec::new(),
     }
 }
 
-/// The banks to write, the primary first: `--bank`, else the next-boot bank plus the bootbank
-/// when the next boot is the altbootbank (a staged upgrade) and the bootbank is eligible.
-fn target_banks(host: &Host, options: &BackupOptions) -> Result<(Vec<PathBuf>, Vec<String>)> {
+/// The banks to write, the bootbank first: `--bank` alone, else as `bank::targets` decides
+/// (the bootbank, plus a staged upgrade's bank; never a rollback target).
+fn target_banks(host: &Host, options: &BackupOptions) -> Result<(Vec<Target>, Vec<String>)> {
     if let Some(bank) = &options.bank {
         if !bank.is_dir() {
             bail!("bank `{}` is not a directory; check --bank", bank.display());
         }
-        return Ok((vec![bank.clone()], Vec::new()));
+        let build = BootCfg::load(&bank.join("boot.cfg"))
+            .ok()
+            .and_then(|cfg| cfg.build().map(str::to_string))
+            .unwrap_or_default();
+        let target = Target {
+            path: bank.clone(),
+            build,
+            blacklist: Blacklist::default(),
+        };
+        return Ok((vec![target], Vec::new()));
     }
     let banks = read_banks(host);
-    let Some(next) = next_boot(&banks) else {
+    if next_boot(&banks).is_none() {
         bail!(
             "no eligible boot bank (bootbank `{}`: {}; altbootbank `{}`: {}); \
              fix boot.cfg or name the target with --bank DIR",
@@ -279,19 +365,8 @@ fn target_banks(host: &Host, options: &BackupOptions) -> Result<(Vec<PathBuf>, V
             banks.altbootbank.path.display(),
             banks.altbootbank.eligibility().err().unwrap_or_default(),
         );
-    };
-    let mut targets = vec![banks.get(next).path.clone()];
-    if next == BankName::Altbootbank && banks.bootbank.is_eligible() {
-        targets.push(banks.bootbank.path.clone());
     }
-    Ok((targets, Vec::new()))
-}
-
-fn bank_build(bank: &Path) -> String {
-    BootCfg::load(&bank.join("boot.cfg"))
-        .ok()
-        .and_then(|cfg| cfg.get("build").map(str::to_string))
-        .unwrap_or_default()
+    Ok(backup_targets(&banks, &host.root))
 }
 
 /// Writes the archive into `bank`; a file that changes while it is read gets one more try.
@@ -300,9 +375,10 @@ fn write_with_retry(
     sources: &[SourceFile],
     label: &ArchiveLabel,
     scratch: &Path,
+    encryption: Option<&Encryption>,
 ) -> Result<WrittenArchive> {
-    match write_into(bank, sources, label, scratch) {
-        Err(err) if is_file_changed(&err) => write_into(bank, sources, label, scratch),
+    match write_into(bank, sources, label, scratch, encryption) {
+        Err(err) if is_file_changed(&err) => write_into(bank, sources, label, scratch, encryption),
         other => other,
     }
 }
@@ -321,6 +397,7 @@ fn write_into(
     sources: &[SourceFile],
     label: &ArchiveLabel,
     scratch: &Path,
+    encryption: Option<&Encryption>,
 ) -> Result<WrittenArchive> {
     let target = bank.join(STATE_NAME);
     let fail = || {
@@ -332,7 +409,8 @@ fn write_into(
     };
     let mut temp = atomic::temp_in(bank).with_context(fail)?;
     let written =
-        archive::write_archive(temp.as_file_mut(), sources, label, scratch).with_context(fail)?;
+        archive::write_archive_file(temp.as_file_mut(), sources, label, scratch, encryption)
+            .with_context(fail)?;
     atomic::commit(temp, &target).with_context(fail)?;
     Ok(written)
 }

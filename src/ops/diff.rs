@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::archive::{read_archive, FileRecord, InnerEntry, Visitor};
+use crate::detect::Detection;
 use crate::host::Host;
 use crate::ops::status::status;
 
@@ -18,6 +19,27 @@ const MAX_DIFF_BYTES: u64 = 1 << 20;
 pub struct DiffReport {
     pub archive: Option<std::path::PathBuf>,
     pub diffs: Vec<String>,
+    /// The comparison's warnings and selection notes, as `status` gives them.
+    pub warnings: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+/// Refuses a PATH that names nothing persisted (neither selected now nor in the archive): a
+/// diff of it would say "no difference" about a file that is never saved.
+fn check_persisted(host: &Host, paths: &[String], detection: &Detection) -> Result<()> {
+    for given in paths {
+        let p = relative(&host.root, given);
+        let under = |path: &str| path == p || path.starts_with(&format!("{p}/"));
+        let persisted = detection.current.iter().any(|r| under(r.path))
+            || detection.archived.records().iter().any(|r| under(r.path));
+        if !persisted {
+            anyhow::bail!(
+                "`{given}` is not persisted (not selected on the host, not in the archive); \
+                 nothing to diff; see `statectl status` for what is saved"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Diffs the pending changes, limited to `paths` (root-relative or absolute under the root;
@@ -61,6 +83,7 @@ pub fn diff(host: &Host, paths: &[String]) -> Result<DiffReport> {
         .filter(|r| changed.contains(r.path))
         .map(|r| (r.path, r.to_record()))
         .collect();
+    check_persisted(host, paths, detection)?;
     let mut diffs = Vec::new();
     for path in changed {
         let before = archived.get(path);
@@ -84,6 +107,8 @@ pub fn diff(host: &Host, paths: &[String]) -> Result<DiffReport> {
     Ok(DiffReport {
         archive: report.archive,
         diffs,
+        warnings: report.warnings,
+        notes: report.notes,
     })
 }
 

@@ -2,9 +2,13 @@
 //!
 //! The bundle carries the next-boot bank's current `state.tgz` as it is, verified first and
 //! copied from the same open file under the bank lock; export does not run a backup (run
-//! `statectl backup` first to include pending changes). `RELEASELEVEL` is the bank's `build`
-//! in `vmware -v` form, `UUID` this host's, `KERNELOPTS` the bank's `kernelopt`, `USEROPTS`
-//! empty. Bundles are written atomically (temp file in DIR, fsync, rename), 0600. `--keep N`
+//! `statectl backup` first to include pending changes; export warns when there are some).
+//! `Manifest.txt` is what the real `firmwareConfig.sh --restore` compares and applies:
+//! `RELEASELEVEL` is `vmware -l` output (where that command is missing: `VMware ESXi <version
+//! of the bank's build>`, with a warning that ESXi compares the update level too and may refuse
+//! it), `UUID` this host's, `KERNELOPTS` the bank's `kernelopt`, `USEROPTS` the bank's
+//! decompressed `useropts.gz` (the real restore writes it back, so an empty one would blank the
+//! host's boot options). Bundles are written atomically (temp file in DIR, fsync, rename), 0600. `--keep N`
 //! removes this host's older bundles beyond the newest N, matching only names of the exact
 //! form `configBundle-<this host>-<yyyymmddThhmmssZ>.tgz` that are regular files; the bundle
 //! just written is always kept.
@@ -14,12 +18,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::archive::bundle::{release_level, write_bundle, BundleManifest};
+use crate::archive::bundle::{write_bundle, BundleManifest};
 use crate::archive::{open_archive, read_archive_from, CheckOnly};
 use crate::atomic;
+use crate::bank::install::read_useropts;
 use crate::bank::{lock, lock_banks, Bank};
 use crate::host::Host;
 use crate::ops::install::{host_uuid, next_bank};
+use crate::ops::release::HostRelease;
 use crate::ops::restore::shown;
 
 #[derive(Debug, Clone)]
@@ -35,6 +41,8 @@ pub struct ExportReport {
     pub source: PathBuf,
     pub files: usize,
     pub removed: Vec<PathBuf>,
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// Writes a bundle of the next-boot bank's archive into `options.to`.
@@ -56,19 +64,17 @@ pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
         .with_context(|| format!("cannot open archive `{}`", state.display()))?;
     let summary = read_archive_from(reader, &state, &host.limits, &mut CheckOnly)?;
     summary.ensure_safe()?;
-    let manifest = bundle_manifest(host, &bank, &build);
+    let mut warnings = Vec::new();
+    let manifest = bundle_manifest(host, &bank, &build, &mut warnings)?;
     let name = safe_host_name(&host.hostname());
-    let now = super::clock::now();
-    let target = dir.join(format!(
-        "configBundle-{name}-{}.tgz",
-        crate::timefmt::utc_stamp(now)
-    ));
+    let (now, target) = free_bundle_name(dir, &name)?;
     let fail = || {
         format!(
             "cannot write bundle `{}`; check that the directory is writable and has free space",
             target.display()
         )
     };
+    atomic::remove_stale_temps(dir).with_context(fail)?;
     let mut temp = atomic::temp_in(dir).with_context(fail)?;
     write_bundle(
         temp.as_file_mut(),
@@ -78,7 +84,7 @@ pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
         now.max(0) as u64,
     )
     .with_context(fail)?;
-    atomic::commit(temp, &target).with_context(fail)?;
+    atomic::commit_new(temp, &target).with_context(fail)?;
     let removed = match options.keep {
         Some(keep) => prune(dir, &name, &target, keep)?,
         None => Vec::new(),
@@ -88,23 +94,87 @@ pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
         source: shown(&state),
         files: summary.files.len(),
         removed,
+        warnings: pending_warning(host).into_iter().chain(warnings).collect(),
+    })
+}
+
+/// The bundle path for now, never an existing file: a bundle of this same second makes the
+/// export wait for the next second (twice at most), as the name holds only seconds.
+fn free_bundle_name(dir: &Path, host_name: &str) -> Result<(i64, PathBuf)> {
+    for _ in 0..3 {
+        let now = super::clock::now();
+        let target = dir.join(format!(
+            "configBundle-{host_name}-{}.tgz",
+            crate::timefmt::utc_stamp(now)
+        ));
+        if target.symlink_metadata().is_err() {
+            return Ok((now, target));
+        }
+        let into_second = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        std::thread::sleep(std::time::Duration::from_nanos(
+            1_000_000_000 - u64::from(into_second) + 1_000_000,
+        ));
+    }
+    bail!(
+        "a bundle of this second already exists in `{}` (the clock does not move); it is \
+         kept; export again later",
+        dir.display()
+    )
+}
+
+/// A warning when the host has changes its bank's archive (so the bundle) does not hold.
+fn pending_warning(host: &Host) -> Option<String> {
+    let changes = super::status::status(host).ok()?.changes;
+    let count = changes.added.len() + changes.modified.len() + changes.removed.len();
+    (count > 0).then(|| {
+        format!(
+            "{count} change(s) are pending (see `statectl status`): the bundle holds the \
+             bank's archive, not the live files; run `statectl backup` and export again to \
+             include them"
+        )
     })
 }
 
 /// `Manifest.txt` for this host and bank, as `firmwareConfig.sh --backup` writes it.
-fn bundle_manifest(host: &Host, bank: &Bank, build: &str) -> BundleManifest {
+fn bundle_manifest(
+    host: &Host,
+    bank: &Bank,
+    build: &str,
+    warnings: &mut Vec<String>,
+) -> Result<BundleManifest> {
     let kernelopts = bank
         .cfg
         .as_ref()
         .ok()
         .and_then(|cfg| cfg.get("kernelopt"))
         .unwrap_or_default();
-    BundleManifest {
-        release_level: release_level(build),
+    let release = HostRelease::of_host(build);
+    if let HostRelease::FromBuild(level) = &release {
+        warnings.push(format!(
+            "`vmware -l` is not available here, so RELEASELEVEL is `{level}` (from build \
+             {build}); ESXi's firmwareConfig.sh compares it with its own `vmware -l`, which \
+             names the update level too, and may refuse the bundle"
+        ));
+    }
+    let useropts = match read_useropts(&bank.path)? {
+        Some(text) => text.replace('\n', " "),
+        None => {
+            warnings.push(format!(
+                "bank `{}` has no useropts.gz; USEROPTS is empty, and restoring this bundle \
+                 clears the boot options",
+                bank.path.display()
+            ));
+            String::new()
+        }
+    };
+    Ok(BundleManifest {
+        release_level: release.text().to_string(),
         uuid: host_uuid(host).unwrap_or_default(),
         kernelopts: kernelopts.to_string(),
-        useropts: String::new(),
-    }
+        useropts,
+    })
 }
 
 /// A host name usable in a file name: anything but letters, digits, `.`, `_` and `-` becomes `_`.

@@ -1,19 +1,25 @@
 //! `extract`: unpack the inner files of an archive under a private directory.
 //!
-//! Every entry is validated by a first full read before the second read writes any file, and
-//! every write goes through the link-safe [`Placer`], so nothing lands outside the directory.
-//! Files are written without a per-file fsync and made durable together at the end (one
-//! `syncfs` per filesystem, as `tar -x; sync -f` does) before success is reported.
+//! The archive is first copied into a private temp file; every entry (and every conflict
+//! between entries) is validated by a full read of that copy before a second read of the same
+//! copy writes any file, so what is written is exactly what was validated, even if the archive
+//! is rewritten during the run. Every write goes through the link-safe [`Placer`], so nothing
+//! lands outside the directory. A new (or empty) directory is filled as a 0700 temp directory
+//! beside it and renamed into place, so a killed extract leaves no half tree under DIR, only a
+//! temp that the next run removes; with `--force` into a non-empty DIR the files are placed in
+//! it one by one. Files are written without a per-file fsync and made durable together at the
+//! end (one `syncfs` per filesystem, as `tar -x; sync -f` does) before the temp directory is
+//! renamed and success is reported.
 
 use std::fs::File;
 use std::io::{Read, Seek};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
 use crate::archive::{
-    open_archive, read_archive_from, ArchiveSummary, CheckOnly, EntryKind, InnerEntry, Limits,
+    open_private_copy, read_archive_from, ArchiveSummary, CheckOnly, EntryKind, InnerEntry, Limits,
     Visitor,
 };
 use crate::restore::{FileMeta, Placer};
@@ -28,13 +34,19 @@ pub struct ExtractReport {
 
 /// Extracts `archive` under `dir` (created 0700; must be empty unless `force`).
 pub fn extract(archive: &Path, dir: &Path, force: bool, limits: &Limits) -> Result<ExtractReport> {
-    let file = open_archive(archive)?;
+    let file = open_private_copy(archive)?;
     let checked = read_archive_from(clone(&file, archive)?, archive, limits, &mut CheckOnly)?;
     checked.ensure_safe()?;
-    prepare_dir(dir, force)?;
-    let placer = Placer::open_batched(dir)?;
-    let written = write_entries(file, &checked, archive, &placer, limits)?;
-    placer.flush()?;
+    checked.ensure_fits(dir)?;
+    let in_place = prepare_dir(dir, force)?;
+    let written = if in_place {
+        let placer = Placer::open_batched(dir)?;
+        let written = write_entries(file, &checked, archive, &placer, limits)?;
+        placer.flush()?;
+        written
+    } else {
+        extract_beside(file, &checked, archive, dir, limits)?
+    };
     Ok(ExtractReport {
         archive: archive.to_path_buf(),
         dir: dir.to_path_buf(),
@@ -96,21 +108,52 @@ impl Visitor for PlaceEntries<'_> {
     }
 }
 
-/// Creates `dir` 0700, or checks an existing one is a real, empty directory (unless `force`)
-/// and tightens it to 0700.
-fn prepare_dir(dir: &Path, force: bool) -> Result<()> {
+/// Fills a 0700 temp directory beside `dir` and renames it over `dir` (absent or empty).
+fn extract_beside(
+    file: File,
+    checked: &ArchiveSummary,
+    archive: &Path,
+    dir: &Path,
+    limits: &Limits,
+) -> Result<ArchiveSummary> {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    crate::atomic::remove_stale_temps(parent)?;
+    let temp = crate::atomic::temp_dir_in(parent)?;
+    let placer = Placer::open_batched(temp.path())?;
+    let written = write_entries(file, checked, archive, &placer, limits)?;
+    // Every file durable before the directory holding them takes the name.
+    placer.flush()?;
+    std::fs::rename(temp.path(), dir)
+        .with_context(|| format!("cannot move the extracted files to `{}`", dir.display()))?;
+    // Renamed away: nothing is left for the guard to remove.
+    let _ = temp.keep();
+    crate::atomic::sync_dir(parent)?;
+    Ok(written)
+}
+
+/// Checks `dir` for an extract and creates its parents. True when the files go into `dir`
+/// itself (`force` and not empty: it is tightened to 0700); false when `dir` is absent or an
+/// empty directory, to be replaced by a filled temp directory.
+fn prepare_dir(dir: &Path, force: bool) -> Result<bool> {
     match std::fs::symlink_metadata(dir) {
         Ok(meta) if meta.is_dir() => {
             let mut entries = std::fs::read_dir(dir)
                 .with_context(|| format!("cannot list `{}`", dir.display()))?;
-            if !force && entries.next().is_some() {
+            if entries.next().is_none() {
+                return Ok(false);
+            }
+            if !force {
                 bail!(
                     "`{}` is not empty; choose an empty or new directory, or pass --force",
                     dir.display()
                 );
             }
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .with_context(|| format!("cannot make `{}` private", dir.display()))
+                .with_context(|| format!("cannot make `{}` private", dir.display()))?;
+            Ok(true)
         }
         Ok(_) => bail!(
             "`{}` exists and is not a directory (or is a symlink); choose another --to",
@@ -121,10 +164,7 @@ fn prepare_dir(dir: &Path, force: bool) -> Result<()> {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("cannot create `{}`", parent.display()))?;
             }
-            std::fs::DirBuilder::new()
-                .mode(0o700)
-                .create(dir)
-                .with_context(|| format!("cannot create `{}`", dir.display()))
+            Ok(false)
         }
     }
 }

@@ -1,21 +1,25 @@
 //! `install`: put a `state.tgz` or an ESXi `configBundle-*.tgz` into the next-boot bank, the
 //! firmware-restore path of `firmwareConfig.sh --restore`.
 //!
-//! Checks, in order: the input is a `state.tgz` or a bundle (`archive::bundle`); the archive
-//! verifies completely; its release matches the next-boot bank's `build` (never forceable,
-//! as ESXi: state from another release can leave a host that does not boot); the UUID it comes
-//! from (a bundle's `UUID`, else `/system/uuid` of the archive's own `etc/vmware/esx.conf` or
-//! its `etc/machine-id`) matches this host's (forceable; not checked when the archive names
-//! none). Then, under the bank lock, the verified copy into the bank
-//! and `boot.cfg` made to list `state.tgz`. Nothing in the bank changes before every check
-//! passed.
+//! Checks, in order, as `firmwareConfig.sh --restore` does where it can be told apart: the
+//! input is a `state.tgz` or a bundle with a `Manifest.txt` (`archive::bundle`; a bundle
+//! without one is "invalid"); the archive verifies completely; it holds at least one file and
+//! only members under the scanned and included paths (both forceable: a wrong `pack` makes
+//! such archives); its release is this host's (never forceable, as ESXi: state from another
+//! release can leave a host that does not boot); the UUID it comes from (a bundle's `UUID`,
+//! else `/system/uuid` of the archive's own `etc/vmware/esx.conf` or its `etc/machine-id`)
+//! matches this host's (forceable; not checked when the archive names none). Then, under the
+//! bank lock, the verified copy into the bank, a bundle's boot options (`KERNELOPTS` into
+//! `kernelopt=`, `USEROPTS` into `useropts.gz`) and `boot.cfg` made to list `state.tgz`.
+//! Nothing in the bank changes before every check passed.
 //!
-//! Release comparison: a bundle's `RELEASELEVEL` names a build as `build-N` (the `vmware -v`
-//! form ESXi writes); N must equal the last number of the bank's `build`
-//! (`7.0.3-0.20.19193900` -> 19193900); without a `build-N` token the whole `RELEASELEVEL`
-//! must equal `build`. A statectl manifest inside the archive that records a `build` must
-//! equal the bank's `build` as well. A bare `state.tgz` without a recorded build cannot be
-//! checked: it is installed with a warning.
+//! Release comparison: a bundle's `RELEASELEVEL` must equal this host's `vmware -l` output, as
+//! the script's string comparison does; where `vmware` is missing, the version triple of
+//! `RELEASELEVEL` must equal that of the bank's `build`, with a warning that the update level
+//! was not checked. A statectl manifest inside the archive that records a `build` must be of
+//! the bank's version triple; another build of that release is a warning (ESXi does not
+//! compare builds). A bare `state.tgz` without a recorded build cannot be checked: it is
+//! installed with a warning.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -23,14 +27,15 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use serde::Serialize;
 
-use crate::archive::bundle::{open_input, release_matches, BundleManifest, Input};
+use crate::archive::bundle::{open_input, BundleManifest, Input};
 use crate::archive::{
     open_archive, read_archive_from, ArchiveSummary, EntryKind, InnerEntry, Visitor, STATE_NAME,
 };
 use crate::atomic;
-use crate::bank::install::{copy_verified, list_state_in_boot_cfg};
-use crate::bank::{lock, lock_banks, next_boot, read_banks, Bank};
+use crate::bank::install::{apply_boot_options, copy_verified, ensure_state_listed};
+use crate::bank::{lock, lock_for_writing, next_boot, read_banks, Bank};
 use crate::host::{esx_conf_value, Host};
+use crate::ops::release::{version_triple, HostRelease};
 use crate::ops::restore::shown;
 
 #[derive(Debug, Clone)]
@@ -81,7 +86,7 @@ fn uuid_from(esx_conf: Option<&str>, machine_id: Option<&str>) -> Option<String>
 /// Keeps the archive's identity files while the reader checks the whole archive, so the UUID
 /// of a bare `state.tgz` is known without a second read.
 #[derive(Default)]
-struct IdentityFiles {
+pub struct IdentityFiles {
     esx_conf: Option<String>,
     machine_id: Option<String>,
 }
@@ -107,6 +112,17 @@ impl IdentityFiles {
     fn uuid(&self) -> Option<String> {
         uuid_from(self.esx_conf.as_deref(), self.machine_id.as_deref())
     }
+
+    /// `/system/uuid` of the archive's `etc/vmware/esx.conf`, if it has one.
+    pub fn esx_conf_uuid(&self) -> Option<String> {
+        esx_conf_value(self.esx_conf.as_deref()?, "/system/uuid")
+    }
+}
+
+/// `/system/uuid` of the host's own `etc/vmware/esx.conf`, if it has one.
+pub fn esx_conf_uuid(host: &Host) -> Option<String> {
+    let text = std::fs::read_to_string(host.root.join(ESX_CONF)).ok()?;
+    esx_conf_value(&text, "/system/uuid")
 }
 
 /// The next-boot bank and its build, or a message saying why there is none.
@@ -149,6 +165,7 @@ pub fn install(host: &Host, options: &InstallOptions) -> Result<InstallReport> {
     )?;
     summary.ensure_safe()?;
     let mut warnings = Vec::new();
+    check_contents(host, source, &summary, options.force, &mut warnings)?;
     check_release(source, &summary, manifest, &bank, &build, &mut warnings)?;
     let origin = match manifest {
         Some(bundle) => Some(bundle.uuid.clone()),
@@ -157,12 +174,15 @@ pub fn install(host: &Host, options: &InstallOptions) -> Result<InstallReport> {
     if let Some(origin) = origin {
         check_uuid(host, source, &origin, options.force, &mut warnings)?;
     }
-    let _lock = lock_banks(&run_dir, &[bank.path.as_path()], lock::DEFAULT_WAIT)?;
+    let _lock = lock_for_writing(host, &[bank.path.as_path()], lock::DEFAULT_WAIT)?;
     // Advisory: leftovers of a killed run only cost space.
     let _ = atomic::remove_stale_temps(&bank.path);
     let target = bank.state_archive();
     let sha256 = copy_verified(&state_path, &target, Some(&summary.sha256))?;
-    warnings.extend(list_state_in_boot_cfg(std::slice::from_ref(&bank.path)));
+    if let Some(bundle) = manifest {
+        apply_boot_options(&bank.path, &bundle.kernelopts, &bundle.useropts)?;
+    }
+    warnings.extend(ensure_state_listed(std::slice::from_ref(&bank.path))?);
     Ok(InstallReport {
         source: shown(source),
         kind: if manifest.is_some() {
@@ -187,34 +207,94 @@ fn check_release(
     build: &str,
     warnings: &mut Vec<String>,
 ) -> Result<()> {
-    let refuse = |found: &str| -> Result<()> {
+    let refuse = |found: &str, ours: &str| -> Result<()> {
         bail!(
-            "`{}` was saved on {found}, but bank `{}` boots build {build}; state from another \
-             release is never installed (not even with --force); restore its files with \
-             `statectl restore` instead",
+            "`{}` was saved on {found}, but this host is {ours} (bank `{}`, build {build}); \
+             state from another release is never installed (not even with --force); restore \
+             its files with `statectl restore` instead",
             source.display(),
             bank.path.display()
         )
     };
     if let Some(bundle) = bundle {
-        if !release_matches(&bundle.release_level, build) {
-            refuse(&format!("release `{}`", bundle.release_level))?;
+        let theirs = &bundle.release_level;
+        match HostRelease::of_host(build) {
+            HostRelease::Reported(ours) if *theirs != ours => {
+                refuse(&format!("release level `{theirs}`"), &format!("`{ours}`"))?
+            }
+            HostRelease::Reported(_) => {}
+            HostRelease::FromBuild(ours) => {
+                if version_triple(theirs).is_none()
+                    || version_triple(theirs) != version_triple(build)
+                {
+                    refuse(&format!("release level `{theirs}`"), &format!("`{ours}`"))?;
+                }
+                warnings.push(format!(
+                    "`vmware -l` is not available here: only the version of release level \
+                     `{theirs}` was compared with build {build}, not its update level"
+                ));
+            }
         }
     }
     match summary.manifest.as_ref().map(|m| m.build.as_str()) {
-        Some(archived) if !archived.is_empty() && archived != build => {
-            refuse(&format!("build {archived}"))
+        Some(archived) if archived.is_empty() || archived == build => Ok(()),
+        Some(archived)
+            if version_triple(archived).is_some()
+                && version_triple(archived) == version_triple(build) =>
+        {
+            warnings.push(format!(
+                "`{}` was saved on build {archived} of this release; bank `{}` boots build {build}",
+                source.display(),
+                bank.path.display()
+            ));
+            Ok(())
         }
-        Some(archived) if !archived.is_empty() => Ok(()),
-        _ if bundle.is_none() => {
+        Some(archived) => refuse(&format!("build {archived}"), &format!("build {build}")),
+        None if bundle.is_none() => {
             warnings.push(format!(
                 "`{}` records no build; cannot check that it belongs to build {build}",
                 source.display()
             ));
             Ok(())
         }
-        _ => Ok(()),
+        None => Ok(()),
     }
+}
+
+/// Refuses, unless `force`, an archive with no files (it would boot the host with the image's
+/// defaults) or with members no backup of this host would write (outside the scanned and
+/// included paths: `pack DIR/etc` names them `hosts`, not `etc/hosts`, and ESXi would extract
+/// them into `/`).
+fn check_contents(
+    host: &Host,
+    source: &Path,
+    summary: &ArchiveSummary,
+    force: bool,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let mut problems = Vec::new();
+    if summary.files.is_empty() {
+        problems.push(
+            "it holds no files; installed, the host boots with the image's defaults".to_string(),
+        );
+    }
+    let rules = host.selection()?;
+    let outside = rules.outside(summary.files.iter().map(|f| f.path.as_str()));
+    if let Some(first) = outside.first() {
+        problems.push(format!(
+            "{} of its members are outside the scanned and included paths (first: `{first}`; \
+             was it packed from `DIR/etc` instead of `DIR`?)",
+            outside.len()
+        ));
+    }
+    for problem in problems {
+        let what = format!("`{}`: {problem}", source.display());
+        if !force {
+            bail!("{what}; nothing was installed; pass --force to install it anyway");
+        }
+        warnings.push(format!("{what}; installing anyway (--force)"));
+    }
+    Ok(())
 }
 
 fn check_uuid(

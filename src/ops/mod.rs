@@ -10,5 +10,6 @@ pub mod extract;
 pub mod install;
 pub mod pack;
 pub mod passwd;
+pub mod release;
 pub mod restore;
 pub mod status;

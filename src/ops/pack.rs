@@ -1,12 +1,17 @@
-//! `pack`: build a `state.tgz` (ESXi layout, with manifest) from a directory tree, atomically.
+//! `pack`: build a `state.tgz` (ESXi layout, with manifest) from a directory tree, atomically;
+//! `--like ARCHIVE` encrypts it with that archive's key store (re-encrypting an edited tree).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use walkdir::WalkDir;
 
+use crate::archive::envelope::guard::check_plaintext_over;
+use crate::archive::envelope::Encryption;
 use crate::archive::names::normalize_member_name;
-use crate::archive::{write_archive, ArchiveLabel, SourceFile, WrittenArchive};
+use crate::archive::{
+    read_archive, write_archive_file, ArchiveLabel, CheckOnly, SourceFile, WrittenArchive,
+};
 use crate::atomic;
 use crate::bank::{next_boot, read_banks};
 use crate::host::Host;
@@ -22,12 +27,21 @@ pub struct PackReport {
 
 /// Packs the regular files under `dir` into `output`. The manifest names the host found in
 /// the tree (esx.conf or etc/hostname) and the next-boot bank's build, when there is one.
-pub fn pack(host: &Host, dir: &Path, output: &Path) -> Result<PackReport> {
+/// With `like`, the output takes that archive's layout: encrypted with its key store when it
+/// is encrypted. A plaintext archive never replaces an encrypted `output`.
+pub fn pack(host: &Host, dir: &Path, output: &Path, like: Option<&Path>) -> Result<PackReport> {
     let label = ArchiveLabel {
         host: Host::new(dir.to_path_buf()).hostname(),
         build: next_boot_build(host),
     };
-    let written = pack_tree(dir, output, &label, host.run_dir()?)?;
+    let encryption = match like {
+        Some(like) => read_archive(like, &host.limits, &mut CheckOnly)?.encryption,
+        None => None,
+    };
+    if encryption.is_none() {
+        check_plaintext_over(output, false, LIKE_HINT, &host.limits)?;
+    }
+    let written = pack_tree(dir, output, &label, host.run_dir()?, encryption.as_ref())?;
     Ok(PackReport {
         output: output.to_path_buf(),
         files: written.records.len(),
@@ -36,12 +50,17 @@ pub fn pack(host: &Host, dir: &Path, output: &Path) -> Result<PackReport> {
     })
 }
 
-/// Writes every regular file under `dir` into `output` atomically (temp file beside it).
+/// What `pack` suggests instead of writing plaintext over an encrypted archive.
+const LIKE_HINT: &str = "add --like ARCHIVE to encrypt the new one with its key store";
+
+/// Writes every regular file under `dir` into `output` atomically (temp file beside it),
+/// encrypted with `encryption` when given.
 pub fn pack_tree(
     dir: &Path,
     output: &Path,
     label: &ArchiveLabel,
     scratch: &Path,
+    encryption: Option<&Encryption>,
 ) -> Result<WrittenArchive> {
     refuse_output_inside(dir, output)?;
     let sources = collect_sources(dir)?;
@@ -50,8 +69,10 @@ pub fn pack_tree(
         _ => Path::new("."),
     };
     let fail = || format!("cannot write `{}`", output.display());
+    atomic::remove_stale_temps(parent).with_context(fail)?;
     let mut temp = atomic::temp_in(parent).with_context(fail)?;
-    let written = write_archive(temp.as_file_mut(), &sources, label, scratch).with_context(fail)?;
+    let written = write_archive_file(temp.as_file_mut(), &sources, label, scratch, encryption)
+        .with_context(fail)?;
     atomic::commit(temp, output).with_context(fail)?;
     Ok(written)
 }

@@ -3,9 +3,17 @@
 //! Under the lock of the archive's bank, the archive is checked in full, extracted into a
 //! private (0700) temp directory in the run directory, USER's hash field of `etc/shadow` is
 //! replaced (every other byte of shadow and every other file, content and metadata, is kept),
-//! and the tree is packed back and renamed over the archive. Any failure leaves the old archive
-//! untouched.
+//! and the tree is packed back and renamed over the archive (an encrypted archive is encrypted
+//! again with its own key store and a fresh IV). Any failure leaves the old archive untouched.
+//!
+//! The live host: for the default archive (no `--archive`), when the root's `etc/shadow` holds
+//! the same USER line as the archive did (so the root is the host that archive saves), the live
+//! file gets the same change first (atomic, its mode and owner kept, under the root lock taken
+//! before the bank lock), so the next backup keeps the new hash; a failed archive rewrite puts
+//! the old live file back. A root whose line differs (a rescue system) is never touched, and a
+//! warning says when the next backup of this root would revert the change.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,11 +21,13 @@ use anyhow::{bail, Context, Result};
 use sha_crypt::{PasswordHasher, ShaCrypt};
 
 use crate::archive::{open_archive, read_archive_from, ArchiveLabel, ArchiveSummary, CheckOnly};
-use crate::bank::lock_banks;
+use crate::bank::lock_for_writing;
 use crate::host::Host;
+use crate::ops::archive_path::archive_or_default;
 use crate::ops::extract::write_entries;
 use crate::ops::pack::pack_tree;
-use crate::restore::{FileMeta, Placer};
+use crate::restore::{Existing, FileMeta, Placer};
+use crate::root_lock::{lock_root, RootAccess};
 
 const SHADOW: &str = "etc/shadow";
 
@@ -35,15 +45,21 @@ pub struct PasswdReport {
     pub archive: PathBuf,
     pub user: String,
     pub cleared: bool,
+    /// The live `etc/shadow` changed too (`null` when the host was left alone).
+    pub live: Option<PathBuf>,
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
-/// Rewrites `user`'s hash in the archive at `archive`.
+/// Rewrites `user`'s hash in the archive at `archive`; with `live_host` (the archive is the
+/// default one) also in the root's own `etc/shadow` when it is that archive's host.
 pub fn passwd(
     host: &Host,
     archive: &Path,
     user: &str,
     new: &NewPassword,
     wait: Duration,
+    live_host: bool,
 ) -> Result<PasswdReport> {
     let bank = archive
         .parent()
@@ -52,7 +68,12 @@ pub fn passwd(
     check_user(user)
         .map_err(|reason| anyhow::anyhow!("{reason}; name the account as in etc/shadow"))?;
     let run_dir = host.run_dir()?.to_path_buf();
-    let _lock = lock_banks(&run_dir, &[bank], wait)?;
+    // The one lock order: the root (its shadow may be written), then the bank.
+    let _root = match live_host {
+        true => Some(lock_root(&run_dir, &host.root, RootAccess::Write, wait)?),
+        false => None,
+    };
+    let _lock = lock_for_writing(host, &[bank], wait)?;
     let file = open_archive(archive)?;
     let clone = file
         .try_clone()
@@ -69,7 +90,9 @@ pub fn passwd(
         NewPassword::Clear => String::new(),
         NewPassword::Plain(password) => sha512_crypt(password)?,
     };
-    let work = private_work_dir(&run_dir)?;
+    // A 0700 temp directory in the run directory (never on the bank), removed when dropped
+    // or, after a kill, by the next run.
+    let work = crate::atomic::temp_dir_in(&run_dir)?;
     let placer = Placer::open(work.path())?;
     write_entries(file, &checked, archive, &placer, &host.limits)?;
     let current =
@@ -87,25 +110,130 @@ pub fn passwd(
         mtime: crate::detect::now_secs(),
     };
     placer.place(SHADOW, &mut updated.as_slice(), &meta)?;
-    pack_tree(work.path(), archive, &label_of(&checked), &run_dir)?;
+    let live = LiveShadow::read(host)?
+        .filter(|l| live_host && user_line(&l.bytes, user) == user_line(&current, user));
+    let changed_live = match &live {
+        Some(live) => Some(live.set(user, &field, meta.mtime)?),
+        None => None,
+    };
+    let encryption = checked.encryption.as_ref();
+    let packed = pack_tree(
+        work.path(),
+        archive,
+        &label_of(&checked),
+        &run_dir,
+        encryption,
+    );
+    if let Err(err) = packed {
+        live.iter().for_each(LiveShadow::put_back);
+        return Err(err);
+    }
+    let warnings = match changed_live {
+        Some(_) => Vec::new(),
+        None => revert_warning(host, archive, user, &updated)?
+            .into_iter()
+            .collect(),
+    };
     Ok(PasswdReport {
         archive: archive.to_path_buf(),
         user: user.to_string(),
         cleared: matches!(new, NewPassword::Clear),
+        live: changed_live,
+        warnings,
     })
 }
 
-/// A 0700 directory in the run directory (never on the bank), removed when dropped.
-fn private_work_dir(run_dir: &Path) -> Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix("passwd-")
-        .tempdir_in(run_dir)
-        .with_context(|| {
-            format!(
-                "cannot create a private work directory in `{}`",
-                run_dir.display()
-            )
-        })
+/// The root's own `etc/shadow`, read through no link.
+struct LiveShadow {
+    placer: Placer,
+    bytes: Vec<u8>,
+    meta: FileMeta,
+}
+
+impl LiveShadow {
+    /// The root's shadow; `None` when it has none (or no regular file there).
+    fn read(host: &Host) -> Result<Option<LiveShadow>> {
+        let placer = Placer::open(&host.root)?;
+        let Existing::File { meta, .. } = placer.existing(SHADOW)? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        placer
+            .open_existing(SHADOW)?
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("cannot read `{}`", host.root.join(SHADOW).display()))?;
+        Ok(Some(LiveShadow {
+            placer,
+            bytes,
+            meta,
+        }))
+    }
+
+    /// Replaces the live file atomically with `user`'s hash field set to `field`, keeping
+    /// its mode and owner (mtime: the archived copy's); returns its path.
+    fn set(&self, user: &str, field: &str, mtime: i64) -> Result<PathBuf> {
+        let path = self.placer.root().join(SHADOW);
+        let updated = set_hash_field(&self.bytes, user, field)
+            .map_err(|reason| anyhow::anyhow!("{reason} in `{}`", path.display()))?;
+        let meta = FileMeta { mtime, ..self.meta };
+        self.placer
+            .place(SHADOW, &mut updated.as_slice(), &meta)
+            .context("the archive is unchanged")?;
+        Ok(path)
+    }
+
+    /// Puts the old live file back (best effort: the archive rewrite failed after it changed).
+    fn put_back(&self) {
+        let _ = self
+            .placer
+            .place(SHADOW, &mut self.bytes.as_slice(), &self.meta);
+    }
+}
+
+/// The warning for a change the next backup of this root would undo: the archive is the one
+/// the next backup writes, and the root's shadow holds another line for `user`.
+fn revert_warning(
+    host: &Host,
+    archive: &Path,
+    user: &str,
+    updated: &[u8],
+) -> Result<Option<String>> {
+    let Some(live) = LiveShadow::read(host)? else {
+        return Ok(None);
+    };
+    Ok(other_line_warning(host, archive, &live, user, updated))
+}
+
+fn other_line_warning(
+    host: &Host,
+    archive: &Path,
+    live: &LiveShadow,
+    user: &str,
+    updated: &[u8],
+) -> Option<String> {
+    let line = user_line(&live.bytes, user)?;
+    if Some(line) == user_line(updated, user) {
+        return None;
+    }
+    let default = archive_or_default(host, None).ok()?;
+    let same = |p: &Path| p.canonicalize().ok();
+    (same(&default)? == same(archive)?).then(|| {
+        format!(
+            "`{}` was left alone (its {user} line differs from the archive's, or --archive was \
+             given); the next backup of this root writes its own {user} line back into `{}`",
+            live.placer.root().join(SHADOW).display(),
+            archive.display()
+        )
+    })
+}
+
+/// The first line of `shadow` for `user` (without its line break).
+fn user_line<'a>(shadow: &'a [u8], user: &str) -> Option<&'a [u8]> {
+    let prefix = format!("{user}:");
+    shadow
+        .split(|&b| b == b'\n')
+        .find(|line| line.starts_with(prefix.as_bytes()))
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
 }
 
 /// The manifest's host and build, kept as they were (empty without a manifest).

@@ -2,19 +2,28 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
+use crate::archive::envelope::probe::{probe, Layout};
+use crate::archive::envelope::seal::check_sealable;
+
+use crate::bank::targets::{alt_role, AltRole, Blacklist};
 use crate::bank::{next_boot, read_banks};
 use crate::detect::{cache::cache_path, detect, Archived, ChangeSet, Detection};
 use crate::host::Host;
+use crate::ops::backup::leave_out;
 
 /// The outcome of `status`.
 #[derive(Debug)]
 pub struct StatusReport {
     /// The archive compared against; `None` when no bank is eligible.
     pub archive: Option<PathBuf>,
+    /// The archive's encrypted layout (`"none-mode"`, `"tpm"`), `None` when plain or absent.
+    pub encrypted: Option<&'static str>,
     pub changes: ChangeSet,
     pub warnings: Vec<String>,
+    /// Selection notes (a skipped or missing configured path): warnings shown with `-v`.
+    pub notes: Vec<String>,
     pub detection: Detection,
 }
 
@@ -35,22 +44,41 @@ pub fn status(host: &Host) -> Result<StatusReport> {
         (Some(path), Ok(run)) => path.parent().map(|bank| cache_path(run, &host.root, bank)),
         _ => None,
     };
-    let detection = detect(
+    let mut detection = detect(
         &host.root,
         &rules,
         archive.as_deref(),
         cache.as_deref(),
         &host.limits,
     )?;
+    if matches!(
+        alt_role(&banks),
+        AltRole::UpgradeStaged | AltRole::ManualSwitch
+    ) {
+        // backup leaves ESXi's configblacklist out of a staged upgrade's archive: not pending.
+        let (blacklist, warning) = Blacklist::load(&host.root);
+        warnings.extend(warning);
+        leave_out(&mut detection, &blacklist);
+    }
+    let layout = archive.as_deref().map(|path| probe(path, &host.limits));
     if let Archived::Unreadable(reason) = &detection.archived {
+        if let Some(Layout::Encrypted(encryption)) = &layout {
+            // An encrypted archive that does not open is not "everything added": say why.
+            if check_sealable(encryption).is_err() {
+                bail!("{reason}");
+            }
+        }
         warnings.push(format!(
             "archive cannot be read ({reason}); every file counts as added"
         ));
     }
     Ok(StatusReport {
-        archive,
+        encrypted: layout.and_then(|layout| layout.label()),
+        // No archive in the next-boot bank yet: none to name (JSON `null`).
+        archive: archive.filter(|path| path.symlink_metadata().is_ok()),
         changes: detection.changes.clone(),
         warnings,
+        notes: detection.selected.notes.clone(),
         detection,
     })
 }

@@ -2,8 +2,9 @@
 //! writes every `create` and `overwrite` file to a temp file beside its destination,
 //! checking that its content is what was planned, and then makes all of them durable at once
 //! (the placer is batched: one `syncfs` per filesystem, [`crate::durable`]). *Commit*: only
-//! when all of them are on disk, each is renamed into place, and the renames are flushed
-//! before the restore reports success. A crash at any instant leaves each file old or new.
+//! when all of them are on disk, each is renamed into place, then the files the plan removes
+//! are removed, and the renames and removals are flushed before the restore reports success.
+//! A crash at any instant leaves each file old or new.
 //!
 //! The plan was made from a first complete read. Between the two reads the archive could
 //! change under us (it is the same open file, but someone could write into it), so every
@@ -76,11 +77,11 @@ pub fn stage<'a>(
 }
 
 impl StagedRestore<'_> {
-    /// Renames every staged file into place and flushes the renames; returns how many. What
-    /// was placed since the stage (the undo archive) is flushed before the first rename. A
-    /// failure here (rare: a rename needs no space) leaves the files before it restored, so
-    /// the error points at `undo`.
-    pub fn commit(mut self, undo: Option<&Path>) -> Result<usize> {
+    /// Renames every staged file into place, then removes the files in `remove`, and flushes
+    /// both; returns how many files were placed. What was placed since the stage (the undo
+    /// archive) is flushed before the first rename. A failure here (rare: a rename needs no
+    /// space) leaves the files before it restored, so the error points at `undo`.
+    pub fn commit(mut self, remove: &[String], undo: Option<&Path>) -> Result<usize> {
         self.placer.flush()?;
         self.committed = true;
         let files = std::mem::take(&mut self.files);
@@ -89,20 +90,30 @@ impl StagedRestore<'_> {
                 for left in &files[done..] {
                     self.placer.discard(left);
                 }
-                return Err(match undo {
-                    Some(undo) => err.context(format!(
-                        "the restore stopped part way; `statectl restore {}` puts the \
-                         overwritten files back",
-                        undo.display()
-                    )),
-                    None => err.context("the restore stopped part way; run it again"),
-                });
+                return Err(stopped(err, undo));
             }
+        }
+        for path in remove {
+            self.placer
+                .remove_file(path)
+                .map_err(|err| stopped(err, undo))?;
         }
         self.placer
             .flush()
             .context("the restored files may not survive a power loss; run the restore again")?;
         Ok(files.len())
+    }
+}
+
+/// An error of the commit phase, pointing at what undoes the part already done.
+fn stopped(err: anyhow::Error, undo: Option<&Path>) -> anyhow::Error {
+    match undo {
+        Some(undo) => err.context(format!(
+            "the restore stopped part way; `statectl restore {}` puts the overwritten files \
+             back",
+            undo.display()
+        )),
+        None => err.context("the restore stopped part way; run it again"),
     }
 }
 

@@ -14,15 +14,19 @@
 //!   absolute name, `..` component, name that is not UTF-8 or holds a control character,
 //!   entry that is not a regular file or directory (symlink, hard link, device, fifo), setuid
 //!   or setgid bit, duplicate path, or path that is both a file and a directory refuses the
-//!   whole archive, naming the entry (`archive::reader`, `archive::names`). Unlike tar-rs's
+//!   whole archive, naming the entry (`archive::read`, `archive::names`). Unlike tar-rs's
 //!   `unpack_in`, which skips `..` entries silently, nothing is skipped: one bad entry, no
 //!   restore. A planted link can therefore never come from an archive, not even across two
 //!   restores.
-//! - *Never through a link.* Every destination is reached by an `openat` walk from the root's
-//!   descriptor with `O_NOFOLLOW | O_DIRECTORY` (`place`): a symlink or non-directory among the
-//!   parents refuses the restore at planning time, naming it, and again at write time if one
-//!   is planted meanwhile. A destination that is a directory, symlink or special file is
-//!   refused, not replaced. Nothing is written outside the root, even when it is `/`.
+//! - *Never out of the root.* Every destination is reached by an `openat` walk from the
+//!   root's descriptor with `O_NOFOLLOW | O_DIRECTORY` (`walk`): a pre-existing directory
+//!   symlink among the parents (ESXi's own `etc/sfcb/repository`) is resolved by that walk
+//!   within the root, as `openat2` `RESOLVE_IN_ROOT` does (an absolute target is relative to
+//!   the root, `..` stops there); a link whose target is missing in the root, or a
+//!   non-directory among the parents, refuses the restore at planning time, naming it, and
+//!   again at write time if one is planted meanwhile. A destination that is a directory,
+//!   symlink or special file is refused, not replaced. Nothing is written outside the root,
+//!   even when it is `/`.
 //! - *Atomic and exact.* Each file goes to a 0600 temp file in its directory, gets its numeric
 //!   owner, all 12 mode bits (the sticky bit survives, so the next backup keeps persisting the
 //!   file) and mtime through the descriptor; all of them are flushed to disk together (one
@@ -31,16 +35,18 @@
 //!   file is staged this way before the first rename ([`apply`]), so a restore that fails
 //!   while writing (full filesystem, I/O error, changed archive) leaves the root unchanged.
 //! - *Nothing is lost.* The files that will be overwritten are first saved into an undo
-//!   archive (0600); restoring it brings them back. Files the restore created are listed in
-//!   the plan and are not removed by the undo.
+//!   archive (0600); restoring it brings them back. Files the restore creates are listed in
+//!   its manifest's `remove`, so restoring it removes them ([`undo`]).
 //! - *Directory entries* of the archive are created 0755 when missing (the mode every missing
 //!   parent gets); an existing directory is never changed, and recorded directory modes are
 //!   not applied, so an archive cannot open up `etc` to other users.
 
 pub mod apply;
+mod dircache;
 pub mod place;
 pub mod plan;
 pub mod undo;
+pub mod walk;
 
-pub use place::{FileMeta, Placer};
+pub use place::{Existing, FileMeta, Placer};
 pub use plan::{Action, Plan};

@@ -2,20 +2,22 @@
 //!
 //! # Security
 //! Every path is walked one component at a time from an open descriptor of the root with
-//! `O_NOFOLLOW | O_DIRECTORY`, so no component may be a symlink (the walk refuses, naming it)
-//! and nothing can land outside the root, even when the root is `/` and even if a link is
+//! `O_NOFOLLOW | O_DIRECTORY` ([`super::walk`]): a directory symlink among the parents is
+//! resolved by that walk *within* the root (a link whose target is missing there is refused),
+//! so nothing can land outside the root, even when the root is `/` and even if a link is
 //! planted while we work. The file itself goes to a 0600 temp file in its directory (created
 //! `O_EXCL | O_NOFOLLOW`), gets owner, all 12 mode bits and mtime through its descriptor, is
 //! fsynced and renamed over the name, and the directory is fsynced. Renaming over a symlink
 //! replaces the link, never its target. Writing and renaming can be split ([`Placer::stage`],
 //! then [`Placer::commit`] or [`Placer::discard`]) so a restore renames nothing until every
-//! file is safely written. A placer opened with [`Placer::open_batched`] skips the per-file
-//! fsyncs and makes everything durable at once in [`Placer::flush`] (see [`crate::durable`]).
-//! Files staged one after another in the same directory (archives are sorted) reuse the
-//! descriptor the first one's walk opened: it is the directory itself, not a path, so a link
-//! planted after it was opened is not followed either.
+//! file is safely written. The first write into a directory removes the temp files a killed
+//! run left there (see [`crate::atomic`]), so a re-run of a killed restore or extract cleans up.
+//! A placer opened with [`Placer::open_batched`] skips the per-file fsyncs and makes everything
+//! durable at once in [`Placer::flush`], and files staged one after another in the same
+//! directory reuse its descriptor ([`super::dircache`]).
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -27,7 +29,8 @@ use anyhow::{bail, Context, Result};
 use rustix::fs::{self as rfs, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 
-use crate::durable::SyncBatch;
+use super::dircache::DirCache;
+use super::walk::{Walk, DIR_FLAGS};
 
 /// Metadata a placed file gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,12 +60,10 @@ pub struct Placer {
     pub set_owner: bool,
     /// Directories created so far, root-relative, in creation order.
     created: RefCell<Vec<String>>,
-    /// With batched durability: the filesystems written, flushed by [`Placer::flush`]; without
-    /// it every file and its directory are fsynced as they are placed.
-    batch: Option<RefCell<SyncBatch>>,
-    /// The directory the last file was staged in (its root-relative path and descriptor):
-    /// archives are sorted, so the next file usually goes beside it and skips the walk.
-    last_dir: RefCell<Option<(String, Rc<OwnedFd>)>>,
+    /// Directories already cleaned of stale temp files, root-relative.
+    cleaned: RefCell<HashSet<String>>,
+    /// The last directory staged in, and the filesystems to flush when batched.
+    dirs: DirCache,
 }
 
 /// A file written and fsynced beside its destination, not yet renamed into place.
@@ -73,10 +74,6 @@ pub struct Staged {
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-const DIR_FLAGS: OFlags = OFlags::DIRECTORY
-    .union(OFlags::NOFOLLOW)
-    .union(OFlags::RDONLY)
-    .union(OFlags::CLOEXEC);
 
 impl Placer {
     /// Opens `root`, which must be an existing directory; each file is durable once placed.
@@ -90,8 +87,8 @@ impl Placer {
             // SAFETY: geteuid has no preconditions.
             set_owner: unsafe { libc::geteuid() } == 0,
             created: RefCell::new(Vec::new()),
-            batch: None,
-            last_dir: RefCell::new(None),
+            cleaned: RefCell::new(HashSet::new()),
+            dirs: DirCache::per_file(),
         })
     }
 
@@ -99,26 +96,16 @@ impl Placer {
     /// [`Placer::flush`] makes all of it durable with one `syncfs` per filesystem.
     pub fn open_batched(root: &Path) -> Result<Placer> {
         let mut placer = Placer::open(root)?;
-        placer.batch = Some(RefCell::new(SyncBatch::default()));
+        placer.dirs = DirCache::batched();
         Ok(placer)
     }
 
-    /// Makes everything placed or staged so far durable (no-op without batching, where each
-    /// file already is).
+    /// Makes everything placed, staged or removed so far durable (no-op without batching,
+    /// where each file already is).
     pub fn flush(&self) -> Result<()> {
-        match &self.batch {
-            Some(batch) => batch.borrow().flush(),
-            None => Ok(()),
-        }
-        .with_context(|| format!("cannot flush `{}` to disk", self.root.display()))
-    }
-
-    /// Remembers the filesystem of `dir` for [`Placer::flush`], before anything is written in it.
-    fn note(&self, dir: &OwnedFd) -> io::Result<()> {
-        match &self.batch {
-            Some(batch) => batch.borrow_mut().note(dir),
-            None => Ok(()),
-        }
+        self.dirs
+            .flush()
+            .with_context(|| format!("cannot flush `{}` to disk", self.root.display()))
     }
 
     pub fn root(&self) -> &Path {
@@ -155,6 +142,14 @@ impl Placer {
         }
     }
 
+    /// True when `rel` is a directory, reached through in-root directory links if need be.
+    pub fn is_directory(&self, rel: &str) -> Result<bool> {
+        let (parents, name) = split(rel)?;
+        let mut parts = parents;
+        parts.push(name);
+        Ok(self.walk(&parts, false)?.is_some())
+    }
+
     /// Opens the existing regular file at `rel` for reading, through no link.
     pub fn open_existing(&self, rel: &str) -> Result<File> {
         let (parents, name) = split(rel)?;
@@ -178,18 +173,19 @@ impl Placer {
         self.commit(&staged).inspect_err(|_| self.discard(&staged))
     }
 
-    /// Writes `data` with `meta` to a temp file beside `rel` (fsynced unless batched; creating missing
-    /// parents 0755) without touching `rel` itself: [`Placer::commit`] renames it into place,
-    /// [`Placer::discard`] removes it.
+    /// Writes `data` with `meta` to a temp file beside `rel` (fsynced unless batched; creating
+    /// missing parents 0755) without touching `rel` itself: [`Placer::commit`] renames it into
+    /// place, [`Placer::discard`] removes it.
     pub fn stage(&self, rel: &str, data: &mut dyn Read, meta: &FileMeta) -> Result<Staged> {
         let (parents, _) = split(rel)?;
         let target = self.root.join(rel);
         let dir = self
             .parent_dir(&parents, true)?
             .with_context(|| format!("cannot create the directory of `{}`", target.display()))?;
+        self.clean_once(&parents, &dir)?;
         let (temp_name, temp) = create_temp(&dir)
             .with_context(|| format!("cannot create a temp file beside `{}`", target.display()))?;
-        let sync_now = self.batch.is_none();
+        let sync_now = !self.dirs.is_batched();
         if let Err(err) = fill(temp, data, meta, self.set_owner, sync_now) {
             let _ = rfs::unlinkat(&*dir, &temp_name, rfs::AtFlags::empty());
             return Err(err).with_context(|| format!("cannot write `{}`", target.display()));
@@ -209,10 +205,7 @@ impl Placer {
             .parent_dir(&parents, false)?
             .with_context(|| format!("the directory of `{}` disappeared", target.display()))?;
         rfs::renameat(&*dir, staged.temp_name.as_str(), &*dir, name)
-            .and_then(|()| match self.batch {
-                Some(_) => Ok(()),
-                None => rfs::fsync(&*dir),
-            })
+            .and_then(|()| self.dirs.sync_dir(&dir))
             .map_err(io::Error::from)
             .with_context(|| format!("cannot write `{}`", target.display()))
     }
@@ -225,6 +218,66 @@ impl Placer {
         }
     }
 
+    /// Removes the stale temp files in the directories of `paths` (root-relative files) that
+    /// exist, through no link; a missing directory is skipped.
+    pub fn clean_temps_beside<'p>(&self, paths: impl IntoIterator<Item = &'p str>) -> Result<()> {
+        for path in paths {
+            let (parents, _) = split(path)?;
+            if self.cleaned.borrow().contains(&parents.join("/")) {
+                continue;
+            }
+            if let Some(dir) = self.walk(&parents, false)? {
+                self.clean_once(&parents, &dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the stale temp files of the directory `dir` (at `parents`), once per run.
+    fn clean_once(&self, parents: &[&str], dir: &OwnedFd) -> Result<()> {
+        let key = parents.join("/");
+        if self.cleaned.borrow().contains(&key) {
+            return Ok(());
+        }
+        let shown = self.root.join(&key);
+        let listing = rfs::Dir::read_from(dir)
+            .map_err(io::Error::from)
+            .with_context(|| format!("cannot list `{}`", shown.display()))?;
+        for entry in listing {
+            let entry = entry
+                .map_err(io::Error::from)
+                .with_context(|| format!("cannot list `{}`", shown.display()))?;
+            let name = entry.file_name().to_string_lossy();
+            if crate::atomic::is_temp_name(&name) && !crate::atomic::temp_in_use(&name) {
+                match rfs::unlinkat(dir, entry.file_name(), rfs::AtFlags::empty()) {
+                    Ok(()) | Err(Errno::NOENT) => {}
+                    Err(err) => {
+                        return Err(io::Error::from(err)).with_context(|| {
+                            format!("cannot remove stale temp file `{}/{name}`", shown.display())
+                        })
+                    }
+                }
+            }
+        }
+        self.cleaned.borrow_mut().insert(key);
+        Ok(())
+    }
+
+    /// Removes the regular file at `rel` (through no link) and fsyncs its directory (with
+    /// batching: leaves that to [`Placer::flush`]); a file already gone is fine.
+    pub fn remove_file(&self, rel: &str) -> Result<()> {
+        let (parents, name) = split(rel)?;
+        let Some(dir) = self.parent_dir(&parents, false)? else {
+            return Ok(());
+        };
+        match rfs::unlinkat(&*dir, name, rfs::AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => self.dirs.sync_dir(&dir),
+            Err(err) => Err(err),
+        }
+        .map_err(io::Error::from)
+        .with_context(|| format!("cannot remove `{}`", self.root.join(rel).display()))
+    }
+
     /// Creates the directory `rel` (and its parents) 0755 when missing.
     pub fn make_dir(&self, rel: &str) -> Result<()> {
         let parts: Vec<&str> = rel.split('/').collect();
@@ -232,35 +285,33 @@ impl Placer {
         let dir = self
             .walk(&parts, true)?
             .with_context(|| format!("cannot create directory `{}`", path.display()))?;
-        self.note(&dir)
+        self.dirs
+            .note(&dir)
             .with_context(|| format!("cannot stat `{}`", path.display()))
     }
 
     /// The directory `parents` below the root, as [`Placer::walk`] finds it, reusing the last
     /// one when it is the same path (a descriptor opened by an earlier walk of this run, so
-    /// reached through no link). A directory met first is noted for [`Placer::flush`].
+    /// reached through no link planted since). A directory met first is noted for
+    /// [`Placer::flush`].
     fn parent_dir(&self, parents: &[&str], create: bool) -> Result<Option<Rc<OwnedFd>>> {
         let key = parents.join("/");
-        if let Some((last, fd)) = &*self.last_dir.borrow() {
-            if *last == key {
-                return Ok(Some(Rc::clone(fd)));
-            }
+        if let Some(dir) = self.dirs.last(&key) {
+            return Ok(Some(dir));
         }
         let Some(dir) = self.walk(parents, create)? else {
             return Ok(None);
         };
-        let path = || self.root.join(&key);
-        self.note(&dir)
-            .with_context(|| format!("cannot stat `{}`", path().display()))?;
-        let dir = Rc::new(dir);
-        *self.last_dir.borrow_mut() = Some((key, Rc::clone(&dir)));
-        Ok(Some(dir))
+        self.dirs
+            .note(&dir)
+            .with_context(|| format!("cannot stat `{}`", self.root.join(&key).display()))?;
+        Ok(Some(self.dirs.remember(key, dir)))
     }
 
     /// Removes the directories this placer created, deepest first, where they are still
     /// empty (best effort), so a failed run leaves the tree as it found it.
     pub fn remove_created_dirs(&self) {
-        self.last_dir.borrow_mut().take();
+        self.dirs.forget();
         let created = std::mem::take(&mut *self.created.borrow_mut());
         for rel in created.iter().rev() {
             let parts: Vec<&str> = rel.split('/').collect();
@@ -272,47 +323,15 @@ impl Placer {
     }
 
     /// Walks `parts` below the root, optionally creating missing directories; `None` when a
-    /// part is missing and `create` is false.
+    /// part is missing and `create` is false. Directory links resolve within the root.
     fn walk(&self, parts: &[&str], create: bool) -> Result<Option<OwnedFd>> {
-        let mut dir = rfs::openat(&self.root_fd, ".", DIR_FLAGS, Mode::empty())
-            .map_err(io::Error::from)
-            .with_context(|| format!("cannot open `{}`", self.root.display()))?;
-        let mut path = self.root.clone();
-        for part in parts {
-            path.push(part);
-            let next = match rfs::openat(&dir, *part, DIR_FLAGS, Mode::empty()) {
-                Ok(fd) => fd,
-                Err(Errno::NOENT) if !create => return Ok(None),
-                Err(Errno::NOENT) => {
-                    match rfs::mkdirat(&dir, *part, Mode::from_raw_mode(0o755)) {
-                        Ok(()) => {
-                            let rel = path.strip_prefix(&self.root).unwrap_or(&path);
-                            let rel = rel.to_string_lossy().into_owned();
-                            self.created.borrow_mut().push(rel);
-                        }
-                        Err(Errno::EXIST) => {}
-                        Err(err) => {
-                            return Err(io::Error::from(err)).with_context(|| {
-                                format!("cannot create directory `{}`", path.display())
-                            })
-                        }
-                    }
-                    rfs::openat(&dir, *part, DIR_FLAGS, Mode::empty())
-                        .map_err(io::Error::from)
-                        .with_context(|| format!("cannot open `{}`", path.display()))?
-                }
-                Err(Errno::LOOP) | Err(Errno::NOTDIR) => bail!(
-                    "`{}` is a symlink or not a directory; refusing to write through it",
-                    path.display()
-                ),
-                Err(err) => {
-                    return Err(io::Error::from(err))
-                        .with_context(|| format!("cannot open `{}`", path.display()))
-                }
-            };
-            dir = next;
-        }
-        Ok(Some(dir))
+        let walk = Walk {
+            root_fd: &self.root_fd,
+            root: &self.root,
+        };
+        walk.walk(parts, create, &mut |rel| {
+            self.created.borrow_mut().push(rel)
+        })
     }
 }
 
@@ -329,13 +348,13 @@ fn split(rel: &str) -> Result<(Vec<&str>, &str)> {
 }
 
 fn create_temp(dir: &OwnedFd) -> io::Result<(String, OwnedFd)> {
-    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    let pid = *PID.get_or_init(std::process::id);
+    // The pid in the prefix is read once, not for every file.
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let prefix = PREFIX.get_or_init(crate::atomic::temp_prefix);
     loop {
         let name = format!(
-            "{}{}-{}{}",
-            crate::atomic::TEMP_PREFIX,
-            pid,
+            "{}{}{}",
+            prefix,
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed),
             crate::atomic::TEMP_SUFFIX
         );

@@ -4,7 +4,9 @@
 //! `restore --dry-run` prints exactly this plan, and the real run applies exactly this plan, so
 //! what the operator reviewed is what happens. A file counts as unchanged only when its content
 //! (sha256, read through a descriptor opened without following links) and its restored metadata
-//! (all 12 mode bits, uid, gid, mtime) match the archive.
+//! (all 12 mode bits, uid, gid, mtime) match the archive. An undo archive also lists, in its
+//! manifest's `remove`, the files the restore it undoes created: those that exist (as regular
+//! files) are planned for removal.
 
 use std::io::Read;
 
@@ -37,6 +39,8 @@ pub struct Plan {
     pub files: Vec<PlannedFile>,
     /// Directory entries of the archive that do not exist yet (created 0755).
     pub new_directories: Vec<String>,
+    /// Existing files the archive's manifest says to remove (an undo of created files), sorted.
+    pub remove: Vec<String>,
 }
 
 impl Plan {
@@ -52,17 +56,20 @@ impl Plan {
         paths
     }
 
-    /// The planned files that replace an existing file.
-    pub fn overwritten(&self) -> impl Iterator<Item = &FileRecord> {
+    /// The existing files applying the plan replaces or removes: what an undo archive saves.
+    pub fn replaced(&self) -> impl Iterator<Item = &str> {
         self.files
             .iter()
             .filter(|f| f.action == Action::Overwrite)
-            .map(|f| &f.record)
+            .map(|f| f.record.path.as_str())
+            .chain(self.remove.iter().map(String::as_str))
     }
 
     /// True when applying the plan writes nothing.
     pub fn is_noop(&self) -> bool {
-        self.new_directories.is_empty() && self.files.iter().all(|f| f.action == Action::Unchanged)
+        self.new_directories.is_empty()
+            && self.remove.is_empty()
+            && self.files.iter().all(|f| f.action == Action::Unchanged)
     }
 }
 
@@ -76,27 +83,45 @@ pub fn meta_of(record: &FileRecord) -> FileMeta {
     }
 }
 
-/// Plans the restore of a validated archive (`summary.ensure_safe()` passed) under `placer`.
-/// Refuses, naming it, a symlink or non-directory among a destination's parents and a
-/// destination that is a directory, symlink or special file.
-pub fn plan(placer: &Placer, summary: &ArchiveSummary) -> Result<Plan> {
-    let mut plan = Plan::default();
-    for record in &summary.files {
-        let action = plan_file(placer, record)?;
-        plan.files.push(PlannedFile {
-            record: record.clone(),
-            action,
-        });
+/// Plans the restore of a validated archive (`summary.ensure_safe()` passed) under `placer`;
+/// takes the summary's records (never copied: 100,000 of them are the largest thing a
+/// restore holds). Refuses, naming it, a symlink or non-directory among a destination's
+/// parents and a destination that is a directory, symlink or special file.
+pub fn plan(placer: &Placer, summary: ArchiveSummary) -> Result<Plan> {
+    let mut plan = Plan {
+        files: Vec::with_capacity(summary.files.len()),
+        new_directories: Vec::new(),
+        remove: Vec::new(),
+    };
+    for record in summary.files {
+        let action = plan_file(placer, &record)?;
+        plan.files.push(PlannedFile { record, action });
     }
-    for dir in &summary.directories {
-        match placer.existing(dir)? {
-            Existing::Absent => plan.new_directories.push(dir.clone()),
+    for dir in summary.directories {
+        match placer.existing(&dir)? {
+            Existing::Absent => plan.new_directories.push(dir),
             // `Placer::existing` names a directory this way.
             Existing::Other("a directory") => {}
-            Existing::File { .. } => refuse(placer, dir, "a regular file")?,
-            Existing::Other(kind) => refuse(placer, dir, kind)?,
+            // A directory link that resolves to a directory inside the root (walked through).
+            Existing::Other("a symlink") if placer.is_directory(&dir)? => {}
+            Existing::File { .. } => refuse(placer, &dir, "a regular file")?,
+            Existing::Other(kind) => refuse(placer, &dir, kind)?,
         }
     }
+    let listed = summary.manifest.iter().flat_map(|m| &m.remove);
+    for path in listed {
+        match placer.existing(path)? {
+            Existing::File { .. } => plan.remove.push(path.clone()),
+            Existing::Absent => {}
+            Existing::Other(kind) => bail!(
+                "`{}` is {kind}, where the archive says to remove a file; nothing was written; \
+                 move it aside and run the restore again",
+                placer.root().join(path).display()
+            ),
+        }
+    }
+    plan.remove.sort();
+    plan.remove.dedup();
     Ok(plan)
 }
 

@@ -1,8 +1,14 @@
-//! The undo archive: the current versions of the files a restore is about to overwrite, saved
-//! in the `state.tgz` format before any of them is touched, so `statectl restore UNDO` brings
-//! the host back.
+//! The undo archive: the current versions of the files a restore is about to overwrite (or
+//! remove), saved in the `state.tgz` format before any of them is touched, plus in its
+//! manifest's `remove` the files the restore creates, so `statectl restore UNDO` brings the
+//! host back: overwritten files return, created ones are removed.
 //!
-//! Where it goes: `--undo FILE` (written through a temp file beside it and renamed), else
+//! An existing undo file is never overwritten: `--undo FILE` naming an existing file refuses
+//! the restore before anything is written (a re-run of a cut-short restore would otherwise
+//! replace the only copy of the original files), and the default name takes `-2`, `-3`, ...
+//!
+//! Where it goes: `--undo FILE` (written through a temp file beside it, linked into place only
+//! if the name is still free), else
 //! `<root>/var/lib/statectl/undo-<UTC yyyymmddThhmmssZ>.tgz`, placed through the [`Placer`] so
 //! not even the undo directory can be redirected by a link in the target. Always 0600: it holds
 //! copies of files such as `etc/shadow`. On ESXi `<root>/var/lib` lives in RAM until the next
@@ -14,8 +20,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::place::{FileMeta, Placer};
-use super::plan::Plan;
-use crate::archive::{write_archive, ArchiveLabel, SourceFile};
+use super::plan::{Action, Plan};
+use crate::archive::writer::write_archive_removing;
+use crate::archive::{ArchiveLabel, SourceFile};
 use crate::atomic;
 
 /// The directory of default undo archives, relative to the root.
@@ -38,8 +45,21 @@ fn free_undo_rel(placer: &Placer, now: i64) -> Result<String> {
     Ok(rel)
 }
 
-/// Saves the files `plan` overwrites into an undo archive; `None` when it overwrites nothing.
-/// `explicit` is `--undo FILE`; `scratch` holds the writer's temp file.
+/// Refuses an `--undo FILE` that exists: it is never overwritten.
+pub fn check_undo_free(explicit: Option<&Path>) -> Result<()> {
+    match explicit {
+        Some(target) if target.symlink_metadata().is_ok() => anyhow::bail!(
+            "undo archive `{}` already exists (it may hold the files of an earlier restore); \
+             nothing was restored; name a new file with --undo, or move that one away",
+            target.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Saves the files `plan` replaces into an undo archive that also lists the files it creates;
+/// `None` when it does neither. `explicit` is `--undo FILE`; `scratch` holds the writer's
+/// temp file.
 pub fn save_undo(
     placer: &Placer,
     plan: &Plan,
@@ -49,13 +69,14 @@ pub fn save_undo(
     now: i64,
 ) -> Result<Option<PathBuf>> {
     let sources: Vec<SourceFile> = plan
-        .overwritten()
-        .map(|record| SourceFile {
-            path: record.path.clone(),
-            abs: placer.root().join(&record.path),
+        .replaced()
+        .map(|path| SourceFile {
+            path: path.to_string(),
+            abs: placer.root().join(path),
         })
         .collect();
-    if sources.is_empty() {
+    let created = plan.paths(Action::Create);
+    if sources.is_empty() && created.is_empty() {
         return Ok(None);
     }
     let fail = |target: &Path| {
@@ -70,16 +91,19 @@ pub fn save_undo(
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
         };
+        check_undo_free(explicit)?;
+        atomic::remove_stale_temps(dir).with_context(|| fail(target))?;
         let mut temp = atomic::temp_in(dir).with_context(|| fail(target))?;
-        write_archive(temp.as_file_mut(), &sources, label, scratch)
+        write_archive_removing(temp.as_file_mut(), &sources, &created, label, scratch)
             .with_context(|| fail(target))?;
-        atomic::commit(temp, target).with_context(|| fail(target))?;
+        atomic::commit_new(temp, target).with_context(|| fail(target))?;
         return Ok(Some(target.to_path_buf()));
     }
     let rel = free_undo_rel(placer, now)?;
     let target = placer.root().join(&rel);
     let mut temp = tempfile::tempfile_in(scratch).with_context(|| fail(&target))?;
-    write_archive(&mut temp, &sources, label, scratch).with_context(|| fail(&target))?;
+    write_archive_removing(&mut temp, &sources, &created, label, scratch)
+        .with_context(|| fail(&target))?;
     temp.rewind().with_context(|| fail(&target))?;
     let meta = FileMeta {
         mode: 0o600,

@@ -132,7 +132,7 @@ fn outer_with_inner(inner: &[u8]) -> Vec<u8> {
 /// small parent, not by this test process: a child started with vfork/posix_spawn inherits
 /// the high-water RSS of the process that spawned it (Linux keeps the larger at exec), and
 /// the test process holds the other tests' data.
-fn peak_rss_kib(env: &TestEnv, args: &[&str]) -> (Outcome, i64) {
+pub fn peak_rss_kib(env: &TestEnv, args: &[&str]) -> (Outcome, i64) {
     let report = env.dir.path().join("time.out");
     let inner = env.command(args);
     let mut cmd = std::process::Command::new("/usr/bin/time");
@@ -153,7 +153,7 @@ fn peak_rss_kib(env: &TestEnv, args: &[&str]) -> (Outcome, i64) {
 #[test]
 fn a_gzip_bomb_and_a_huge_long_name_header_are_refused_in_little_memory() {
     if !Path::new("/usr/bin/time").exists() {
-        eprintln!("SKIPPED: GNU time (/usr/bin/time) is not installed (.ci/run installs it)");
+        crate::testenv::skipped("GNU time (/usr/bin/time) is not installed (.ci/run installs it)");
         return;
     }
     let env = TestEnv::new();

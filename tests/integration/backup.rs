@@ -134,12 +134,10 @@ fn a_staged_upgrade_gets_the_archive_in_both_banks() {
     env.boot_cfg("altbootbank", 4, 1, "8.0.1-0.0.21495797");
     let report = env.run(&["backup", "--json"]).ok().json();
     assert_eq!(report["banks"].as_array().unwrap().len(), 2);
-    assert_eq!(
-        report["archive"],
-        env.state("altbootbank").to_str().unwrap()
-    );
+    assert_eq!(report["archive"], env.state("bootbank").to_str().unwrap());
+    // Each manifest records its own bank's build (tests/integration/loader_model.rs reads them).
     let alt = fs::read(env.state("altbootbank")).unwrap();
-    assert_eq!(alt, fs::read(env.state("bootbank")).unwrap());
+    assert_ne!(alt, fs::read(env.state("bootbank")).unwrap());
     for bank in ["bootbank", "altbootbank"] {
         let cfg = fs::read_to_string(env.bank(bank).join("boot.cfg")).unwrap();
         assert!(
@@ -304,4 +302,61 @@ fn an_unreadable_archive_is_replaced_even_when_nothing_is_selected() {
     assert_eq!(report["action"], "written");
     assert_eq!(report["files"], 0);
     env.run(&["status"]).ok();
+}
+
+/// Every `.#` branch under the root's `etc` removed (what a lost RAM disk state looks like).
+fn drop_branches(env: &TestEnv) {
+    for entry in walkdir::WalkDir::new(env.path("etc")) {
+        let entry = entry.unwrap();
+        if entry.file_name().to_string_lossy().starts_with(".#") {
+            fs::remove_file(entry.path()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn an_empty_selection_never_replaces_a_full_archive_unless_forced() {
+    let env = TestEnv::esxi();
+    env.run(&["backup"]).ok();
+    let before = fs::read(env.state("bootbank")).unwrap();
+    drop_branches(&env);
+    let out = env.run(&["backup"]).code(1);
+    assert!(out.stderr.contains("nothing is selected"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&env.state("bootbank").display().to_string()),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--root"), "{}", out.stderr);
+    assert_eq!(fs::read(env.state("bootbank")).unwrap(), before);
+    env.run(&["backup", "--shutdown"]).code(1);
+    assert_eq!(fs::read(env.state("bootbank")).unwrap(), before);
+    let forced = env.run(&["backup", "--force", "--json"]).ok().json();
+    assert_eq!(forced["action"], "written");
+    assert_eq!(forced["files"], 0);
+    assert_ne!(fs::read(env.state("bootbank")).unwrap(), before);
+}
+
+#[test]
+fn a_wrong_root_keeps_the_banks_archive_byte_identical() {
+    let host = TestEnv::esxi();
+    host.run(&["backup"]).ok();
+    let rescue = TestEnv::new();
+    fs::copy(host.state("bootbank"), rescue.state("bootbank")).unwrap();
+    let before = fs::read(rescue.state("bootbank")).unwrap();
+    rescue.run(&["backup"]).code(1);
+    assert_eq!(fs::read(rescue.state("bootbank")).unwrap(), before);
+}
+
+#[test]
+fn nothing_selected_and_no_archive_writes_nothing() {
+    let env = TestEnv::new();
+    env.unmodified("etc/hosts", "127.0.0.1 localhost\n");
+    let out = env.run(&["backup", "--shutdown"]).ok();
+    assert!(out.stderr.contains("no archive written"), "{}", out.stderr);
+    assert!(!env.state("bootbank").exists());
+    let report = env.run(&["backup", "--json"]).ok().json();
+    assert_eq!(report["action"], "unchanged");
+    assert!(!env.state("bootbank").exists());
 }

@@ -25,7 +25,7 @@ fn install_modules(env: &TestEnv, bank: &str) {
 }
 
 /// A host whose two banks both boot and whose bootbank holds a fresh backup.
-fn healthy() -> TestEnv {
+pub fn healthy() -> TestEnv {
     let env = TestEnv::esxi();
     install_modules(&env, "bootbank");
     install_modules(&env, "altbootbank");
@@ -131,7 +131,7 @@ fn set_next_refuses_an_ineligible_bank_unless_forced() {
             ("updated=2".to_string(), "updated=4".to_string())
         ]
     );
-    let broken = b"bootstate=0\nthis is not a key value line\nupdated=1\n";
+    let broken = b"bootstate=0\nupdated=+1\nbuild=b\n";
     fs::write(&cfg, broken).unwrap();
     let err = env
         .run(&["bank", "set-next", "altbootbank", "--force"])

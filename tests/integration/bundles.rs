@@ -1,21 +1,30 @@
 //! `install` and `export`: ESXi configuration bundles out of one host and into another, the
-//! UUID and build checks, and `--keep` pruning (issue 4's acceptance list).
+//! UUID and build checks, and `--keep` pruning (issue 4's acceptance list); bundles as
+//! `firmwareConfig.sh` writes and reads them, `vmware -l` stubbed on PATH (issue 13's).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::testenv::{outcome, TestEnv};
+use crate::testenv::{gzip, outcome, TestEnv};
 
 const BUILD: &str = "7.0.3-0.20.19193900";
+/// What `vmware -l` prints on a host of [`BUILD`].
+const RELEASE: &str = "VMware ESXi 7.0.3 Update 3";
 
-/// Runs `export --to DIR` at the given clock.
+/// Gives a bank the `useropts.gz` ESXi keeps there.
+fn useropts(env: &TestEnv, bank: &str, text: &str) {
+    fs::write(env.bank(bank).join("useropts.gz"), gzip(text.as_bytes())).unwrap();
+}
+
+/// Runs `export --to DIR` at the given clock, with `vmware -l` answering [`RELEASE`].
 fn export_at(env: &TestEnv, dir: &Path, now: i64, extra: &[&str]) -> PathBuf {
     let mut args = vec!["export", "--to", dir.to_str().unwrap(), "--json"];
     args.extend_from_slice(extra);
     let output = env
         .command(&args)
         .env("STATECTL_NOW", now.to_string())
+        .env("PATH", env.stub_vmware(RELEASE))
         .output()
         .unwrap();
     let json = outcome(output).ok().json();
@@ -25,6 +34,7 @@ fn export_at(env: &TestEnv, dir: &Path, now: i64, extra: &[&str]) -> PathBuf {
 /// A host with a backup and a bundle of it.
 fn exported() -> (TestEnv, PathBuf) {
     let env = TestEnv::esxi();
+    useropts(&env, "bootbank", "vmkLinuxHost=1 ignoreHeadless=TRUE\n");
     env.run(&["backup"]).ok();
     let dir = env.dir.path().join("bundles");
     fs::create_dir(&dir).unwrap();
@@ -72,8 +82,8 @@ fn export_writes_the_esxi_layout_and_installs_on_a_matching_host() {
     assert_eq!(found[0].0, "Manifest.txt");
     assert_eq!(
         String::from_utf8_lossy(&found[0].1),
-        "RELEASELEVEL=VMware ESXi 7.0.3 build-19193900\nUUID=5f1c-01\n\
-         KERNELOPTS=autoPartition=FALSE\nUSEROPTS=\n"
+        "RELEASELEVEL=VMware ESXi 7.0.3 Update 3\nUUID=5f1c-01\n\
+         KERNELOPTS=autoPartition=FALSE\nUSEROPTS=vmkLinuxHost=1 ignoreHeadless=TRUE\n"
     );
     assert_eq!(
         found[1],
@@ -81,8 +91,16 @@ fn export_writes_the_esxi_layout_and_installs_on_a_matching_host() {
     );
 
     let new = new_host("5f1c-01", BUILD);
-    let out = new.run(&["install", bundle.to_str().unwrap()]).ok();
+    let path = new.stub_vmware(RELEASE);
+    let out = new
+        .run_with_path(&path, &["install", bundle.to_str().unwrap()])
+        .ok();
     assert!(out.stdout.contains("next boot"), "{}", out.stdout);
+    assert_eq!(
+        new.useropts("bootbank"),
+        "vmkLinuxHost=1 ignoreHeadless=TRUE\n",
+        "USEROPTS did not round-trip"
+    );
     assert_eq!(
         fs::read(new.state("bootbank")).unwrap(),
         fs::read(old.state("bootbank")).unwrap()
@@ -212,4 +230,29 @@ fn keep_two_leaves_the_two_newest_of_this_host_and_nothing_else_is_touched() {
     expected.sort();
     assert_eq!(names, expected);
     assert!(!first.exists());
+}
+
+#[test]
+fn export_warns_when_changes_are_pending() {
+    let (env, _bundle) = exported();
+    let dir = env.dir.path().join("bundles");
+    let export = |now: &str| {
+        let args = ["export", "--to", dir.to_str().unwrap()];
+        outcome(
+            env.command(&args)
+                .env("STATECTL_NOW", now)
+                .output()
+                .unwrap(),
+        )
+        .ok()
+    };
+    let quiet = export("1735732900");
+    assert!(!quiet.stderr.contains("pending"), "{}", quiet.stderr);
+    env.flagged("etc/hosts", "10.0.0.9 changed\n");
+    let out = export("1735733000");
+    assert!(
+        out.stderr.contains("1 change(s) are pending"),
+        "{}",
+        out.stderr
+    );
 }

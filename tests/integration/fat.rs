@@ -99,7 +99,7 @@ impl Drop for FatVolume {
 fn fat_available() -> bool {
     let fuse = Path::new("/dev/fuse").exists();
     if !fuse {
-        eprintln!("SKIPPED: /dev/fuse is missing");
+        crate::testenv::skipped("/dev/fuse is missing");
     }
     fuse && have("fusefat") && have("mkfs.vfat") && have("fsck.vfat")
 }
@@ -180,4 +180,36 @@ fn the_kill_sweep_holds_on_a_fat16_bank() {
     scene.check_recovers("after the sweep");
     drop(scene);
     assert_fsck_clean(volumes, "after the sweep");
+}
+
+#[test]
+fn names_differing_only_in_case_are_refused_before_extracting_onto_fat() {
+    if !fat_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let volume = FatVolume::new(dir.path(), "stick");
+    let env = crate::testenv::TestEnv::new();
+    let inner = crate::testenv::gzip(&crate::testenv::tar_of(&[
+        ("etc/Hosts", b"upper\n", 0o644),
+        ("etc/hosts", b"lower\n", 0o644),
+    ]));
+    let state = crate::testenv::gzip(&crate::testenv::tar_of(&[("local.tgz", &inner, 0o600)]));
+    let archive = dir.path().join("case.tgz");
+    std::fs::write(&archive, state).unwrap();
+    let archive = archive.to_str().unwrap();
+    let out = volume.mount.join("x");
+    let refused = env.run(&["extract", archive, "--to", out.to_str().unwrap()]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("etc/hosts") && refused.stderr.contains("case"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!out.exists(), "extract wrote onto the FAT volume");
+    let local = dir.path().join("local");
+    env.run(&["extract", archive, "--to", local.to_str().unwrap()])
+        .ok();
+    assert_eq!(std::fs::read(local.join("etc/hosts")).unwrap(), b"lower\n");
+    drop(volume);
 }

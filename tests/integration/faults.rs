@@ -35,7 +35,7 @@ ls -A "$BANK" > "$OUT/ro.ls"
 fn can_unshare() -> bool {
     let able = have("unshare") && unsafe { libc::geteuid() } == 0;
     if !able {
-        eprintln!("SKIPPED: needs root and unshare");
+        crate::testenv::skipped("needs root and unshare");
     }
     able
 }

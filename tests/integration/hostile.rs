@@ -178,11 +178,11 @@ fn corpus(outside: &Path) -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
-type Snapshot = Vec<(String, char, u32, u32, u32, i64, Vec<u8>)>;
+pub type Snapshot = Vec<(String, char, u32, u32, u32, i64, Vec<u8>)>;
 
 /// Every entry under `dir` except the run directory: type, mode, owner, mtime, and content
 /// (or link target). Directory mtimes catch files created and removed again.
-fn snapshot(dir: &Path, run_dir: &Path) -> Snapshot {
+pub fn snapshot(dir: &Path, run_dir: &Path) -> Snapshot {
     let mut entries: Snapshot = walkdir::WalkDir::new(dir)
         .into_iter()
         .filter_entry(|e| e.path() != run_dir)

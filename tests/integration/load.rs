@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::testenv::{have, outcome, Outcome, TestEnv};
 
 /// A host with a few hundred flagged files, so that runs last long enough to overlap.
-fn busy_host() -> TestEnv {
+pub fn busy_host() -> TestEnv {
     let env = TestEnv::esxi();
     for i in 0..300 {
         let body = format!("option{i} = \"{}\"\n", "x".repeat(i * 7)).repeat(20);
@@ -19,7 +19,7 @@ fn busy_host() -> TestEnv {
     env
 }
 
-fn spawn(env: &TestEnv, args: &[&str]) -> Child {
+pub fn spawn(env: &TestEnv, args: &[&str]) -> Child {
     env.command(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -27,7 +27,7 @@ fn spawn(env: &TestEnv, args: &[&str]) -> Child {
         .expect("spawn statectl")
 }
 
-fn finish(child: Child) -> Outcome {
+pub fn finish(child: Child) -> Outcome {
     outcome(child.wait_with_output().expect("wait for statectl"))
 }
 

@@ -77,13 +77,17 @@ fn backup_sh_link_takes_esxi_arguments() {
     silent_success(&cron_run(&env, &script, &["0"], &[]));
     assert!(env.state("bootbank").is_file());
     assert!(!env.state("altbootbank").exists());
-    // 1 = shutdown: writes even though nothing changed; DIR = that bank only.
+    // 1 = shutdown; DIR = that bank only (it has no archive yet, so it is written).
     let alt = env.bank("altbootbank");
     let out = cron_run(&env, &script, &["1", alt.to_str().unwrap(), "--json"], &[]);
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.json()["action"], "written");
     assert_eq!(out.json()["banks"][0], alt.to_str().unwrap());
-    assert!(env.state("altbootbank").is_file());
+    let written = fs::read(env.state("altbootbank")).unwrap();
+    // A shutdown backup with nothing changed writes nothing, like every run.
+    let again = cron_run(&env, &script, &["1", alt.to_str().unwrap(), "--json"], &[]);
+    assert_eq!(again.json()["action"], "unchanged", "{again:?}");
+    assert_eq!(fs::read(env.state("altbootbank")).unwrap(), written);
 }
 
 #[test]
@@ -91,8 +95,9 @@ fn backup_sh_refuses_like_the_esxi_script() {
     let env = TestEnv::esxi();
     let script = link(&env, "backup.sh");
     let out = cron_run(&env, &script, &[], &[]);
-    assert_eq!(out.code, 1, "{out:?}");
-    assert_eq!(out.stderr, "Usage: backup.sh is_shutdown [bootbank]\n");
+    assert_eq!(out.code, 0, "{out:?}");
+    let usage = format!("Usage: {} IsShutdown [PATH_NAME]\n", script.display());
+    assert_eq!(out.stderr, usage);
     let out = cron_run(&env, &script, &["yes"], &[]);
     assert_eq!(out.code, 1, "{out:?}");
     assert_eq!(out.stderr, "Invalid parameter for is_shutdown: yes\n");

@@ -118,7 +118,7 @@ impl Scene {
         let mut args = bank_args(&self.banks[0], &self.banks[1]);
         args.push("backup".into());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        traced(&self.env, &args, trace, Some(inject))
+        run_injected(&self.env, &args, trace, inject)
     }
 
     pub fn reset(&self) {
@@ -209,7 +209,12 @@ fn reset(env: &TestEnv, banks: &[PathBuf], old: &Snapshot) {
     let _ = fs::remove_dir_all(&env.run_dir);
 }
 
-/// Whether strace injected anything (the run reached invocation N).
+/// Any statectl command of `env` under strace with `inject` (e.g.
+/// `write:signal=SIGKILL:when=3`), tracing `trace`; returns the outcome and the strace log.
+pub fn run_injected(env: &TestEnv, args: &[&str], trace: &str, inject: &str) -> (Outcome, String) {
+    traced(env, args, trace, Some(inject))
+}
+
 /// `statectl ARGS` of `env` under `strace -f`, tracing `trace` and injecting `inject` when
 /// given; returns the outcome and the strace log.
 pub fn traced(
@@ -242,6 +247,7 @@ pub fn traced(
     (out, fs::read_to_string(&log).unwrap_or_default())
 }
 
+/// Whether strace injected anything (the run reached invocation N).
 pub fn injected(log: &str) -> bool {
     log.contains("(INJECTED)")
 }

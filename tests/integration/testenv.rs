@@ -106,8 +106,20 @@ impl TestEnv {
         self.bank(bank).join("state.tgz")
     }
 
-    /// Writes a flagged (mode 1644) file.
+    /// Writes a modified image file as ESXi leaves it: the file (mode 1644) and, when missing,
+    /// its `.#` branch (the image's original), so the selection persists it.
     pub fn flagged(&self, rel: &str, content: &str) -> &Self {
+        self.file(rel, Some(content), 0o1644);
+        let branch = branch_of(rel);
+        if !self.root.join(&branch).exists() {
+            self.file(&branch, Some("image default\n"), 0o644);
+        }
+        self
+    }
+
+    /// Writes an unmodified image file: T-flagged (mode 1644), no branch; not persisted
+    /// unless the config says `select = "sticky"`.
+    pub fn unmodified(&self, rel: &str, content: &str) -> &Self {
         self.file(rel, Some(content), 0o1644)
     }
 
@@ -157,6 +169,34 @@ impl TestEnv {
         outcome(output)
     }
 
+    /// Puts a `vmware` stub answering `-l` with `level` (as ESXi's `vmware -l`) into this
+    /// host's temp dir; returns a PATH that finds it first.
+    pub fn stub_vmware(&self, level: &str) -> String {
+        let bin = self.dir.path().join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        let script = format!("#!/bin/sh\n[ \"$1\" = -l ] && echo '{level}' && exit 0\nexit 1\n");
+        fs::write(bin.join("vmware"), script).unwrap();
+        fs::set_permissions(bin.join("vmware"), fs::Permissions::from_mode(0o755)).unwrap();
+        format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        )
+    }
+
+    /// Runs the binary with `path` as PATH.
+    pub fn run_with_path(&self, path: &str, args: &[&str]) -> Outcome {
+        outcome(self.command(args).env("PATH", path).output().unwrap())
+    }
+
+    /// The decompressed `useropts.gz` of a bank.
+    pub fn useropts(&self, bank: &str) -> String {
+        let file = fs::File::open(self.bank(bank).join("useropts.gz")).unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(file), &mut text).unwrap();
+        text
+    }
+
     pub fn read(&self, rel: &str) -> Vec<u8> {
         fs::read(self.root.join(rel)).unwrap()
     }
@@ -179,9 +219,32 @@ pub fn have(tool: &str) -> bool {
         .map(|s| s.success())
         .unwrap_or(false);
     if !found {
-        eprintln!("SKIPPED: `{tool}` is not installed (.ci/run installs it)");
+        skipped(&format!("`{tool}` is not installed (.ci/run installs it)"));
     }
     found
+}
+
+/// Says that the running test skips its work (a tool or privilege is missing): `SKIPPED:` on
+/// stderr, and a line `<test name>: <why>` appended to `$STATECTL_TEST_SKIPS` when set, so
+/// `scripts/test.sh` can list every skipped test after the run.
+pub fn skipped(why: &str) {
+    eprintln!("SKIPPED: {why}");
+    let Some(list) = std::env::var_os("STATECTL_TEST_SKIPS") else {
+        return;
+    };
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("(unnamed test)")
+        .to_string();
+    let line = format!("{test}: {why}\n");
+    let appended = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(list)
+        .and_then(|mut file| std::io::Write::write_all(&mut file, line.as_bytes()));
+    if let Err(err) = appended {
+        eprintln!("cannot record the skip in $STATECTL_TEST_SKIPS: {err}");
+    }
 }
 
 /// Runs a shell command in `dir`, asserting success.
@@ -199,6 +262,14 @@ pub fn sh(dir: &Path, script: &str) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The `.#` branch path of a root-relative path (`etc/hosts` -> `etc/.#hosts`).
+pub fn branch_of(rel: &str) -> String {
+    match rel.rsplit_once('/') {
+        Some((dir, name)) => format!("{dir}/.#{name}"),
+        None => format!(".#{rel}"),
+    }
 }
 
 /// `path` relative to `dir`, as a string.

@@ -21,9 +21,11 @@ use crate::syslog::{self, Severity};
 #[derive(Debug, Clone, Args)]
 #[command(
     long_about = "A monitoring probe in the Nagios plugin convention. CRITICAL: no bank is \
-eligible, or the next-boot bank names a missing module or its state.tgz fails verify. WARNING: \
-the running system (bootbank) is not the bank with the highest updated (an upgrade is staged, or \
-a rollback happened); the other bank is eligible but fails the same checks; or a pending change \
+eligible, or the next-boot bank names a missing module or its state.tgz fails verify, or the \
+bootbank's boot.cfg is unusable to the loader so that the host would boot the altbootbank's \
+archive (named). WARNING: the altbootbank boots next (an upgrade is staged, a manual switch, or \
+a rollback target: told apart by bootstate and build), a higher-updated bank the loader skips (a \
+rollback happened), a tie; the other bank is eligible but fails the same checks; or a pending change \
 is over an hour old. UNKNOWN: the probe could not run. Modules are checked to exist, not \
 decompressed (that is `bank verify`). Each WARNING/CRITICAL finding also goes to syslog.",
     after_help = "Examples:\n  statectl bank check\n  # NRPE: command[check_statectl]=/usr/bin/statectl bank check"
@@ -33,7 +35,7 @@ pub struct CheckArgs {}
 pub fn run(host: &Host, out: &Output, _args: &CheckArgs) -> ExitCode {
     match check(host, now_secs()) {
         Ok(report) => report_result(out, &report),
-        Err(err) => unknown(&format!("{err:#}")),
+        Err(err) => unknown(out.json, &format!("{err:#}")),
     }
 }
 
@@ -85,8 +87,20 @@ pub fn nagios_line(report: &CheckReport) -> String {
     ))
 }
 
-fn unknown(message: &str) -> ExitCode {
-    Output::new(false, false, 0).line(&one_line(&format!("STATECTL UNKNOWN - {message}")));
+/// The UNKNOWN result: the plugin line, or under `--json` a JSON document as for any status.
+fn unknown(json: bool, message: &str) -> ExitCode {
+    let out = Output::new(json, false, 0);
+    let message = one_line(message);
+    if json {
+        let document = serde_json::json!({
+            "status": "UNKNOWN",
+            "message": message,
+            "findings": [{"level": "UNKNOWN", "message": message}],
+        });
+        let _ = out.json(&document);
+    } else {
+        out.line(&format!("STATECTL UNKNOWN - {message}"));
+    }
     Monitoring::Unknown.into()
 }
 
@@ -106,14 +120,18 @@ fn is_option(arg: &OsString) -> bool {
     arg.to_string_lossy().starts_with('-')
 }
 
-/// A command-line error of `bank check`, reported the plugin way.
-pub fn usage_unknown(err: &clap::Error) -> ExitCode {
+/// A command-line error of `bank check`, reported the plugin way (as JSON with `--json`).
+pub fn usage_unknown(err: &clap::Error, args: &[OsString]) -> ExitCode {
     let text = err.to_string();
     let first = text.lines().next().unwrap_or("usage error");
-    unknown(&format!(
-        "{} (see `statectl bank check --help`)",
-        first.trim_start_matches("error: ")
-    ))
+    let json = args.iter().any(|arg| arg == "--json");
+    unknown(
+        json,
+        &format!(
+            "{} (see `statectl bank check --help`)",
+            first.trim_start_matches("error: ")
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -18,9 +18,12 @@ use crate::host::Host;
 /// Inspect, verify, switch and sync the two boot banks; a monitoring probe
 #[derive(Debug, Clone, Args)]
 #[command(
-    long_about = "The boot loader boots the eligible bank (boot.cfg parses, bootstate 0 or 1, \
-updated > 0, build set, quickboot not 1) with the highest updated; a tie goes to the bootbank, \
-the bank that was booted. These commands show that choice and why, check that the banks can \
+    long_about = "boot.cfg is read exactly as the boot loader (vmware/esx-boot) reads it: a blank \
+before `=` hides a key, keys match by prefix, the last duplicate wins, a malformed number (+5, \
+0x10, 5 # x) makes the whole file unusable, updated is a 32-bit atoi. The loader boots the \
+eligible bank (usable file, updated non-zero, build set, quickboot 0, bootstate 0, or 1 within \
+the first 512 bytes) with the highest updated; on a tie it takes the first partition, which \
+statectl cannot see: it reports the bootbank and says tie. These commands show that choice and why, check that the banks can \
 boot, change the choice, copy state.tgz between banks, and probe it all for monitoring.",
     after_help = "Examples:\n  statectl bank status\n  statectl bank verify\n  statectl bank \
 set-next altbootbank\n  statectl bank sync\n  statectl bank check"

@@ -15,11 +15,15 @@ use crate::ops::bank::set_next::{set_next, SetNextOptions, Values};
 /// Make a bank boot next by raising its updated above the other bank's
 #[derive(Debug, Clone, Args)]
 #[command(
-    long_about = "Sets the bank's updated= to one more than the other bank's, changing no other \
-byte of its boot.cfg (temp file, fsync, rename), under the bank's lock. A bank whose updated is \
-already higher is left as it is. An ineligible bank (bootstate 2 or 3, no build, quickboot=1, \
-...) is refused unless --force, which also sets its bootstate to 0. A boot.cfg that does not \
-parse is never rewritten. Prints the values before and after.",
+    long_about = "Sets the bank's updated= to one more than the other bank's (as the boot loader \
+reads both files), under both banks' locks (statectl's and ESXi's /tmp/<bank>.lck), so \
+concurrent calls never end in a tie. The one line the loader reads for updated (or an ignored \
+look-alike such as `updated = 3`) becomes a canonical `updated=N` with the line's own ending; no \
+other byte of boot.cfg changes (temp file, fsync, rename), and the file is read back with the \
+loader's rules before it is written. A bank whose updated is already higher is left as it is. \
+An ineligible bank (bootstate 2 or 3, no build, quickboot set, ...) is refused unless --force, \
+which also sets its bootstate to 0. A boot.cfg the loader cannot use is never rewritten. Prints \
+the values before and after.",
     after_help = "Examples:\n  statectl bank set-next altbootbank          # roll back to the \
 other bank at the next boot\n  statectl bank set-next bootbank --force      # undo a Shift+R \
 (bootstate=3)"
@@ -51,10 +55,7 @@ pub fn run(host: &Host, out: &Output, args: &SetNextArgs) -> Result<ExitCode> {
         return Ok(Exit::Success.into());
     }
     let name = report.bank.as_str();
-    let show = |v: &Values| {
-        let state = v.bootstate.map_or("-".to_string(), |s| s.to_string());
-        format!("updated={} bootstate={state}", v.updated)
-    };
+    let show = |v: &Values| format!("updated={} bootstate={}", v.updated, v.bootstate);
     if report.changed {
         out.line(&format!(
             "{name}: {} -> {} (other bank: updated={}) in {}",
@@ -71,6 +72,7 @@ pub fn run(host: &Host, out: &Output, args: &SetNextArgs) -> Result<ExitCode> {
         ));
     }
     let next = report.next_boot.map_or("none", |n| n.as_str());
-    out.line(&format!("next boot: {next}"));
+    let tie = if report.tie { " (tie)" } else { "" };
+    out.line(&format!("next boot: {next}{tie}"));
     Ok(Exit::Success.into())
 }

@@ -15,8 +15,11 @@ use crate::ops::bank::status::{bank_status, BankEntry, BankStatus};
 /// Show both banks, why one is not eligible, and which one boots next
 #[derive(Debug, Clone, Args)]
 #[command(
-    long_about = "Shows each bank's path, updated, bootstate and build, whether the loader \
-would boot it (and the reason if not), its state.tgz (size, age, sha256 with -v or --json), which \
+    long_about = "Shows each bank's path and the updated, bootstate and build the boot loader \
+reads (esx-boot's rules: a blank before `=` hides a key, the last duplicate wins, a malformed \
+number makes the whole file unusable), each line it ignores or reads otherwise than it looks, \
+whether the loader would boot the bank (and the reason if not), a tie (both eligible with the \
+same updated), its state.tgz (size, age, sha256 with -v or --json), which \
 bank boots next, and whether that is the running system (the bootbank). Exit 0 whenever the bank \
 directories could be read, even when no bank is eligible.",
     after_help = "Examples:\n  statectl bank status\n  statectl bank status --json | jq -r .next_boot"
@@ -38,16 +41,22 @@ pub fn run(host: &Host, out: &Output, _args: &StatusArgs) -> Result<ExitCode> {
 }
 
 fn print_bank(out: &Output, bank: &BankEntry, next: bool) {
-    let number = |n: Option<u64>| n.map_or("-".to_string(), |n| n.to_string());
+    let number = |n: Option<i64>| n.map_or("-".to_string(), |n| n.to_string());
     let marker = if next { "*" } else { " " };
     out.line(&format!(
         "{marker} {:<11} {}  updated={} bootstate={} build={}",
         bank.name.as_str(),
         bank.path.display(),
-        number(bank.updated),
-        number(bank.bootstate),
+        number(bank.updated.map(|n| n as i64)),
+        number(bank.bootstate.map(i64::from)),
         bank.build.as_deref().unwrap_or("-"),
     ));
+    for note in &bank.ignored {
+        out.line(&format!(
+            "    line {} `{}`: {}",
+            note.line, note.text, note.note
+        ));
+    }
     match &bank.reason {
         None => out.line("    eligible"),
         Some(reason) => out.line(&format!("    not eligible: {reason}")),
@@ -55,19 +64,27 @@ fn print_bank(out: &Output, bank: &BankEntry, next: bool) {
     match &bank.archive {
         None => out.line("    no state.tgz"),
         Some(archive) => {
+            let encrypted = archive
+                .encrypted
+                .map(|mode| format!(", encrypted ({mode})"))
+                .unwrap_or_default();
             out.line(&format!(
-                "    state.tgz: {} bytes, written {}",
+                "    state.tgz: {} bytes, written {}{encrypted}",
                 archive.size,
                 age(now_secs() - archive.mtime)
             ));
-            if out.verbose > 0 {
-                out.line(&format!("    sha256 {}", archive.sha256));
-            }
+            out.line_or_detail(false, &format!("    sha256 {}", archive.sha256));
         }
     }
 }
 
 fn next_line(report: &BankStatus) -> String {
+    if report.tie {
+        return "next boot: tie - both banks are eligible with the same updated; the loader \
+                takes the first partition it scans, which statectl cannot see (it assumes \
+                bootbank); run `statectl bank set-next` to decide"
+            .into();
+    }
     match report.next_boot {
         None => "next boot: none - no bank is eligible; the host will not boot as it is".into(),
         Some(BankName::Bootbank) => {

@@ -19,7 +19,9 @@ use crate::ops::bank::sync::{sync, SyncAction, SyncOptions};
 refused), copies it into the other bank through a temp file that is fsynced and read back and \
 compared by sha256 before it is renamed over the old one, then makes that bank's boot.cfg list \
 state.tgz (one appended ` --- state.tgz`, no other byte changed). A target that already holds \
-the same bytes is not written.",
+the same bytes is not written. Each bank's archive records that bank's own build: sync copies \
+only between banks of the same build (a rollback target keeps its older build's state; backup \
+writes a staged upgrade's bank).",
     after_help = "Examples:\n  statectl bank sync\n  statectl bank sync --from altbootbank"
 )]
 pub struct SyncArgs {

@@ -19,7 +19,9 @@ use crate::ops::bank::verify::{verify_banks, Depth};
     long_about = "Checks both banks (or the one named): every module named by kernel= and \
 modules= exists inside the bank (a name with `..` or one that leads outside the bank is an \
 error); every gzip-compressed module (by its magic bytes) decompresses cleanly to its end; \
-state.tgz passes the same checks as `statectl verify`. A state.tgz that modules= does not list is \
+state.tgz passes the same checks as `statectl verify`. boot.cfg is read with the loader's rules: \
+each line it ignores is a warning, a file it cannot use and what mboot refuses (a malformed \
+number in its options, no kernel=, skip set) are errors. A state.tgz that modules= does not list is \
 a warning; a bank with no boot.cfg at all is an empty bank (a warning). Prints each finding \
 with its level; exit 1 when any finding is an error.",
     after_help = "Examples:\n  statectl bank verify\n  statectl bank verify altbootbank --json"

@@ -1,9 +1,12 @@
 //! `bank check`: the monitoring probe's findings, each with its Nagios level.
 //!
 //! CRITICAL: no eligible bank; the next-boot bank names a missing module or its `state.tgz`
-//! fails verify (the host would not come back with its config). WARNING: the running system
-//! (the bootbank) is not the bank with the highest `updated` (an upgrade is staged and waits
-//! for a reboot, or a rollback/Shift+R happened); the fallback bank (the other one) is eligible
+//! fails verify (the host would not come back with its config); the bootbank's `boot.cfg` is
+//! one the loader cannot use, so the next boot loads the altbootbank's archive instead of the
+//! running system's (named). WARNING: the running system (the bootbank) is not the bank that
+//! boots next, told apart as a staged upgrade (bootstate 1, same or newer build), a manual
+//! switch (bootstate 0, same or newer build), a rollback target (older build), or a rollback
+//! that happened (a higher-`updated` bank the loader skips); a tie; the fallback bank (the other one) is eligible
 //! but fails the same quick verify; a pending change whose file is over an hour old (the hourly
 //! backup is not running). Modules are only checked to exist here: decompressing them is
 //! `bank verify`'s job, too heavy for a probe run every few minutes.
@@ -17,7 +20,8 @@ use serde::Serialize;
 use super::readable_banks;
 use super::verify::{verify_bank, Depth};
 use crate::archive::Level;
-use crate::bank::{next_boot, Bank, BankName, Banks};
+use crate::bank::targets::{alt_role, AltRole};
+use crate::bank::{is_tie, next_boot, Bank, BankName, Banks};
 use crate::exit::Monitoring;
 use crate::host::Host;
 use crate::ops::status::status;
@@ -129,35 +133,100 @@ fn bank_findings(bank: &Bank, level: Monitoring, out: &mut Vec<Finding>, host: &
     report.ok
 }
 
-/// WARNING when the booted bank is not the one with the highest `updated`.
+/// What the banks' order means for the running system (the bootbank): a staged upgrade, a
+/// manual switch, a rollback target, a tie (WARNING), or a bootbank `boot.cfg` the loader
+/// cannot use so that the host would boot the other bank's archive without knowing (CRITICAL).
 fn running_bank(banks: &Banks) -> Option<Finding> {
     let (boot, alt) = (&banks.bootbank, &banks.altbootbank);
+    if is_tie(banks) {
+        return Some(warning(format!(
+            "tie: both banks are eligible with updated={}; the loader boots the first partition \
+             it scans, which statectl cannot see; run `statectl bank set-next` to decide",
+            boot.updated()
+        )));
+    }
+    if next_boot(banks) == Some(BankName::Altbootbank) {
+        if let Err(reason) = boot.eligibility() {
+            return Some(critical(format!(
+                "the loader cannot use bootbank's boot.cfg ({reason}): the next boot loads \
+                 altbootbank `{}` (build {}) and its {}, not the running system's state",
+                alt.path.display(),
+                alt.build().unwrap_or("-"),
+                archive_words(alt)
+            )));
+        }
+        return Some(warning(alt_message(banks)));
+    }
     if boot.updated() >= alt.updated() {
         return None;
     }
-    let message = match alt.eligibility() {
-        Ok(()) => format!(
-            "running from bootbank (updated={}) but the loader will boot altbootbank \
-             (updated={}) next: an upgrade is staged; reboot to finish it",
-            boot.updated(),
-            alt.updated()
-        ),
-        Err(reason) => format!(
-            "running from bootbank (updated={}) although altbootbank has updated={} \
-             ({reason}): a rollback happened",
-            boot.updated(),
-            alt.updated()
-        ),
-    };
-    Some(Finding {
-        level: Monitoring::Warning,
-        message,
-    })
+    let reason = alt.eligibility().err().unwrap_or_default();
+    Some(warning(format!(
+        "running from bootbank (updated={}) although altbootbank has updated={} ({reason}): \
+         a rollback happened",
+        boot.updated(),
+        alt.updated()
+    )))
 }
 
-/// Counts pending changes and those whose file is older than the grace period.
+fn alt_message(banks: &Banks) -> String {
+    let (boot, alt) = (&banks.bootbank, &banks.altbootbank);
+    let (running, next) = (boot.build().unwrap_or("-"), alt.build().unwrap_or("-"));
+    let head = format!(
+        "running from bootbank (updated={}, build {running}) but the loader will boot \
+         altbootbank (updated={}, build {next}) next",
+        boot.updated(),
+        alt.updated()
+    );
+    match alt_role(banks) {
+        AltRole::UpgradeStaged => format!(
+            "{head}: an upgrade is staged (bootstate=1); reboot to finish it; backups write \
+             both banks"
+        ),
+        AltRole::ManualSwitch => format!(
+            "{head}: a manual switch (same or newer build, bootstate=0, as `bank set-next` \
+             leaves it); backups write both banks"
+        ),
+        AltRole::RollbackTarget => format!(
+            "{head}: a rollback target (older build); its state.tgz is kept as that build ran \
+             with, so changes made now are not in it"
+        ),
+        _ => format!("{head}: the builds cannot be compared; its state.tgz is not written"),
+    }
+}
+
+fn archive_words(bank: &Bank) -> String {
+    let path = bank.state_archive();
+    match std::fs::metadata(&path) {
+        Ok(meta) => format!("state.tgz `{}` ({} bytes)", path.display(), meta.len()),
+        Err(_) => "no state.tgz (the host comes up unconfigured)".to_string(),
+    }
+}
+
+fn warning(message: String) -> Finding {
+    Finding {
+        level: Monitoring::Warning,
+        message,
+    }
+}
+
+/// Counts pending changes and those whose file is older than the grace period. A host that
+/// cannot be compared (a missing `required` file, a bad config: `backup` refuses to run, so
+/// the saved state goes stale) is a WARNING finding, not a failure of the probe.
 fn pending_changes(host: &Host, now: i64, out: &mut Vec<Finding>) -> Result<(usize, usize)> {
-    let report = status(host)?;
+    let report = match status(host) {
+        Ok(report) => report,
+        Err(err) => {
+            out.push(Finding {
+                level: Monitoring::Warning,
+                message: format!(
+                    "the host cannot be compared with its archive, so `statectl backup` fails \
+                     too: {err:#}"
+                ),
+            });
+            return Ok((0, 0));
+        }
+    };
     let changes = &report.changes;
     let mtimes: std::collections::HashMap<&str, i64> = report
         .detection

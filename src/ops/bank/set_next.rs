@@ -1,16 +1,22 @@
 //! `bank set-next`: make a bank boot next by raising its `updated` above the other's.
 //!
 //! Only the `updated` value changes (and, with `--force`, `bootstate` becomes 0), through the
-//! one rewriter, under that bank's lock. A `boot.cfg` that does not parse is never rewritten.
-//! A bank whose `updated` is already strictly higher is left alone.
+//! one rewriter, under both banks' locks (statectl's and ESXi's PID locks): the other bank's
+//! `updated` cannot change between our read and our write, so two concurrent calls end as one
+//! of them alone would, never tied. Values are the loader's (`updated` is its `uint32_t`, so the
+//! raised value must stay below 2^32). A `boot.cfg` the loader cannot use is never rewritten.
+//! A bank whose `updated` is already strictly higher is left alone. The report's next boot is
+//! the model's reading of the files after the write.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::bank::{bootcfg, lock_banks, next_boot, read_banks, Bank, BankName, BootCfg};
+use crate::bank::{
+    bootcfg, is_tie, lock_for_writing, next_boot, read_banks, Bank, BankName, BootCfg,
+};
 use crate::host::Host;
 
 #[derive(Debug, Clone)]
@@ -24,14 +30,14 @@ pub struct SetNextOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Values {
     pub updated: u64,
-    pub bootstate: Option<u64>,
+    pub bootstate: i32,
 }
 
 impl Values {
     fn of(cfg: &BootCfg) -> Values {
         Values {
-            updated: cfg.number("updated").unwrap_or(0),
-            bootstate: cfg.number("bootstate"),
+            updated: u64::from(cfg.updated()),
+            bootstate: cfg.bootstate(),
         }
     }
 }
@@ -46,6 +52,8 @@ pub struct SetNextReport {
     /// The other bank's `updated`.
     pub other_updated: u64,
     pub next_boot: Option<BankName>,
+    /// Both banks eligible with the same `updated` after the change.
+    pub tie: bool,
     #[serde(skip)]
     pub warnings: Vec<String>,
 }
@@ -56,8 +64,15 @@ pub fn set_next(host: &Host, options: &SetNextOptions) -> Result<SetNextReport> 
         BankName::Bootbank => &host.bootbank,
         BankName::Altbootbank => &host.altbootbank,
     };
-    let run_dir = host.run_dir()?.to_path_buf();
-    let _lock = lock_banks(&run_dir, &[path.as_path()], options.wait)?;
+    let _locks = lock_for_writing(
+        host,
+        &[host.bootbank.as_path(), host.altbootbank.as_path()],
+        options.wait,
+    )?;
+    // A cut FAT rename may have left the archive only under a temp name: recover it first.
+    crate::archive::recover::recover_state(path, &host.limits)?;
+    crate::atomic::remove_stale_temps(path)
+        .with_context(|| format!("cannot clean bank `{}`", path.display()))?;
     let file = path.join("boot.cfg");
     let cfg = BootCfg::load(&file)?;
     let banks = read_banks(host);
@@ -78,7 +93,7 @@ pub fn set_next(host: &Host, options: &SetNextOptions) -> Result<SetNextReport> 
     let other_updated = banks.get(name.other()).updated();
     let updated = planned(&cfg, other_updated, options.force)
         .map_err(|reason| anyhow::anyhow!("cannot change `{}`: {reason}", file.display()))?;
-    let changed = updated.text() != cfg.text();
+    let changed = updated.bytes() != cfg.bytes();
     if changed {
         bootcfg::save(&file, &updated)?;
     }
@@ -98,6 +113,7 @@ pub fn set_next(host: &Host, options: &SetNextOptions) -> Result<SetNextReport> 
         after: Values::of(&updated),
         other_updated,
         next_boot: next_boot(&after),
+        tie: is_tie(&after),
         warnings,
     })
 }
@@ -106,13 +122,14 @@ pub fn set_next(host: &Host, options: &SetNextOptions) -> Result<SetNextReport> 
 /// a non-zero `bootstate` set to 0.
 fn planned(cfg: &BootCfg, other_updated: u64, force: bool) -> Result<BootCfg, String> {
     let mut next = cfg.clone();
-    if next.number("updated").unwrap_or(0) <= other_updated {
+    if u64::from(next.updated()) <= other_updated {
         let raised = other_updated
             .checked_add(1)
-            .ok_or("the other bank's updated is at its maximum")?;
+            .filter(|&n| n <= u64::from(u32::MAX))
+            .ok_or("the other bank's updated is at the loader's maximum (2^32-1)")?;
         next = next.with_value("updated", &raised.to_string())?;
     }
-    if force && cfg.get("bootstate").is_some_and(|v| v != "0") {
+    if force && cfg.bootstate() != 0 {
         next = next.with_value("bootstate", "0")?;
     }
     Ok(next)
@@ -124,11 +141,14 @@ mod tests {
 
     #[test]
     fn only_the_needed_values_change() {
-        let cfg = BootCfg::parse("bootstate=3\nbuild=b\nupdated = 2\n").unwrap();
+        let cfg = BootCfg::parse("bootstate=3\nbuild=b\nupdated=2\n").unwrap();
         let raised = planned(&cfg, 5, false).unwrap();
-        assert_eq!(raised.text(), "bootstate=3\nbuild=b\nupdated = 6\n");
+        assert_eq!(raised.bytes(), b"bootstate=3\nbuild=b\nupdated=6\n");
         let forced = planned(&cfg, 1, true).unwrap();
-        assert_eq!(forced.text(), "bootstate=0\nbuild=b\nupdated = 2\n");
-        assert!(planned(&cfg, u64::MAX, false).is_err());
+        assert_eq!(forced.bytes(), b"bootstate=0\nbuild=b\nupdated=2\n");
+        assert!(planned(&cfg, u64::from(u32::MAX), false).is_err());
+        let spaced = BootCfg::parse("build=b\nupdated = 3\n").unwrap();
+        let fixed = planned(&spaced, 5, false).unwrap();
+        assert_eq!(fixed.bytes(), b"build=b\nupdated=6\n");
     }
 }

@@ -1,4 +1,8 @@
 //! `bank status`: both banks as the loader sees them, and which one boots next.
+//!
+//! Each bank's values are the ones the loader uses (see `bank::loader`), with every line it
+//! ignores or reads otherwise than it looks (`updated = 3`, an overridden duplicate, a key
+//! prefix) and a tie (both eligible, same `updated`) said as such.
 
 use std::fs::File;
 use std::io;
@@ -9,14 +13,20 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::readable_banks;
+use crate::archive::envelope::probe::probe;
 use crate::archive::streams::HashingReader;
-use crate::bank::{next_boot, Bank, BankName};
+use crate::archive::Limits;
+use crate::bank::bootcfg::LineNote;
+use crate::bank::{is_tie, next_boot, Bank, BankName};
 use crate::host::Host;
 
 /// The report (its JSON form is the contract's).
 #[derive(Debug, Clone, Serialize)]
 pub struct BankStatus {
     pub next_boot: Option<BankName>,
+    /// Both banks eligible with the same `updated`: the loader takes the first partition it
+    /// scans; statectl reports the bootbank.
+    pub tie: bool,
     pub banks: Vec<BankEntry>,
     /// Archives that exist but could not be read (the bank is still reported).
     #[serde(skip)]
@@ -29,11 +39,14 @@ pub struct BankEntry {
     pub name: BankName,
     pub path: PathBuf,
     pub updated: Option<u64>,
-    pub bootstate: Option<u64>,
+    pub bootstate: Option<i32>,
     pub build: Option<String>,
+    pub quickboot: Option<i32>,
     pub eligible: bool,
     pub reason: Option<String>,
     pub archive: Option<ArchiveInfo>,
+    /// Lines the loader ignores or reads otherwise than they look.
+    pub ignored: Vec<LineNote>,
 }
 
 /// The bank's `state.tgz`.
@@ -43,6 +56,8 @@ pub struct ArchiveInfo {
     /// Seconds since the epoch.
     pub mtime: i64,
     pub sha256: String,
+    /// `"none-mode"` or `"tpm"` for the encrypted layout (ESXi 7.0 U2+), null for plain.
+    pub encrypted: Option<&'static str>,
 }
 
 impl BankStatus {
@@ -66,13 +81,14 @@ pub fn bank_status(host: &Host) -> Result<BankStatus> {
         .collect();
     Ok(BankStatus {
         next_boot: next_boot(&banks),
+        tie: is_tie(&banks),
         banks: entries,
         warnings,
     })
 }
 
 fn entry(bank: &Bank, warnings: &mut Vec<String>) -> BankEntry {
-    let cfg = bank.cfg.as_ref().ok();
+    let cfg = bank.usable_cfg();
     let path = bank.state_archive();
     let archive = match archive_info(&path) {
         Ok(info) => info,
@@ -84,12 +100,18 @@ fn entry(bank: &Bank, warnings: &mut Vec<String>) -> BankEntry {
     BankEntry {
         name: bank.name,
         path: bank.path.clone(),
-        updated: cfg.and_then(|c| c.number("updated")),
-        bootstate: cfg.and_then(|c| c.number("bootstate")),
-        build: cfg.and_then(|c| c.get("build")).map(str::to_string),
+        updated: cfg.map(|c| u64::from(c.updated())),
+        bootstate: cfg.map(|c| c.bootstate()),
+        build: cfg.and_then(|c| c.build()).map(str::to_string),
+        quickboot: cfg.map(|c| c.quickboot()),
         eligible: bank.is_eligible(),
         reason: bank.eligibility().err(),
         archive,
+        ignored: bank
+            .cfg
+            .as_ref()
+            .map(|c| c.line_notes())
+            .unwrap_or_default(),
     }
 }
 
@@ -110,5 +132,6 @@ pub fn archive_info(path: &std::path::Path) -> io::Result<Option<ArchiveInfo>> {
         size: meta.len(),
         mtime: meta.mtime(),
         sha256: reader.hex_digest(),
+        encrypted: probe(path, &Limits::default()).label(),
     }))
 }

@@ -4,6 +4,14 @@
 //! spread to the fallback bank); the target's `boot.cfg`, when present, must parse before
 //! anything is written; the copy is the shared verified atomic copy; then the target's
 //! `modules=` is made to list `state.tgz`. A target already holding the same bytes gets no write.
+//!
+//! The backup rule holds here too: each bank's manifest records that bank's own build, and a
+//! rollback target (an older build) keeps the state its build ran with. So the copy is made
+//! only between banks of the same build; between different builds sync refuses and points to
+//! `statectl backup`, which writes a staged upgrade's bank with its own build.
+//!
+//! The copy is byte for byte (an encrypted archive stays encrypted), and a plaintext archive is
+//! never copied over an encrypted one.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,11 +20,15 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use super::status::archive_info;
+use crate::archive::envelope::guard::check_plaintext_over;
 use crate::archive::{verify_archive, Level, STATE_NAME};
 use crate::atomic;
-use crate::bank::install::{copy_verified, list_state_in_boot_cfg};
-use crate::bank::{lock_banks, next_boot, read_banks, BankName, BootCfg};
+use crate::bank::install::{copy_verified, ensure_state_listed};
+use crate::bank::{lock_for_writing, next_boot, read_banks, BankName, BootCfg};
 use crate::host::Host;
+
+/// What `bank sync` suggests when the target is encrypted and the source is not.
+const SYNC_HINT: &str = "back up to the target with `statectl backup --bank DIR` instead";
 
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
@@ -55,8 +67,9 @@ pub fn sync(host: &Host, options: &SyncOptions) -> Result<SyncReport> {
         ),
     };
     let (source_bank, target_bank) = (&banks.get(from).path, &banks.get(from.other()).path);
-    let run_dir = host.run_dir()?.to_path_buf();
-    let _locks = lock_banks(&run_dir, &[source_bank, target_bank], options.wait)?;
+    same_build(&banks, from)?;
+    let _locks = lock_for_writing(host, &[source_bank, target_bank], options.wait)?;
+    same_build(&read_banks(host), from)?;
     atomic::remove_stale_temps(target_bank)
         .with_context(|| format!("cannot clean bank `{}`", target_bank.display()))?;
     let source = source_bank.join(STATE_NAME);
@@ -82,10 +95,13 @@ pub fn sync(host: &Host, options: &SyncOptions) -> Result<SyncReport> {
     let action = if same {
         SyncAction::Unchanged
     } else {
+        if source_info.encrypted.is_none() {
+            check_plaintext_over(&target, false, SYNC_HINT, &host.limits)?;
+        }
         copy_verified(&source, &target, Some(&source_info.sha256))?;
         SyncAction::Copied
     };
-    warnings.extend(list_state_in_boot_cfg(std::slice::from_ref(target_bank)));
+    warnings.extend(ensure_state_listed(std::slice::from_ref(target_bank))?);
     Ok(SyncReport {
         action,
         from,
@@ -96,6 +112,37 @@ pub fn sync(host: &Host, options: &SyncOptions) -> Result<SyncReport> {
         sha256: source_info.sha256,
         warnings,
     })
+}
+
+/// Refuses a copy between banks of different builds (see the module doc).
+fn same_build(banks: &crate::bank::Banks, from: BankName) -> Result<()> {
+    let (source, target) = (banks.get(from), banks.get(from.other()));
+    let (have, want) = (source.build(), target.build());
+    if have == want || target.usable_cfg().is_none() {
+        return Ok(());
+    }
+    let older = match (have, want) {
+        (Some(h), Some(w)) => {
+            crate::bank::targets::compare_builds(w, h) == Some(std::cmp::Ordering::Less)
+        }
+        _ => false,
+    };
+    bail!(
+        "bank {} `{}` runs build {}, bank {} `{}` build {}: {}; its state.tgz is not \
+         replaced. `statectl backup` writes a staged upgrade's bank with its own build \
+         (`--bank DIR` writes one on purpose)",
+        from.other().as_str(),
+        target.path.display(),
+        want.unwrap_or("-"),
+        from.as_str(),
+        source.path.display(),
+        have.unwrap_or("-"),
+        if older {
+            "it is a rollback target, whose archive is the state its older build ran with"
+        } else {
+            "its manifest would record the other bank's build"
+        }
+    )
 }
 
 fn check_source(source: &std::path::Path, host: &Host) -> Result<()> {

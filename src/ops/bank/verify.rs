@@ -5,6 +5,11 @@
 //! its end; `state.tgz` gets the one archive verify. A `state.tgz` that exists but is not in
 //! `modules=` is a warning (the loader would not load it). A bank with no `boot.cfg` at all is
 //! an empty bank (fresh installs have one): a warning, nothing to verify.
+//!
+//! `boot.cfg` itself is read with the loader's rules: each line the loader ignores or reads
+//! otherwise than it looks is a warning (with its line number); a file safeboot cannot use, and
+//! what makes mboot refuse it (a malformed number in one of its options, no `kernel=`, `skip`
+//! set), are errors.
 
 use std::path::PathBuf;
 
@@ -60,6 +65,7 @@ pub fn verify_bank(bank: &Bank, depth: Depth, limits: &Limits) -> BankFindings {
         )),
         Err(reason) => problems.push(Problem::error(reason.clone())),
         Ok(cfg) => {
+            loader_problems(cfg, &mut problems);
             let names = boot_modules(cfg);
             modules = names.len();
             check_modules(bank, cfg, &names, depth, limits, &mut problems);
@@ -71,6 +77,27 @@ pub fn verify_bank(bank: &Bank, depth: Depth, limits: &Limits) -> BankFindings {
         ok: !problems.iter().any(|p| p.level == Level::Error),
         modules,
         problems,
+    }
+}
+
+fn loader_problems(cfg: &BootCfg, problems: &mut Vec<Problem>) {
+    if let Some(reason) = cfg.loader_error() {
+        problems.push(Problem::error(format!("boot.cfg {reason}")));
+    }
+    for note in cfg.line_notes() {
+        problems.push(Problem::warning(format!(
+            "boot.cfg line {} `{}`: {}",
+            note.line, note.text, note.note
+        )));
+    }
+    if cfg.loader_error().is_none() && cfg.bootstate() == 1 && !cfg.bootstate_patchable() {
+        problems.push(Problem::error(
+            "boot.cfg: bootstate=1 but its digit is not within the first 512 bytes, where the \
+             loader patches it (safeboot/config.c:191): the loader skips the bank",
+        ));
+    }
+    for reason in cfg.mboot_problems() {
+        problems.push(Problem::error(format!("boot.cfg: {reason}")));
     }
 }
 

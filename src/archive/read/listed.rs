@@ -1,0 +1,98 @@
+//! The manifest against what `local.tgz` really holds, one manifest record at a time: records
+//! are checked as the manifest streams by (it normally follows `local.tgz`) and then dropped;
+//! only a manifest that comes first has its records kept until the files are known.
+
+use super::super::{FileRecord, Problem, INNER_NAME};
+use super::ReadState;
+
+/// Comparison state: the files sorted by path (indices), which of them the manifest listed,
+/// and the records of a manifest read before `local.tgz`.
+#[derive(Default)]
+pub(super) struct Listed {
+    by_path: Vec<u32>,
+    listed: Vec<bool>,
+    early: Vec<FileRecord>,
+}
+
+impl ReadState<'_> {
+    /// Takes one manifest record: checked now when `local.tgz` was read, else kept for
+    /// [`Self::finish_listed`].
+    pub(super) fn manifest_record(&mut self, record: FileRecord) -> Result<(), String> {
+        if !self.inner_done {
+            self.keep_name(record.path.len())?;
+            self.listed.early.push(record);
+            return Ok(());
+        }
+        self.check_record(&record);
+        Ok(())
+    }
+
+    fn check_record(&mut self, expected: &FileRecord) {
+        if self.listed.listed.len() != self.files.len() {
+            self.index_files();
+        }
+        let files = &self.files;
+        let found = self
+            .listed
+            .by_path
+            .binary_search_by(|&at| files[at as usize].path.as_str().cmp(&expected.path));
+        let Ok(at) = found.map(|pos| self.listed.by_path[pos] as usize) else {
+            self.problems.push(Problem::error(format!(
+                "`{}` is in the manifest but not in {INNER_NAME}",
+                expected.path
+            )));
+            return;
+        };
+        if std::mem::replace(&mut self.listed.listed[at], true) {
+            self.problems.push(Problem::error(format!(
+                "`{}` is listed twice in the manifest",
+                expected.path
+            )));
+            return;
+        }
+        let record = &self.files[at];
+        let problem = if expected.sha256 != record.sha256 || expected.size != record.size {
+            Problem::error(format!(
+                "`{}`: content does not match the manifest (sha256 {} size {}, manifest says {} size {})",
+                record.path, record.sha256, record.size, expected.sha256, expected.size
+            ))
+        } else if !expected.same_state(record) {
+            Problem::error(format!(
+                "`{}`: mode, owner or mtime does not match the manifest",
+                record.path
+            ))
+        } else {
+            return;
+        };
+        self.problems.push(problem);
+    }
+
+    fn index_files(&mut self) {
+        let files = &self.files;
+        let mut by_path: Vec<u32> = (0..files.len() as u32).collect();
+        by_path.sort_unstable_by(|&a, &b| files[a as usize].path.cmp(&files[b as usize].path));
+        self.listed.by_path = by_path;
+        self.listed.listed = vec![false; files.len()];
+    }
+
+    /// After the whole archive: checks a manifest that came first, then names every file the
+    /// manifest did not list.
+    pub(super) fn finish_listed(&mut self) {
+        if !self.manifest_seen || self.manifest.is_none() {
+            return;
+        }
+        for record in std::mem::take(&mut self.listed.early) {
+            self.check_record(&record);
+        }
+        if self.listed.listed.len() != self.files.len() {
+            self.index_files();
+        }
+        for at in 0..self.files.len() {
+            if !self.listed.listed[at] {
+                let path = &self.files[at].path;
+                let message = format!("`{path}` is in {INNER_NAME} but not in the manifest");
+                self.problems.push(Problem::error(message));
+            }
+        }
+    }
+}

@@ -1,0 +1,383 @@
+//! The one reader of `state.tgz`, used by every command that opens an archive: this module is
+//! its entry points and what a read returns; [`outer`] walks `state.tgz` and picks the inner
+//! layout by member names, [`inner`] checks and hashes the entries of `local.tgz`.
+//!
+//! # Security
+//! Every archive is hostile until read to its end. Both gzip layers are drained so their CRC and
+//! length are checked (tar iteration alone stops early), every member of a multi-member gzip
+//! included (see [`super::gzip`]); the expansion budget, entry count and
+//! header-size limits of [`Limits`] bound time and memory on any input; every member name goes
+//! through [`normalize_member_name`]. An encrypted envelope is authenticated before a byte of
+//! it is decrypted (see [`super::envelope`]). Problems that leave the archive readable (unsafe names,
+//! links, devices, setuid bits, duplicates, manifest mismatches, trailing data) are collected with
+//! a level instead of stopping the read; writers (extract, restore) refuse on any error-level one.
+//!
+//! # Memory
+//! What a read keeps is bounded by the limits, never by what the archive holds. At the default
+//! limits (100,000 entries, 64 KiB headers, 1 GiB) a read peaks under 30 MiB and every command
+//! under 64 MiB, except `status` at 100,000 accepted entries, whose stat-cache refresh
+//! (`detect`) copies every record (measured: tests/integration/untrusted.rs, README
+//! "Untrusted archives at any size"):
+//! - one entry's header at a time: a name or PAX record of at most 64 KiB (`max_header`);
+//! - names over 4096 bytes or with a component over 255 are errors ([`super::names`]) and are
+//!   never kept; a message shows at most 200 bytes of a name;
+//! - the names kept (safe files and directories, for the consumers) are capped at
+//!   [`MAX_KEPT_NAME_BYTES`] together (8 MiB: 100,000 names of 80 bytes; ESXi's average 40);
+//!   with their records, under 20 MiB at 100,000 entries;
+//! - duplicate, file-versus-directory and case checks keep a 64-bit hash per entry and per
+//!   implied directory, at most 4 directories per allowed entry ([`index`]: about 7 MiB at the
+//!   caps), never the names;
+//! - the manifest is parsed streaming, each record checked against the files and dropped; no
+//!   JSON string over 32 KiB ([`super::manifest`]); only a manifest read *before* `local.tgz`
+//!   keeps its records until the end (its names count against the same 8 MiB);
+//! - problems: at most [`MAX_PROBLEMS`] per level are kept, the rest are counted.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::entries::{EntryMeta, WalkError};
+use super::envelope::Encryption;
+use super::manifest::ManifestLabels;
+use super::names::display_name;
+use super::streams::{Budget, OVER_BUDGET};
+use super::{FileRecord, Level, Limits, Problem};
+use crate::error::Error;
+
+pub use super::entries::EntryKind;
+
+mod index;
+mod inner;
+mod listed;
+mod outer;
+
+/// Largest manifest accepted (a 100,000-file manifest is about 25 MiB); it is streamed, so
+/// this bounds time, not memory.
+const MAX_MANIFEST: u64 = 48 << 20;
+/// Bytes of names a read keeps for its consumers, all entries together.
+pub const MAX_KEPT_NAME_BYTES: u64 = 8 << 20;
+/// Problems kept per level; the rest are counted in one closing problem.
+pub const MAX_PROBLEMS: usize = 100;
+
+/// An entry of `local.tgz` as the visitor sees it.
+#[derive(Debug, Clone)]
+pub struct InnerEntry {
+    pub meta: EntryMeta,
+    /// The normalized root-relative path, or why the name is unsafe.
+    pub path: Result<String, String>,
+}
+
+impl InnerEntry {
+    /// The name for display: normalized when safe, escaped raw otherwise.
+    pub fn name(&self) -> String {
+        match &self.path {
+            Ok(path) => path.clone(),
+            Err(_) => display_name(&self.meta.raw_name),
+        }
+    }
+}
+
+/// Called for every entry of `local.tgz`, safe or not, in archive order; `data` yields the
+/// content of regular files. What the visitor leaves unread is drained and hashed after it.
+pub trait Visitor {
+    fn entry(&mut self, entry: &InnerEntry, data: &mut dyn Read) -> Result<()>;
+}
+
+/// A visitor that only lets the reader check and hash.
+pub struct CheckOnly;
+
+impl Visitor for CheckOnly {
+    fn entry(&mut self, _entry: &InnerEntry, _data: &mut dyn Read) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// What a complete read found.
+#[derive(Debug, Clone)]
+pub struct ArchiveSummary {
+    pub archive: PathBuf,
+    /// Safe regular files with the sha256 of their actual content, in archive order.
+    pub files: Vec<FileRecord>,
+    /// Safe directory entries.
+    pub directories: Vec<String>,
+    /// The manifest's host and build (its records were checked against `files`).
+    pub manifest: Option<ManifestLabels>,
+    pub problems: Vec<Problem>,
+    /// The first pair of names that differ only in letter case (a warning among `problems`;
+    /// writers refuse it on a case-insensitive target, see [`Self::ensure_fits`]).
+    pub case_collision: Option<String>,
+    /// Size and sha256 of the archive file itself.
+    pub bytes: u64,
+    pub sha256: String,
+    /// The key store and envelope header of the encrypted layout; `None` for plain `local.tgz`.
+    pub encryption: Option<Encryption>,
+}
+
+impl ArchiveSummary {
+    pub fn first_error(&self) -> Option<&Problem> {
+        self.problems.iter().find(|p| p.level == Level::Error)
+    }
+
+    /// Fails with the first error-level problem, naming the archive: the gate of every writer.
+    pub fn ensure_safe(&self) -> Result<()> {
+        self.ensure_clean("nothing was written")
+    }
+
+    /// Refuses an archive with names that differ only in case when `target` (or its nearest
+    /// existing ancestor) is on a case-insensitive filesystem (FAT, exFAT, NTFS, FUSE), where
+    /// the second would silently replace the first.
+    pub fn ensure_fits(&self, target: &Path) -> Result<()> {
+        let Some(collision) = &self.case_collision else {
+            return Ok(());
+        };
+        let existing = target
+            .ancestors()
+            .find(|dir| dir.exists())
+            .unwrap_or(target);
+        if !is_case_insensitive(existing) {
+            return Ok(());
+        }
+        Err(Error::UnsafeArchive {
+            archive: self.archive.clone(),
+            reason: format!(
+                "{collision}, and `{}` is on a case-insensitive filesystem; nothing was written",
+                target.display()
+            ),
+        }
+        .into())
+    }
+
+    /// As [`Self::ensure_safe`], ending the message with `outcome` (what did not happen).
+    pub fn ensure_clean(&self, outcome: &str) -> Result<()> {
+        match self.first_error() {
+            Some(problem) => Err(Error::UnsafeArchive {
+                archive: self.archive.clone(),
+                reason: format!("{}; {outcome}", problem.message),
+            }
+            .into()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Opens and reads the archive at `path` completely.
+pub fn read_archive(
+    path: &Path,
+    limits: &Limits,
+    visitor: &mut dyn Visitor,
+) -> Result<ArchiveSummary> {
+    let file = open_archive(path)?;
+    read_archive_from(file, path, limits, visitor)
+}
+
+/// Opens an archive for reading, refusing directories with a clear message.
+pub fn open_archive(path: &Path) -> Result<File> {
+    let file =
+        File::open(path).with_context(|| format!("cannot open archive `{}`", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot stat archive `{}`", path.display()))?;
+    if meta.is_dir() {
+        return Err(Error::BadArchive {
+            archive: path.to_path_buf(),
+            reason: "it is a directory; name the state.tgz file inside it".into(),
+        }
+        .into());
+    }
+    Ok(file)
+}
+
+/// Opens the archive at `path` and copies it into a private, unnamed temp file (0600, created
+/// `O_TMPFILE` in the temp directory: no name anyone else could open), returned rewound. The
+/// writers (extract, restore) validate and write from this one copy, so an archive rewritten
+/// in place during their run cannot get a single entry written.
+pub fn open_private_copy(path: &Path) -> Result<File> {
+    use std::io::Seek;
+    let mut source = open_archive(path)?;
+    let fail = || {
+        format!(
+            "cannot copy archive `{}` into a private temp file (in {}); set TMPDIR to a \
+             directory with free space",
+            path.display(),
+            std::env::temp_dir().display()
+        )
+    };
+    let mut copy = tempfile::tempfile().with_context(fail)?;
+    std::io::copy(&mut source, &mut copy).with_context(fail)?;
+    copy.rewind().with_context(fail)?;
+    Ok(copy)
+}
+
+/// Whether `dir` is on a filesystem that folds letter case (by its statfs magic); unknown:
+/// no (the archive's names are then kept apart by the filesystem or refused by it).
+fn is_case_insensitive(dir: &Path) -> bool {
+    const FOLDING: [u64; 5] = [0x4d44, 0x2011_bab0, 0x5346_544e, 0x7366_746e, 0x6573_5546];
+    rustix::fs::statfs(dir).is_ok_and(|fs| FOLDING.contains(&(fs.f_type as u64)))
+}
+
+/// Reads an already open archive completely; `path` is used in messages.
+pub fn read_archive_from(
+    file: File,
+    path: &Path,
+    limits: &Limits,
+    visitor: &mut dyn Visitor,
+) -> Result<ArchiveSummary> {
+    read_archive_stream(file, path, limits, visitor)
+}
+
+/// Reads an archive from any byte stream (the fuzz target's entry point); `path` names it in
+/// messages.
+pub fn read_archive_stream<R: Read>(
+    file: R,
+    path: &Path,
+    limits: &Limits,
+    visitor: &mut dyn Visitor,
+) -> Result<ArchiveSummary> {
+    let mut state = ReadState {
+        limits: *limits,
+        budget: Budget::new(limits.max_expanded),
+        visitor,
+        files: Vec::new(),
+        directories: Vec::new(),
+        index: index::NameIndex::new(limits.max_entries),
+        kept_name_bytes: 0,
+        problems: ProblemList::default(),
+        manifest: None,
+        manifest_seen: false,
+        listed: listed::Listed::default(),
+        case_collision: None,
+        inner_seen: false,
+        sealed: outer::SealedParts::default(),
+        inner_done: false,
+    };
+    let outcome = outer::read_layers(file, &mut state);
+    let (bytes, sha256) = match outcome {
+        Ok(done) => done,
+        Err(WalkError::Visitor(err)) => return Err(err),
+        Err(WalkError::Format(reason)) => {
+            return Err(Error::BadArchive {
+                archive: path.to_path_buf(),
+                reason: explain(reason, limits),
+            }
+            .into())
+        }
+    };
+    state.finish_checks();
+    Ok(ArchiveSummary {
+        archive: path.to_path_buf(),
+        files: state.files,
+        directories: state.directories,
+        manifest: state.manifest,
+        problems: state.problems.into_vec(),
+        case_collision: state.case_collision,
+        bytes,
+        sha256,
+        encryption: state.sealed.encryption,
+    })
+}
+
+fn explain(reason: String, limits: &Limits) -> String {
+    if reason.contains(OVER_BUDGET) {
+        format!(
+            "its content expands beyond {} bytes; if you trust it, raise the limit with --max-size",
+            limits.max_expanded
+        )
+    } else {
+        reason
+    }
+}
+
+/// What one read accumulates, shared by the outer and inner layers.
+struct ReadState<'v> {
+    limits: Limits,
+    budget: Budget,
+    visitor: &'v mut dyn Visitor,
+    files: Vec<FileRecord>,
+    directories: Vec<String>,
+    index: index::NameIndex,
+    /// Name bytes in `files`, `directories` and early manifest records.
+    kept_name_bytes: u64,
+    problems: ProblemList,
+    manifest: Option<ManifestLabels>,
+    manifest_seen: bool,
+    listed: listed::Listed,
+    case_collision: Option<String>,
+    inner_seen: bool,
+    /// The encrypted layout's members, gathered in any order.
+    sealed: outer::SealedParts,
+    /// `local.tgz` was read to its end (manifest records can be checked as they come).
+    inner_done: bool,
+}
+
+impl ReadState<'_> {
+    /// Counts `bytes` more of kept names; past [`MAX_KEPT_NAME_BYTES`] the read stops.
+    fn keep_name(&mut self, bytes: usize) -> Result<(), String> {
+        self.kept_name_bytes += bytes as u64;
+        if self.kept_name_bytes > MAX_KEPT_NAME_BYTES {
+            return Err(format!(
+                "the names of its entries exceed {MAX_KEPT_NAME_BYTES} bytes together \
+                 (a limit of the reader)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Problems found so far: the first [`MAX_PROBLEMS`] of each level, and how many more.
+#[derive(Default)]
+struct ProblemList {
+    kept: Vec<Problem>,
+    errors: usize,
+    warnings: usize,
+}
+
+impl ProblemList {
+    fn push(&mut self, problem: Problem) {
+        let count = match problem.level {
+            Level::Error => &mut self.errors,
+            Level::Warning => &mut self.warnings,
+        };
+        *count += 1;
+        if *count <= MAX_PROBLEMS {
+            self.kept.push(problem);
+        }
+    }
+
+    fn into_vec(mut self) -> Vec<Problem> {
+        for (count, level) in [(self.warnings, "warnings"), (self.errors, "errors")] {
+            if count > MAX_PROBLEMS {
+                let message = format!("{} more {level} not shown", count - MAX_PROBLEMS);
+                self.kept.push(match level {
+                    "errors" => Problem::error(message),
+                    _ => Problem::warning(message),
+                });
+            }
+        }
+        self.kept
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_private_copy_keeps_what_was_there_when_the_archive_is_rewritten_in_place() {
+        use std::io::{Seek, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.tgz");
+        std::fs::write(&path, b"validated bytes").unwrap();
+        let mut copy = open_private_copy(&path).unwrap();
+        let mut same_inode = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        same_inode.write_all(b"rewritten bytes").unwrap();
+        for _ in 0..2 {
+            let mut read = Vec::new();
+            copy.read_to_end(&mut read).unwrap();
+            assert_eq!(read, b"validated bytes");
+            copy.rewind().unwrap();
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), b"rewritten bytes");
+    }
+}
