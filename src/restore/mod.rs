@@ -45,6 +45,7 @@ pub mod apply;
 mod dircache;
 pub mod place;
 pub mod plan;
+mod temps;
 pub mod undo;
 pub mod walk;
 

@@ -23,13 +23,13 @@ use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{bail, Context, Result};
 use rustix::fs::{self as rfs, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 
 use super::dircache::DirCache;
+use super::temps::{self, create_temp};
 use super::walk::{Walk, DIR_FLAGS};
 
 /// Metadata a placed file gets.
@@ -72,8 +72,6 @@ pub struct Staged {
     rel: String,
     temp_name: String,
 }
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Placer {
     /// Opens `root`, which must be an existing directory; each file is durable once placed.
@@ -239,26 +237,7 @@ impl Placer {
         if self.cleaned.borrow().contains(&key) {
             return Ok(());
         }
-        let shown = self.root.join(&key);
-        let listing = rfs::Dir::read_from(dir)
-            .map_err(io::Error::from)
-            .with_context(|| format!("cannot list `{}`", shown.display()))?;
-        for entry in listing {
-            let entry = entry
-                .map_err(io::Error::from)
-                .with_context(|| format!("cannot list `{}`", shown.display()))?;
-            let name = entry.file_name().to_string_lossy();
-            if crate::atomic::is_temp_name(&name) && !crate::atomic::temp_in_use(&name) {
-                match rfs::unlinkat(dir, entry.file_name(), rfs::AtFlags::empty()) {
-                    Ok(()) | Err(Errno::NOENT) => {}
-                    Err(err) => {
-                        return Err(io::Error::from(err)).with_context(|| {
-                            format!("cannot remove stale temp file `{}/{name}`", shown.display())
-                        })
-                    }
-                }
-            }
-        }
+        temps::remove_stale(dir, &self.root.join(&key))?;
         self.cleaned.borrow_mut().insert(key);
         Ok(())
     }
@@ -345,27 +324,6 @@ fn split(rel: &str) -> Result<(Vec<&str>, &str)> {
     }
     let (name, parents) = parts.split_last().expect("split yields one part");
     Ok((parents.to_vec(), name))
-}
-
-fn create_temp(dir: &OwnedFd) -> io::Result<(String, OwnedFd)> {
-    // The pid in the prefix is read once, not for every file.
-    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let prefix = PREFIX.get_or_init(crate::atomic::temp_prefix);
-    loop {
-        let name = format!(
-            "{}{}{}",
-            prefix,
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed),
-            crate::atomic::TEMP_SUFFIX
-        );
-        let flags =
-            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        match rfs::openat(dir, name.as_str(), flags, Mode::from_raw_mode(0o600)) {
-            Ok(fd) => return Ok((name, fd)),
-            Err(Errno::EXIST) => continue,
-            Err(err) => return Err(err.into()),
-        }
-    }
 }
 
 fn fill(
