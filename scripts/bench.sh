@@ -6,6 +6,8 @@
 #   scripts/bench.sh --quick   smaller hosts, under a minute
 #   scripts/bench.sh --dir D   lay the hosts out under D (default: $TMPDIR/statectl-bench)
 #   scripts/bench.sh --keep    keep the hosts afterwards (for perf/callgrind)
+#   scripts/bench.sh --scale-only [--scale-sizes 1000,10000]   only the scale section
+#   STATECTL_BENCH_BIN=PATH scripts/bench.sh ...   measure another statectl build (before/after)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec cargo bench --locked --bench contract -- "$@"

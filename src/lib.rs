@@ -16,6 +16,7 @@ pub mod bank;
 pub mod cli;
 pub mod config;
 pub mod detect;
+pub mod durable;
 pub mod error;
 pub mod exit;
 pub mod host;

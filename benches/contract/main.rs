@@ -8,12 +8,15 @@
 //! (b) a full `backup --force` of 100 MiB vs `tar -czf local.tgz; tar -czf state.tgz`;
 //! (c) the full backup's peak RSS; (d) peak RSS of `verify`, `list` and `restore --dry-run`
 //! reading a 10 MiB vs a 100 MiB archive of the same number of files; (e) the encrypted layout
-//! (see [`encrypted`]). Prints a table and exits 1 when a target is missed. `--quick` shrinks the hosts;
-//! `--keep` leaves them in place for profiling.
+//! (see [`encrypted`]); (f) the scale section ([`scale`]): every command at 1,000 / 10,000 /
+//! 100,000 files with wall time and peak RSS against its baseline. Prints the tables and exits 1
+//! when a target is missed. `--quick` shrinks the hosts; `--scale-only` runs just (f),
+//! `--scale-sizes 1000,10000` picks its sizes; `--keep` leaves the hosts in place for profiling.
 
 mod corpus;
 mod encrypted;
 mod measure;
+mod scale;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -67,14 +70,21 @@ fn main() {
     std::fs::create_dir_all(&base).expect("bench dir");
     let started = std::time::Instant::now();
     let mut rows = Vec::new();
-    no_change(&base, &sizes, &mut rows);
-    full_backup(&base, &sizes, &mut rows);
-    encrypted::encrypted(&base, &sizes, &mut rows);
-    print_table(&rows, &base, quick, started.elapsed().as_secs_f64());
+    if !args.iter().any(|a| a == "--scale-only") {
+        no_change(&base, &sizes, &mut rows);
+        full_backup(&base, &sizes, &mut rows);
+        encrypted::encrypted(&base, &sizes, &mut rows);
+    }
+    let scale_rows = scale::scale(&base, &scale::sizes(&args, quick));
+    if !rows.is_empty() {
+        print_table(&rows, &base, quick, started.elapsed().as_secs_f64());
+    }
+    scale::print(&scale_rows);
     if !args.iter().any(|a| a == "--keep") {
         let _ = std::fs::remove_dir_all(&base);
     }
-    if rows.iter().any(|r| r.pass == Some(false)) {
+    let missed = rows.iter().any(|r| r.pass == Some(false));
+    if missed || scale_rows.iter().any(|r| r.pass() == Some(false)) {
         std::process::exit(1);
     }
 }
@@ -90,8 +100,14 @@ fn lay_out(base: &Path, name: &str) -> (PathBuf, PathBuf) {
     (root, base.join(format!("{name}-run")))
 }
 
+/// The binary under test: this build's, or `STATECTL_BENCH_BIN` (e.g. an older build, for
+/// before/after figures from one run of the same harness).
+fn statectl_bin() -> PathBuf {
+    std::env::var_os("STATECTL_BENCH_BIN").map_or_else(|| PathBuf::from(STATECTL), PathBuf::from)
+}
+
 fn statectl(root: &Path, run_dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(STATECTL);
+    let mut cmd = Command::new(statectl_bin());
     cmd.env("STATECTL_RUN_DIR", run_dir)
         .arg("--root")
         .arg(root)

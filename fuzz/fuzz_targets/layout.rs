@@ -98,7 +98,8 @@ fuzz_target!(|data: &[u8]| {
     if flags & 0x08 != 0 {
         members.push(("statectl.json", manifest));
     }
-    members.rotate_left((flags & 0x03) as usize % members.len().max(1));
+    let count = members.len().max(1);
+    members.rotate_left((flags & 0x03) as usize % count);
     if flags & 0x40 != 0 {
         members.reverse();
     }

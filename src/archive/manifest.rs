@@ -54,9 +54,15 @@ pub const MAX_REMOVE: usize = 100_000;
 
 impl Manifest {
     pub fn to_json(&self) -> Vec<u8> {
-        let mut bytes = serde_json::to_vec_pretty(self).expect("manifest serializes");
-        bytes.push(b'\n');
+        let mut bytes = Vec::new();
+        self.write_json(&mut bytes).expect("manifest serializes");
         bytes
+    }
+
+    /// Writes the bytes of [`Manifest::to_json`] to `out`, streaming (no copy in memory).
+    pub fn write_json(&self, mut out: impl std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut out, self)?;
+        out.write_all(b"\n")
     }
 }
 

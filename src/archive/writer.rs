@@ -115,14 +115,18 @@ fn write_layout<W: Write>(
     inner.rewind().context("cannot rewind the inner archive")?;
     within_reader_limits(&records, inner_len)?;
 
-    let manifest = Manifest {
+    let member_mtime = records.iter().map(|r| r.mtime).max().unwrap_or(0).max(0) as u64;
+    // The records go into the manifest and come back out (not cloned); its JSON streams into
+    // a temp file: at 100,000 files either copy would be tens of MiB.
+    let mut manifest = Manifest {
         format: super::manifest::FORMAT,
         host: label.host.clone(),
         build: label.build.clone(),
-        files: records.clone(),
+        files: records,
         remove: remove.to_vec(),
     };
-    let member_mtime = records.iter().map(|r| r.mtime).max().unwrap_or(0).max(0) as u64;
+    let (mut json, json_len) = manifest_file(&manifest, scratch)?;
+    let records = std::mem::take(&mut manifest.files);
     let mut counted = HashingWriter::new(BufWriter::with_capacity(COPY_BUFFER, out));
     {
         let gz = OuterGzip::new(&mut counted).context("cannot write the archive")?;
@@ -142,10 +146,9 @@ fn write_layout<W: Write>(
             .get_mut()
             .compress_rest(MANIFEST_LEVEL)
             .context("cannot write the outer archive")?;
-        let json = manifest.to_json();
-        let mut header = member_header(json.len() as u64, 0o600, member_mtime);
+        let mut header = member_header(json_len, 0o600, member_mtime);
         outer
-            .append_data(&mut header, MANIFEST_NAME, json.as_slice())
+            .append_data(&mut header, MANIFEST_NAME, &mut json)
             .context("cannot write the manifest")?;
         let gz = outer
             .into_inner()
@@ -159,6 +162,21 @@ fn write_layout<W: Write>(
         bytes: counted.bytes,
         sha256: hex(&counted.hasher.finalize()),
     })
+}
+
+/// The manifest's JSON in an unnamed temp file in `scratch`, rewound, and its length.
+fn manifest_file(manifest: &Manifest, scratch: &Path) -> Result<(File, u64)> {
+    let mut file = tempfile::tempfile_in(scratch)
+        .with_context(|| format!("cannot create a temp file in `{}`", scratch.display()))?;
+    let mut out = BufWriter::with_capacity(COPY_BUFFER, &mut file);
+    manifest
+        .write_json(&mut out)
+        .and_then(|()| out.flush())
+        .context("cannot write the manifest")?;
+    drop(out);
+    let len = file.stream_position().context("cannot size the manifest")?;
+    file.rewind().context("cannot rewind the manifest")?;
+    Ok((file, len))
 }
 
 /// `encryption.info` as it was, then `local.tgz` sealed as `local.tgz.ve`.

@@ -9,14 +9,14 @@
 //! error, and it is ignored and rebuilt by hashing once.
 
 use std::fs::Metadata;
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use super::cachefile;
-use crate::archive::FileRecord;
+pub use super::cachefile::Header;
+use super::table::{RecordRef, RecordTable};
 
 /// Files whose mtime is this close to the run that cached them are re-hashed next time.
 pub const RACY_WINDOW_SECS: i64 = 2;
@@ -76,75 +76,49 @@ impl StatKey {
     }
 }
 
-/// One archived record and, when trusted, the stat of the host file that matches it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CachedFile {
-    pub record: FileRecord,
-    pub stat: Option<StatKey>,
-}
-
+/// A loaded cache: the archive's records in archive order and, beside each (same index), the
+/// stat of the host file that matched it when the cache trusts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cache {
     /// Stat of the archive file the records were taken from.
     pub archive: StatKey,
     pub archive_sha256: String,
     pub archive_bytes: u64,
-    pub files: Vec<CachedFile>,
+    pub records: RecordTable,
+    pub stats: Vec<Option<StatKey>>,
 }
 
 impl Cache {
-    /// A cache for the archive stat `archive`, trusting each record whose host file is given
-    /// with a stat older than the racy window before `run_start` (seconds since the epoch).
-    pub fn new<'a>(
-        archive: StatKey,
-        archive_sha256: String,
-        archive_bytes: u64,
-        records: impl IntoIterator<Item = (FileRecord, Option<&'a Metadata>)>,
-        run_start: i64,
-    ) -> Cache {
-        let files = records
-            .into_iter()
-            .map(|(record, meta)| CachedFile {
-                record,
-                stat: meta.and_then(|meta| trusted_stat(meta, run_start)),
-            })
-            .collect();
-        Cache::from_parts(archive, archive_sha256, archive_bytes, files)
-    }
-
-    /// A cache of exactly these parts (as loaded from a file).
-    pub fn from_parts(
-        archive: StatKey,
-        archive_sha256: String,
-        archive_bytes: u64,
-        files: Vec<CachedFile>,
-    ) -> Cache {
-        Cache {
-            archive,
-            archive_sha256,
-            archive_bytes,
-            files,
-        }
-    }
-
     /// Loads a cache; anything unreadable, damaged or of another version gives `None`.
     pub fn load(path: &Path) -> Option<Cache> {
-        cachefile::decode(&std::fs::read(path).ok()?)
+        cachefile::decode(std::fs::File::open(path).ok()?)
     }
 
-    /// Saves the cache atomically (0600; not fsynced: it is advisory and rebuilt when lost).
-    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let mut temp = crate::atomic::temp_in(dir)?;
-        temp.write_all(&cachefile::encode(self))?;
-        temp.persist(path).map_err(|err| err.error)?;
-        Ok(())
+    /// The header of this cache's file.
+    pub fn header(&self) -> Header<'_> {
+        Header {
+            archive: &self.archive,
+            archive_sha256: &self.archive_sha256,
+            archive_bytes: self.archive_bytes,
+        }
     }
+}
 
-    /// The records, in cache order.
-    pub fn records(&self) -> Vec<FileRecord> {
-        self.files.iter().map(|f| f.record.clone()).collect()
-    }
+/// Saves a cache of `count` records (record `i` from `record_of(i)`, borrowed, not copied)
+/// for the archive `header` describes, trusting the stat `stat_of(i)` gives: atomically, 0600,
+/// not fsynced (it is advisory and rebuilt when lost).
+pub fn save<'a>(
+    path: &Path,
+    header: &Header,
+    count: usize,
+    record_of: impl Fn(usize) -> Option<RecordRef<'a>>,
+    stat_of: impl Fn(usize) -> Option<StatKey>,
+) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = crate::atomic::temp_in(dir)?;
+    cachefile::encode(temp.as_file_mut(), header, count, record_of, stat_of)?;
+    temp.persist(path).map_err(|err| err.error)?;
+    Ok(())
 }
 
 /// The stat a cache may vouch for: none for a file modified within the racy window before

@@ -3,119 +3,180 @@
 //! walk it saves. Little-endian fixed-width fields, length-prefixed strings, a magic and
 //! version up front and a 64-bit checksum at the end: a torn, truncated or foreign file is
 //! rejected whole (the cache is advisory; rejected means "hash once and rebuild").
+//!
+//! Both directions stream: [`encode`] writes records borrowed from the caller (no copy of
+//! them, no whole-file buffer) and [`decode`] reads through a small buffer straight into a
+//! [`RecordTable`], so the only memory that grows with the file count is the decoded table
+//! and one stat per record. Digests are stored as their 32 raw bytes.
 
-use super::cache::{Cache, CachedFile, StatKey};
-use crate::archive::FileRecord;
+use std::io::{self, BufReader, BufWriter, Read, Write};
 
-const MAGIC: &[u8; 8] = b"STCACHE\x02";
+use super::cache::{Cache, StatKey};
+use super::table::{RecordRef, RecordTable};
+
+const MAGIC: &[u8; 8] = b"STCACHE\x03";
 const SHA_HEX: usize = 64;
+const BUFFER: usize = 64 << 10;
 
-/// Encodes a cache.
-pub fn encode(cache: &Cache) -> Vec<u8> {
-    let per_file: usize = cache.files.iter().map(|f| f.record.path.len() + 160).sum();
-    let mut out = Vec::with_capacity(128 + per_file);
-    out.extend_from_slice(MAGIC);
-    put_stat(&mut out, &cache.archive);
-    put_str(&mut out, &cache.archive_sha256);
-    out.extend_from_slice(&cache.archive_bytes.to_le_bytes());
-    out.extend_from_slice(&(cache.files.len() as u64).to_le_bytes());
-    for file in &cache.files {
-        let r = &file.record;
-        put_str(&mut out, &r.path);
-        put_str(&mut out, &r.sha256);
-        out.extend_from_slice(&r.size.to_le_bytes());
-        out.extend_from_slice(&r.mode.to_le_bytes());
-        out.extend_from_slice(&r.uid.to_le_bytes());
-        out.extend_from_slice(&r.gid.to_le_bytes());
-        out.extend_from_slice(&r.mtime.to_le_bytes());
-        match &file.stat {
-            Some(stat) => {
-                out.push(1);
-                put_stat(&mut out, stat);
-            }
-            None => out.push(0),
-        }
-    }
-    let sum = checksum(&out);
-    out.extend_from_slice(&sum.to_le_bytes());
-    out
+/// The archive a cache file describes: its stat, sha256 and size.
+pub struct Header<'a> {
+    pub archive: &'a StatKey,
+    pub archive_sha256: &'a str,
+    pub archive_bytes: u64,
 }
 
-/// Decodes a cache; `None` for anything malformed.
-pub fn decode(bytes: &[u8]) -> Option<Cache> {
-    let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(8)?)?;
-    if checksum(body) != u64::from_le_bytes(sum.try_into().ok()?) {
-        return None;
+/// Writes a cache of `count` records (record `i` from `record_of(i)`, its trusted stat from
+/// `stat_of(i)`) to `out`. A record `record_of` cannot give fails the write.
+pub fn encode<'a>(
+    out: impl Write,
+    header: &Header,
+    count: usize,
+    record_of: impl Fn(usize) -> Option<RecordRef<'a>>,
+    stat_of: impl Fn(usize) -> Option<StatKey>,
+) -> io::Result<()> {
+    let mut w = Summed {
+        inner: BufWriter::with_capacity(BUFFER, out),
+        sum: Checksum::default(),
+    };
+    w.put(MAGIC)?;
+    w.stat(header.archive)?;
+    w.string(header.archive_sha256)?;
+    w.put(&header.archive_bytes.to_le_bytes())?;
+    w.put(&(count as u64).to_le_bytes())?;
+    for i in 0..count {
+        let r = record_of(i).ok_or_else(|| io::Error::other("a record has no valid sha256"))?;
+        w.string(r.path)?;
+        w.put(&r.sha256)?;
+        w.put(&r.size.to_le_bytes())?;
+        w.put(&r.mode.to_le_bytes())?;
+        w.put(&r.uid.to_le_bytes())?;
+        w.put(&r.gid.to_le_bytes())?;
+        w.put(&r.mtime.to_le_bytes())?;
+        match stat_of(i) {
+            Some(stat) => {
+                w.put(&[1])?;
+                w.stat(&stat)?;
+            }
+            None => w.put(&[0])?,
+        }
     }
-    let mut r = Reader(body);
-    if r.take(MAGIC.len())? != MAGIC {
+    let sum = w.sum.finish();
+    w.inner.write_all(&sum.to_le_bytes())?;
+    w.inner.flush()
+}
+
+/// Reads a cache; `None` for anything malformed, truncated, damaged or followed by more bytes.
+pub fn decode(input: impl Read) -> Option<Cache> {
+    let mut r = Reader {
+        inner: BufReader::with_capacity(BUFFER, input),
+        sum: Checksum::default(),
+        name: Vec::new(),
+    };
+    if &r.array::<8>()? != MAGIC {
         return None;
     }
     let archive = r.stat()?;
-    let archive_sha256 = r.string()?;
+    let archive_sha256 = String::from_utf8(r.bytes()?.to_vec()).ok()?;
     let archive_bytes = r.u64()?;
     let count = usize::try_from(r.u64()?).ok()?;
-    // Each entry takes at least 40 bytes: a count beyond that is a lie, not an allocation.
-    let mut files = Vec::with_capacity(count.min(r.0.len() / 40));
+    // A lying count must not become an allocation: grow as entries really arrive.
+    let mut records = RecordTable::with_capacity(count.min(1 << 16));
+    let mut stats = Vec::with_capacity(count.min(1 << 16));
+    let mut path = String::new();
     for _ in 0..count {
-        let record = FileRecord {
-            path: r.string()?,
-            sha256: r.string()?,
+        path.clear();
+        path.push_str(std::str::from_utf8(r.bytes()?).ok()?);
+        let record = RecordRef {
+            path: &path,
+            sha256: r.array()?,
             size: r.u64()?,
             mode: r.u32()?,
             uid: r.u32()?,
             gid: r.u32()?,
             mtime: r.u64()? as i64,
         };
-        let stat = match r.take(1)?[0] {
+        records.push(&record);
+        stats.push(match r.array::<1>()?[0] {
             0 => None,
             1 => Some(r.stat()?),
             _ => return None,
-        };
-        files.push(CachedFile { record, stat });
+        });
     }
-    if !r.0.is_empty() || archive_sha256.len() != SHA_HEX {
+    let expected = r.sum.finish();
+    let sum = u64::from_le_bytes(r.array()?);
+    let mut rest = [0u8; 1];
+    let at_end = matches!(r.inner.read(&mut rest), Ok(0));
+    if sum != expected || !at_end || archive_sha256.len() != SHA_HEX {
         return None;
     }
-    Some(Cache::from_parts(
+    Some(Cache {
         archive,
         archive_sha256,
         archive_bytes,
-        files,
-    ))
+        records,
+        stats,
+    })
 }
 
-fn put_str(out: &mut Vec<u8>, text: &str) {
-    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
-    out.extend_from_slice(text.as_bytes());
+/// A writer that checksums what it writes.
+struct Summed<W: Write> {
+    inner: W,
+    sum: Checksum,
 }
 
-fn put_stat(out: &mut Vec<u8>, stat: &StatKey) {
-    for field in stat.fields() {
-        out.extend_from_slice(&field.to_le_bytes());
+impl<W: Write> Summed<W> {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.sum.update(bytes);
+        self.inner.write_all(bytes)
+    }
+
+    fn string(&mut self, text: &str) -> io::Result<()> {
+        self.put(&(text.len() as u32).to_le_bytes())?;
+        self.put(text.as_bytes())
+    }
+
+    fn stat(&mut self, stat: &StatKey) -> io::Result<()> {
+        for field in stat.fields() {
+            self.put(&field.to_le_bytes())?;
+        }
+        Ok(())
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+/// A reader that checksums what it reads.
+struct Reader<R: Read> {
+    inner: R,
+    sum: Checksum,
+    name: Vec<u8>,
+}
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, tail) = self.0.split_at_checked(n)?;
-        self.0 = tail;
-        Some(head)
+impl<R: Read> Reader<R> {
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let mut bytes = [0u8; N];
+        self.inner.read_exact(&mut bytes).ok()?;
+        self.sum.update(&bytes);
+        Some(bytes)
     }
 
     fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+        self.array().map(u64::from_le_bytes)
     }
 
     fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+        self.array().map(u32::from_le_bytes)
     }
 
-    fn string(&mut self) -> Option<String> {
+    /// A length-prefixed byte string, in a buffer reused from one call to the next.
+    fn bytes(&mut self) -> Option<&[u8]> {
         let len = self.u32()? as usize;
-        String::from_utf8(self.take(len)?.to_vec()).ok()
+        // Paths are at most 4096 bytes and hashes 64: anything longer is damage.
+        if len > 4096 {
+            return None;
+        }
+        self.name.resize(len, 0);
+        self.inner.read_exact(&mut self.name).ok()?;
+        self.sum.update(&self.name);
+        Some(&self.name)
     }
 
     fn stat(&mut self) -> Option<StatKey> {
@@ -127,27 +188,73 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A fast 64-bit checksum (FNV-1a over 8-byte words): catches torn and truncated files, which
-/// is all an advisory cache in a private directory needs.
-fn checksum(bytes: &[u8]) -> u64 {
-    const PRIME: u64 = 0x0000_0100_0000_01B3;
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ bytes.len() as u64;
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let word = u64::from_le_bytes([
-            word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
-        ]);
-        hash = (hash ^ word).wrapping_mul(PRIME).rotate_left(29);
+/// A fast streaming 64-bit checksum (FNV-1a style over 8-byte words, the length mixed in at
+/// the end): catches torn and truncated files, which is all an advisory cache in a private
+/// directory needs.
+struct Checksum {
+    hash: u64,
+    len: u64,
+    pending: [u8; 8],
+    filled: usize,
+}
+
+const PRIME: u64 = 0x0000_0100_0000_01B3;
+
+impl Default for Checksum {
+    fn default() -> Checksum {
+        Checksum {
+            hash: 0xcbf2_9ce4_8422_2325,
+            len: 0,
+            pending: [0; 8],
+            filled: 0,
+        }
     }
-    for byte in words.remainder() {
-        hash = (hash ^ u64::from(*byte)).wrapping_mul(PRIME);
+}
+
+impl Checksum {
+    fn mix(&mut self, word: [u8; 8]) {
+        self.hash = (self.hash ^ u64::from_le_bytes(word))
+            .wrapping_mul(PRIME)
+            .rotate_left(29);
     }
-    hash
+
+    fn update(&mut self, mut bytes: &[u8]) {
+        self.len += bytes.len() as u64;
+        if self.filled > 0 {
+            let take = (8 - self.filled).min(bytes.len());
+            self.pending[self.filled..self.filled + take].copy_from_slice(&bytes[..take]);
+            self.filled += take;
+            bytes = &bytes[take..];
+            if self.filled < 8 {
+                return;
+            }
+            self.filled = 0;
+            self.mix(self.pending);
+        }
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.mix([
+                word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
+            ]);
+        }
+        let rest = words.remainder();
+        self.pending[..rest.len()].copy_from_slice(rest);
+        self.filled = rest.len();
+    }
+
+    fn finish(&self) -> u64 {
+        let mut hash = self.hash;
+        for byte in &self.pending[..self.filled] {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(PRIME);
+        }
+        (hash ^ self.len).wrapping_mul(PRIME)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::FileRecord;
 
     fn sample() -> Cache {
         let stat = StatKey::from_fields([1, 2, 3, 4, 5, 6, 7]);
@@ -160,32 +267,60 @@ mod tests {
             gid: 4,
             mtime: -1,
         };
-        let files = vec![
-            CachedFile {
-                record: record.clone(),
-                stat: Some(stat),
-            },
-            CachedFile { record, stat: None },
-        ];
-        Cache::from_parts(stat, "cd".repeat(32), 99, files)
+        Cache {
+            archive: stat,
+            archive_sha256: "cd".repeat(32),
+            archive_bytes: 99,
+            records: RecordTable::from_records(&[record.clone(), record]).unwrap(),
+            stats: vec![Some(stat), None],
+        }
+    }
+
+    fn bytes_of(cache: &Cache) -> Vec<u8> {
+        let mut out = Vec::new();
+        let (n, records) = (cache.records.len(), &cache.records);
+        encode(
+            &mut out,
+            &cache.header(),
+            n,
+            |i| Some(records.get(i)),
+            |i| cache.stats[i],
+        )
+        .unwrap();
+        out
     }
 
     #[test]
     fn round_trips() {
         let cache = sample();
-        assert_eq!(decode(&encode(&cache)), Some(cache));
+        assert_eq!(decode(&bytes_of(&cache)[..]), Some(cache));
     }
 
     #[test]
     fn any_damage_is_rejected() {
-        let bytes = encode(&sample());
+        let bytes = bytes_of(&sample());
         for cut in 0..bytes.len() {
             assert_eq!(decode(&bytes[..cut]), None, "truncated at {cut}");
         }
         for at in 0..bytes.len() {
             let mut damaged = bytes.clone();
             damaged[at] ^= 0x10;
-            assert_eq!(decode(&damaged), None, "byte {at} flipped");
+            assert_eq!(decode(&damaged[..]), None, "byte {at} flipped");
         }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(decode(&longer[..]), None, "a trailing byte");
+    }
+
+    #[test]
+    fn the_checksum_does_not_depend_on_how_the_bytes_are_split() {
+        let bytes: Vec<u8> = (0..100u8).collect();
+        let mut whole = Checksum::default();
+        whole.update(&bytes);
+        let mut pieces = Checksum::default();
+        for chunk in bytes.chunks(3) {
+            pieces.update(chunk);
+        }
+        assert_eq!(whole.finish(), pieces.finish());
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::archive::FileRecord;
+use super::table::{PathOrder, RecordTable};
 
 /// Paths added, modified (content, mode, uid, gid or mtime) and removed, plus the branched ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -26,39 +26,36 @@ impl ChangeSet {
     }
 }
 
-/// Compares the current records with the archived ones: a merge of the two lists sorted by
-/// path (both usually arrive sorted, so the sorts are linear checks).
-pub fn compare(
-    current: &[FileRecord],
-    archived: &[FileRecord],
-    branched: Vec<String>,
-) -> ChangeSet {
-    let now = sorted_refs(current);
-    let old = sorted_refs(archived);
+/// Compares the current records with the archived ones: a merge of the two tables in path
+/// order (both usually arrive sorted, so the orders are linear checks and take no memory).
+pub fn compare(current: &RecordTable, archived: &RecordTable, branched: Vec<String>) -> ChangeSet {
+    let (now, old) = (PathOrder::of(current), PathOrder::of(archived));
+    let get_now = |i: usize| (i < current.len()).then(|| current.get(now.at(i)));
+    let get_old = |j: usize| (j < archived.len()).then(|| archived.get(old.at(j)));
     let mut changes = ChangeSet {
         branched,
         ..ChangeSet::default()
     };
     let (mut i, mut j) = (0, 0);
-    while i < now.len() || j < old.len() {
-        match (now.get(i), old.get(j)) {
+    loop {
+        match (get_now(i), get_old(j)) {
             (Some(a), Some(b)) if a.path == b.path => {
-                if !a.same_state(b) {
-                    changes.modified.push(a.path.clone());
+                if !a.same_state(&b) {
+                    changes.modified.push(a.path.to_string());
                 }
                 i += 1;
                 j += 1;
             }
             (Some(a), Some(b)) if a.path < b.path => {
-                changes.added.push(a.path.clone());
+                changes.added.push(a.path.to_string());
                 i += 1;
             }
             (Some(a), None) => {
-                changes.added.push(a.path.clone());
+                changes.added.push(a.path.to_string());
                 i += 1;
             }
             (_, Some(b)) => {
-                changes.removed.push(b.path.clone());
+                changes.removed.push(b.path.to_string());
                 j += 1;
             }
             (None, None) => break,
@@ -67,22 +64,15 @@ pub fn compare(
     changes
 }
 
-fn sorted_refs(records: &[FileRecord]) -> Vec<&FileRecord> {
-    let mut refs: Vec<&FileRecord> = records.iter().collect();
-    if !refs.is_sorted_by(|a, b| a.path <= b.path) {
-        refs.sort_by(|a, b| a.path.cmp(&b.path));
-    }
-    refs
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::FileRecord;
 
-    fn record(path: &str, sha: &str, mode: u32) -> FileRecord {
+    fn record(path: &str, sha: u8, mode: u32) -> FileRecord {
         FileRecord {
             path: path.into(),
-            sha256: sha.into(),
+            sha256: crate::archive::writer::hex(&[sha; 32]),
             size: 1,
             mode,
             uid: 0,
@@ -93,18 +83,20 @@ mod tests {
 
     #[test]
     fn every_kind_of_change_is_seen() {
-        let archived = [
-            record("etc/a", "1", 0o1644),
-            record("etc/b", "2", 0o1644),
-            record("etc/c", "3", 0o1644),
-            record("etc/gone", "4", 0o1644),
-        ];
-        let current = [
-            record("etc/a", "1", 0o1644),
-            record("etc/b", "changed", 0o1644),
-            record("etc/c", "3", 0o1600),
-            record("etc/new", "5", 0o1644),
-        ];
+        let archived = RecordTable::from_records(&[
+            record("etc/gone", 4, 0o1644),
+            record("etc/a", 1, 0o1644),
+            record("etc/b", 2, 0o1644),
+            record("etc/c", 3, 0o1644),
+        ])
+        .unwrap();
+        let current = RecordTable::from_records(&[
+            record("etc/a", 1, 0o1644),
+            record("etc/b", 9, 0o1644),
+            record("etc/c", 3, 0o1600),
+            record("etc/new", 5, 0o1644),
+        ])
+        .unwrap();
         let changes = compare(&current, &archived, vec![]);
         assert_eq!(changes.added, ["etc/new"]);
         assert_eq!(changes.modified, ["etc/b", "etc/c"]);

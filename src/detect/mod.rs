@@ -11,20 +11,24 @@ mod cachefile;
 pub mod changes;
 pub mod inroot;
 pub mod select;
+pub mod table;
 
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
+use table::PathOrder;
+
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::archive::{self, CheckOnly, FileRecord, Limits};
+use crate::archive::{self, CheckOnly, Limits};
 use crate::config::Selection;
 pub use cache::{Cache, StatKey};
 pub use changes::{compare, ChangeSet};
 pub use select::{select, Candidate, Selected};
+pub use table::{RecordRef, RecordTable};
 
 /// What the archive in a bank holds.
 #[derive(Debug, Clone)]
@@ -33,17 +37,19 @@ pub enum Archived {
     /// It exists but cannot be read; the reason, for a warning.
     Unreadable(String),
     Present {
-        records: Vec<FileRecord>,
+        records: RecordTable,
         sha256: String,
         bytes: u64,
     },
 }
 
+static NO_RECORDS: RecordTable = RecordTable::EMPTY;
+
 impl Archived {
-    pub fn records(&self) -> &[FileRecord] {
+    pub fn records(&self) -> &RecordTable {
         match self {
             Archived::Present { records, .. } => records,
-            _ => &[],
+            _ => &NO_RECORDS,
         }
     }
 }
@@ -53,7 +59,7 @@ impl Archived {
 pub struct Detection {
     pub selected: Selected,
     /// The current record of each selected file, in the same order.
-    pub current: Vec<FileRecord>,
+    pub current: RecordTable,
     pub archived: Archived,
     pub changes: ChangeSet,
 }
@@ -69,12 +75,18 @@ pub fn detect(
 ) -> Result<Detection> {
     let run_start = now_secs();
     let selected = select(root, rules)?;
-    let cache = cache_file.and_then(Cache::load);
-    let (archived, stamp) = match archive_path {
-        Some(path) => read_archived(path, cache.as_ref(), limits)?,
-        None => (Archived::Missing, None),
+    let mut cache = cache_file.and_then(Cache::load);
+    let (archived, stamp, vouched) = match archive_path {
+        Some(path) => read_archived(path, cache.as_mut(), limits)?,
+        None => (Archived::Missing, None, false),
     };
-    let current = current_records(&selected.files, cache.as_ref())?;
+    // The cache's stats pair with its own records, or (moved out) with the archive's.
+    let known = match &cache {
+        Some(c) if vouched => (archived.records(), c.stats.as_slice()),
+        Some(c) => (&c.records, c.stats.as_slice()),
+        None => (&NO_RECORDS, &[][..]),
+    };
+    let current = current_records(&selected.files, Memo::new(known.0, known.1))?;
     let branched = selected
         .files
         .iter()
@@ -83,15 +95,12 @@ pub fn detect(
         .collect();
     let changes = compare(&current, archived.records(), branched);
     if let (Some(file), Some(stamp)) = (cache_file, stamp) {
-        refresh_cache(
-            file,
-            cache.as_ref(),
-            stamp,
-            &archived,
-            &selected,
-            &current,
-            run_start,
-        );
+        let run = Run {
+            selected: &selected,
+            current: &current,
+            start: run_start,
+        };
+        refresh_cache(file, cache.as_ref(), vouched, stamp, &archived, &run);
     }
     Ok(Detection {
         selected,
@@ -101,17 +110,22 @@ pub fn detect(
     })
 }
 
+/// Reads what the archive holds; true when the cache vouched for it (its records were then
+/// moved out of `cache`, not read from the archive).
 fn read_archived(
     path: &Path,
-    cache: Option<&Cache>,
+    cache: Option<&mut Cache>,
     limits: &Limits,
-) -> Result<(Archived, Option<StatKey>)> {
+) -> Result<(Archived, Option<StatKey>, bool)> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            return Ok((Archived::Missing, None))
+            return Ok((Archived::Missing, None, false))
         }
-        Err(err) => return Ok((Archived::Unreadable(format!("cannot open it: {err}")), None)),
+        Err(err) => {
+            let reason = format!("cannot open it: {err}");
+            return Ok((Archived::Unreadable(reason), None, false));
+        }
     };
     let meta = file
         .metadata()
@@ -119,88 +133,92 @@ fn read_archived(
     let stamp = StatKey::of(&meta);
     if let Some(cache) = cache.filter(|c| c.archive == stamp) {
         let archived = Archived::Present {
-            records: cache.records(),
+            records: std::mem::take(&mut cache.records),
             sha256: cache.archive_sha256.clone(),
             bytes: cache.archive_bytes,
         };
-        return Ok((archived, Some(stamp)));
+        return Ok((archived, Some(stamp), true));
     }
     if meta.is_dir() {
-        return Ok((Archived::Unreadable("it is a directory".into()), None));
+        return Ok((
+            Archived::Unreadable("it is a directory".into()),
+            None,
+            false,
+        ));
     }
-    match archive::read_archive_from(file, path, limits, &mut CheckOnly) {
-        Ok(summary) => Ok((
-            Archived::Present {
-                records: summary.files,
-                sha256: summary.sha256,
-                bytes: summary.bytes,
-            },
-            Some(stamp),
-        )),
-        Err(err) => Ok((Archived::Unreadable(format!("{err:#}")), None)),
-    }
+    let summary = match archive::read_archive_from(file, path, limits, &mut CheckOnly) {
+        Ok(summary) => summary,
+        Err(err) => return Ok((Archived::Unreadable(format!("{err:#}")), None, false)),
+    };
+    let Some(records) = RecordTable::from_records(&summary.files) else {
+        let reason = "a record has no valid sha256".to_string();
+        return Ok((Archived::Unreadable(reason), None, false));
+    };
+    let archived = Archived::Present {
+        records,
+        sha256: summary.sha256,
+        bytes: summary.bytes,
+    };
+    Ok((archived, Some(stamp), false))
 }
 
-/// The current records of the selected files, reading only those the cache cannot vouch for.
-pub fn current_records(
-    files: &[select::Candidate],
-    cache: Option<&Cache>,
-) -> Result<Vec<FileRecord>> {
-    let mut memo = Memo::new(cache);
-    files
-        .iter()
-        .map(|candidate| {
-            let key = StatKey::of(&candidate.meta);
-            let sha256 = match memo.get(&candidate.path) {
-                Some((stat, sha)) if *stat == key => sha.to_string(),
-                _ => hash_file(&candidate.abs)?,
-            };
-            Ok(record_of(candidate, sha256))
-        })
-        .collect()
+/// The current records of the selected files, reading only those `memo` cannot vouch for.
+fn current_records(files: &[select::Candidate], mut memo: Memo) -> Result<RecordTable> {
+    let mut table = RecordTable::with_capacity(files.len());
+    for candidate in files {
+        let key = StatKey::of(&candidate.meta);
+        let sha256 = match memo.get(&candidate.path) {
+            Some((stat, sha)) if *stat == key => sha,
+            _ => hash_digest(&candidate.abs)?,
+        };
+        table.push(&record_of(candidate, sha256));
+    }
+    Ok(table)
 }
 
-/// The cache's trusted (stat, sha256) per path, sorted by path. Lookups in sorted order (the
-/// selection's) cost O(1) each through a cursor; any other order falls back to binary search.
+/// The cache's trusted (stat, sha256) per path, looked up in the cache's own arrays (nothing
+/// copied). Lookups in sorted order (the selection's) cost O(1) each through a cursor; any
+/// other order falls back to binary search.
 struct Memo<'a> {
-    entries: Vec<(&'a str, &'a StatKey, &'a str)>,
+    records: &'a RecordTable,
+    stats: &'a [Option<StatKey>],
+    order: PathOrder,
     cursor: usize,
 }
 
 impl<'a> Memo<'a> {
-    fn new(cache: Option<&'a Cache>) -> Memo<'a> {
-        let mut entries: Vec<_> = cache
-            .map(|c| {
-                c.files
-                    .iter()
-                    .filter_map(|f| {
-                        let stat = f.stat.as_ref()?;
-                        Some((f.record.path.as_str(), stat, f.record.sha256.as_str()))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !entries.is_sorted_by(|a, b| a.0 <= b.0) {
-            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    fn new(records: &'a RecordTable, stats: &'a [Option<StatKey>]) -> Memo<'a> {
+        let records = if records.len() == stats.len() {
+            records
+        } else {
+            &NO_RECORDS
+        };
+        Memo {
+            order: PathOrder::of(records),
+            records,
+            stats,
+            cursor: 0,
         }
-        Memo { entries, cursor: 0 }
     }
 
-    fn get(&mut self, path: &str) -> Option<(&'a StatKey, &'a str)> {
-        let at = match self.entries.get(self.cursor) {
-            Some(entry) if entry.0 == path => self.cursor,
-            _ => self.entries.binary_search_by(|e| e.0.cmp(path)).ok()?,
+    fn get(&mut self, path: &str) -> Option<(&'a StatKey, [u8; 32])> {
+        let at_cursor = self.cursor < self.records.len()
+            && self.records.path(self.order.at(self.cursor)) == path;
+        let k = if at_cursor {
+            self.cursor
+        } else {
+            self.order.find(self.records, path)?
         };
-        self.cursor = at + 1;
-        let (_, stat, sha) = self.entries[at];
-        Some((stat, sha))
+        self.cursor = k + 1;
+        let i = self.order.at(k);
+        Some((self.stats[i].as_ref()?, self.records.get(i).sha256))
     }
 }
 
-fn record_of(candidate: &select::Candidate, sha256: String) -> FileRecord {
+fn record_of(candidate: &select::Candidate, sha256: [u8; 32]) -> RecordRef<'_> {
     let meta = &candidate.meta;
-    FileRecord {
-        path: candidate.path.clone(),
+    RecordRef {
+        path: &candidate.path,
         sha256,
         size: meta.len(),
         mode: meta.mode() & 0o7777,
@@ -210,16 +228,23 @@ fn record_of(candidate: &select::Candidate, sha256: String) -> FileRecord {
     }
 }
 
+/// What this run saw of the host: the selection, its current records, when it started.
+struct Run<'a> {
+    selected: &'a Selected,
+    current: &'a RecordTable,
+    start: i64,
+}
+
 /// Saves a cache for the archive just compared, unless the loaded one already says the same
-/// (the no-change path then writes nothing and builds nothing).
+/// (the no-change path then writes nothing and builds nothing). `vouched`: the loaded cache's
+/// records are the archive's (moved into `archived`).
 fn refresh_cache(
     file: &Path,
     loaded: Option<&Cache>,
+    vouched: bool,
     stamp: StatKey,
     archived: &Archived,
-    selected: &Selected,
-    current: &[FileRecord],
-    run_start: i64,
+    run: &Run,
 ) {
     let Archived::Present {
         records,
@@ -229,45 +254,52 @@ fn refresh_cache(
     else {
         return;
     };
-    // Both lists are sorted by path (the selection's order); records usually are too.
-    let stats: Vec<Option<StatKey>> = records
-        .iter()
-        .map(|archived| {
-            let at = current
-                .binary_search_by(|r| r.path.as_str().cmp(&archived.path))
-                .ok()?;
-            current[at]
-                .same_state(archived)
-                .then(|| cache::trusted_stat(&selected.files[at].meta, run_start))
-                .flatten()
-        })
-        .collect();
+    // The selection (and so `current`) is sorted by path.
+    // Records come in path order too, so the next match is usually just past the last one.
+    let next = std::cell::Cell::new(0);
+    let stat_of = |i: usize| -> Option<StatKey> {
+        let archived = records.get(i);
+        let guess = next.get();
+        let at = if guess < run.current.len() && run.current.path(guess) == archived.path {
+            guess
+        } else {
+            run.current.find_sorted(archived.path)?
+        };
+        next.set(at + 1);
+        run.current
+            .get(at)
+            .same_state(&archived)
+            .then(|| cache::trusted_stat(&run.selected.files[at].meta, run.start))
+            .flatten()
+    };
+    let header = cache::Header {
+        archive: &stamp,
+        archive_sha256: sha256,
+        archive_bytes: *bytes,
+    };
     let unchanged = loaded.is_some_and(|c| {
         c.archive == stamp
             && c.archive_sha256 == *sha256
             && c.archive_bytes == *bytes
-            && c.files.len() == records.len()
-            && c.files
-                .iter()
-                .zip(records.iter().zip(&stats))
-                .all(|(f, (record, stat))| f.stat == *stat && f.record == *record)
+            && c.stats.len() == records.len()
+            && (vouched || c.records == *records)
+            && (0..records.len()).all(|i| c.stats[i] == stat_of(i))
     });
     if unchanged {
         return;
     }
-    let files = records
-        .iter()
-        .cloned()
-        .zip(stats)
-        .map(|(record, stat)| cache::CachedFile { record, stat })
-        .collect();
-    let fresh = Cache::from_parts(stamp, sha256.clone(), *bytes, files);
     // The cache only saves time; failing to write it must not fail the run.
-    let _ = fresh.save(file);
+    let record_of = |i: usize| Some(records.get(i));
+    let _ = cache::save(file, &header, records.len(), record_of, stat_of);
+}
+
+/// The sha256 of a file's content as hex, never following a symlink.
+pub fn hash_file(path: &Path) -> Result<String> {
+    hash_digest(path).map(|digest| archive::writer::hex(&digest))
 }
 
 /// The sha256 of a file's content, never following a symlink.
-pub fn hash_file(path: &Path) -> Result<String> {
+pub fn hash_digest(path: &Path) -> Result<[u8; 32]> {
     let mut file = File::options()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -284,7 +316,7 @@ pub fn hash_file(path: &Path) -> Result<String> {
         }
         hasher.update(&buf[..got]);
     }
-    Ok(archive::writer::hex(&hasher.finalize()))
+    Ok(hasher.finalize().into())
 }
 
 /// Seconds since the epoch.

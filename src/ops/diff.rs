@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::archive::{read_archive, FileRecord, InnerEntry, Visitor};
+use crate::detect::Detection;
 use crate::host::Host;
 use crate::ops::status::status;
 
@@ -25,16 +26,13 @@ pub struct DiffReport {
 
 /// Refuses a PATH that names nothing persisted (neither selected now nor in the archive): a
 /// diff of it would say "no difference" about a file that is never saved.
-fn check_persisted<A, B>(
-    host: &Host,
-    paths: &[String],
-    current: &HashMap<&str, A>,
-    archived: &HashMap<&str, B>,
-) -> Result<()> {
+fn check_persisted(host: &Host, paths: &[String], detection: &Detection) -> Result<()> {
     for given in paths {
         let p = relative(&host.root, given);
-        let under = |path: &&str| *path == p || path.starts_with(&format!("{p}/"));
-        if !current.keys().any(under) && !archived.keys().any(under) {
+        let under = |path: &str| path == p || path.starts_with(&format!("{p}/"));
+        let persisted = detection.current.iter().any(|r| under(r.path))
+            || detection.archived.records().iter().any(|r| under(r.path));
+        if !persisted {
             anyhow::bail!(
                 "`{given}` is not persisted (not selected on the host, not in the archive); \
                  nothing to diff; see `statectl status` for what is saved"
@@ -70,25 +68,26 @@ pub fn diff(host: &Host, paths: &[String]) -> Result<DiffReport> {
         }
         _ => HashMap::new(),
     };
-    let current: HashMap<&str, (&FileRecord, &Path)> = report
-        .detection
+    let detection = &report.detection;
+    let current: HashMap<&str, (FileRecord, &Path)> = detection
         .current
         .iter()
-        .zip(&report.detection.selected.files)
-        .map(|(record, candidate)| (record.path.as_str(), (record, candidate.abs.as_path())))
+        .zip(&detection.selected.files)
+        .filter(|(record, _)| changed.contains(record.path))
+        .map(|(record, candidate)| (record.path, (record.to_record(), candidate.abs.as_path())))
         .collect();
-    let archived: HashMap<&str, &FileRecord> = report
-        .detection
+    let archived: HashMap<&str, FileRecord> = detection
         .archived
         .records()
         .iter()
-        .map(|r| (r.path.as_str(), r))
+        .filter(|r| changed.contains(r.path))
+        .map(|r| (r.path, r.to_record()))
         .collect();
-    check_persisted(host, paths, &current, &archived)?;
+    check_persisted(host, paths, detection)?;
     let mut diffs = Vec::new();
     for path in changed {
-        let before = archived.get(path).copied();
-        let after = current.get(path).copied();
+        let before = archived.get(path);
+        let after = current.get(path);
         let old_text = old
             .get(path)
             .cloned()
@@ -100,7 +99,7 @@ pub fn diff(host: &Host, paths: &[String]) -> Result<DiffReport> {
         diffs.push(render(
             path,
             before,
-            after.map(|a| a.0),
+            after.map(|a| &a.0),
             &old_text,
             &new_text,
         ));

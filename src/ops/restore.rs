@@ -78,7 +78,7 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
         (Some(bank), false) => lock_next(host, bank, options.wait)?,
         _ => Vec::new(),
     };
-    let placer = Placer::open(&host.root)?;
+    let placer = Placer::open_batched(&host.root)?;
     if !options.dry_run {
         placer.clean_temps_beside(summary.files.iter().map(|f| f.path.as_str()))?;
     }

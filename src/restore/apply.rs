@@ -1,7 +1,10 @@
 //! Applying a restore plan in two phases. *Stage*: the second read of the same open archive
-//! writes every `create` and `overwrite` file to a fsynced temp file beside its destination,
-//! checking that its content is what was planned. *Commit*: only when all of them are
-//! written, each is renamed into place, then the files the plan removes are removed.
+//! writes every `create` and `overwrite` file to a temp file beside its destination,
+//! checking that its content is what was planned, and then makes all of them durable at once
+//! (the placer is batched: one `syncfs` per filesystem, [`crate::durable`]). *Commit*: only
+//! when all of them are on disk, each is renamed into place, then the files the plan removes
+//! are removed, and the renames and removals are flushed before the restore reports success.
+//! A crash at any instant leaves each file old or new.
 //!
 //! The plan was made from a first complete read. Between the two reads the archive could
 //! change under us (it is the same open file, but someone could write into it), so every
@@ -31,7 +34,8 @@ pub struct StagedRestore<'a> {
 }
 
 /// Stages every `create` and `overwrite` file of `plan` (and its new directories) from
-/// `archive`, which is rewound and read once more. On error nothing under the root changed.
+/// `archive`, which is rewound and read once more, and flushes them to disk. On error nothing
+/// under the root changed.
 pub fn stage<'a>(
     placer: &'a Placer,
     plan: &Plan,
@@ -68,14 +72,17 @@ pub fn stage<'a>(
             path.display()
         );
     }
+    placer.flush()?;
     Ok(visitor.staged)
 }
 
 impl StagedRestore<'_> {
-    /// Renames every staged file into place, then removes the files in `remove`; returns how
-    /// many files were placed. A failure here (rare: a rename needs no space) leaves the files
-    /// before it restored, so the error points at `undo`.
+    /// Renames every staged file into place, then removes the files in `remove`, and flushes
+    /// both; returns how many files were placed. What was placed since the stage (the undo
+    /// archive) is flushed before the first rename. A failure here (rare: a rename needs no
+    /// space) leaves the files before it restored, so the error points at `undo`.
     pub fn commit(mut self, remove: &[String], undo: Option<&Path>) -> Result<usize> {
+        self.placer.flush()?;
         self.committed = true;
         let files = std::mem::take(&mut self.files);
         for (done, staged) in files.iter().enumerate() {
@@ -91,6 +98,9 @@ impl StagedRestore<'_> {
                 .remove_file(path)
                 .map_err(|err| stopped(err, undo))?;
         }
+        self.placer
+            .flush()
+            .context("the restored files may not survive a power loss; run the restore again")?;
         Ok(files.len())
     }
 }

@@ -29,20 +29,23 @@
 //!   even when it is `/`.
 //! - *Atomic and exact.* Each file goes to a 0600 temp file in its directory, gets its numeric
 //!   owner, all 12 mode bits (the sticky bit survives, so the next backup keeps persisting the
-//!   file) and mtime through the descriptor, is fsynced and renamed. Its content is hashed on
-//!   the way and must match the plan, or the temp file is removed instead of renamed. Every
+//!   file) and mtime through the descriptor; all of them are flushed to disk together (one
+//!   `syncfs` per filesystem, [`crate::durable`]) before the first is renamed. Its content is
+//!   hashed on the way and must match the plan, or the temp file is removed instead of renamed. Every
 //!   file is staged this way before the first rename ([`apply`]), so a restore that fails
 //!   while writing (full filesystem, I/O error, changed archive) leaves the root unchanged.
 //! - *Nothing is lost.* The files that will be overwritten are first saved into an undo
-//!   archive (0600); restoring it brings them back. Files the restore created are listed in
-//!   the plan and are not removed by the undo.
+//!   archive (0600); restoring it brings them back. Files the restore creates are listed in
+//!   its manifest's `remove`, so restoring it removes them ([`undo`]).
 //! - *Directory entries* of the archive are created 0755 when missing (the mode every missing
 //!   parent gets); an existing directory is never changed, and recorded directory modes are
 //!   not applied, so an archive cannot open up `etc` to other users.
 
 pub mod apply;
+mod dircache;
 pub mod place;
 pub mod plan;
+mod temps;
 pub mod undo;
 pub mod walk;
 

@@ -12,6 +12,9 @@
 //! then [`Placer::commit`] or [`Placer::discard`]) so a restore renames nothing until every
 //! file is safely written. The first write into a directory removes the temp files a killed
 //! run left there (see [`crate::atomic`]), so a re-run of a killed restore or extract cleans up.
+//! A placer opened with [`Placer::open_batched`] skips the per-file fsyncs and makes everything
+//! durable at once in [`Placer::flush`], and files staged one after another in the same
+//! directory reuse its descriptor ([`super::dircache`]).
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -19,12 +22,14 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::rc::Rc;
 
 use anyhow::{bail, Context, Result};
 use rustix::fs::{self as rfs, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 
+use super::dircache::DirCache;
+use super::temps::{self, create_temp};
 use super::walk::{Walk, DIR_FLAGS};
 
 /// Metadata a placed file gets.
@@ -57,6 +62,8 @@ pub struct Placer {
     created: RefCell<Vec<String>>,
     /// Directories already cleaned of stale temp files, root-relative.
     cleaned: RefCell<HashSet<String>>,
+    /// The last directory staged in, and the filesystems to flush when batched.
+    dirs: DirCache,
 }
 
 /// A file written and fsynced beside its destination, not yet renamed into place.
@@ -66,10 +73,8 @@ pub struct Staged {
     temp_name: String,
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 impl Placer {
-    /// Opens `root`, which must be an existing directory.
+    /// Opens `root`, which must be an existing directory; each file is durable once placed.
     pub fn open(root: &Path) -> Result<Placer> {
         let root_fd = rfs::open(root, DIR_FLAGS, Mode::empty())
             .map_err(io::Error::from)
@@ -81,7 +86,24 @@ impl Placer {
             set_owner: unsafe { libc::geteuid() } == 0,
             created: RefCell::new(Vec::new()),
             cleaned: RefCell::new(HashSet::new()),
+            dirs: DirCache::per_file(),
         })
+    }
+
+    /// Opens `root` with batched durability: nothing is fsynced while files are written;
+    /// [`Placer::flush`] makes all of it durable with one `syncfs` per filesystem.
+    pub fn open_batched(root: &Path) -> Result<Placer> {
+        let mut placer = Placer::open(root)?;
+        placer.dirs = DirCache::batched();
+        Ok(placer)
+    }
+
+    /// Makes everything placed, staged or removed so far durable (no-op without batching,
+    /// where each file already is).
+    pub fn flush(&self) -> Result<()> {
+        self.dirs
+            .flush()
+            .with_context(|| format!("cannot flush `{}` to disk", self.root.display()))
     }
 
     pub fn root(&self) -> &Path {
@@ -149,20 +171,21 @@ impl Placer {
         self.commit(&staged).inspect_err(|_| self.discard(&staged))
     }
 
-    /// Writes `data` with `meta` to a fsynced temp file beside `rel` (creating missing
-    /// parents 0755) without touching `rel` itself: [`Placer::commit`] renames it into place,
-    /// [`Placer::discard`] removes it.
+    /// Writes `data` with `meta` to a temp file beside `rel` (fsynced unless batched; creating
+    /// missing parents 0755) without touching `rel` itself: [`Placer::commit`] renames it into
+    /// place, [`Placer::discard`] removes it.
     pub fn stage(&self, rel: &str, data: &mut dyn Read, meta: &FileMeta) -> Result<Staged> {
         let (parents, _) = split(rel)?;
-        let dir = self
-            .walk(&parents, true)?
-            .expect("walk with create yields a directory");
         let target = self.root.join(rel);
+        let dir = self
+            .parent_dir(&parents, true)?
+            .with_context(|| format!("cannot create the directory of `{}`", target.display()))?;
         self.clean_once(&parents, &dir)?;
         let (temp_name, temp) = create_temp(&dir)
             .with_context(|| format!("cannot create a temp file beside `{}`", target.display()))?;
-        if let Err(err) = fill(temp, data, meta, self.set_owner) {
-            let _ = rfs::unlinkat(&dir, &temp_name, rfs::AtFlags::empty());
+        let sync_now = !self.dirs.is_batched();
+        if let Err(err) = fill(temp, data, meta, self.set_owner, sync_now) {
+            let _ = rfs::unlinkat(&*dir, &temp_name, rfs::AtFlags::empty());
             return Err(err).with_context(|| format!("cannot write `{}`", target.display()));
         }
         Ok(Staged {
@@ -171,15 +194,16 @@ impl Placer {
         })
     }
 
-    /// Renames a staged file over its destination and fsyncs the directory.
+    /// Renames a staged file over its destination and fsyncs the directory (with batching:
+    /// leaves that to [`Placer::flush`]).
     pub fn commit(&self, staged: &Staged) -> Result<()> {
         let (parents, name) = split(&staged.rel)?;
         let target = self.root.join(&staged.rel);
         let dir = self
-            .walk(&parents, false)?
+            .parent_dir(&parents, false)?
             .with_context(|| format!("the directory of `{}` disappeared", target.display()))?;
-        rfs::renameat(&dir, staged.temp_name.as_str(), &dir, name)
-            .and_then(|()| rfs::fsync(&dir))
+        rfs::renameat(&*dir, staged.temp_name.as_str(), &*dir, name)
+            .and_then(|()| self.dirs.sync_dir(&dir))
             .map_err(io::Error::from)
             .with_context(|| format!("cannot write `{}`", target.display()))
     }
@@ -213,39 +237,20 @@ impl Placer {
         if self.cleaned.borrow().contains(&key) {
             return Ok(());
         }
-        let shown = self.root.join(&key);
-        let listing = rfs::Dir::read_from(dir)
-            .map_err(io::Error::from)
-            .with_context(|| format!("cannot list `{}`", shown.display()))?;
-        for entry in listing {
-            let entry = entry
-                .map_err(io::Error::from)
-                .with_context(|| format!("cannot list `{}`", shown.display()))?;
-            let name = entry.file_name().to_string_lossy();
-            if crate::atomic::is_temp_name(&name) && !crate::atomic::temp_in_use(&name) {
-                match rfs::unlinkat(dir, entry.file_name(), rfs::AtFlags::empty()) {
-                    Ok(()) | Err(Errno::NOENT) => {}
-                    Err(err) => {
-                        return Err(io::Error::from(err)).with_context(|| {
-                            format!("cannot remove stale temp file `{}/{name}`", shown.display())
-                        })
-                    }
-                }
-            }
-        }
+        temps::remove_stale(dir, &self.root.join(&key))?;
         self.cleaned.borrow_mut().insert(key);
         Ok(())
     }
 
-    /// Removes the regular file at `rel` (through no link) and fsyncs its directory; a file
-    /// already gone is fine.
+    /// Removes the regular file at `rel` (through no link) and fsyncs its directory (with
+    /// batching: leaves that to [`Placer::flush`]); a file already gone is fine.
     pub fn remove_file(&self, rel: &str) -> Result<()> {
         let (parents, name) = split(rel)?;
-        let Some(dir) = self.walk(&parents, false)? else {
+        let Some(dir) = self.parent_dir(&parents, false)? else {
             return Ok(());
         };
-        match rfs::unlinkat(&dir, name, rfs::AtFlags::empty()) {
-            Ok(()) | Err(Errno::NOENT) => rfs::fsync(&dir),
+        match rfs::unlinkat(&*dir, name, rfs::AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => self.dirs.sync_dir(&dir),
             Err(err) => Err(err),
         }
         .map_err(io::Error::from)
@@ -255,12 +260,37 @@ impl Placer {
     /// Creates the directory `rel` (and its parents) 0755 when missing.
     pub fn make_dir(&self, rel: &str) -> Result<()> {
         let parts: Vec<&str> = rel.split('/').collect();
-        self.walk(&parts, true).map(|_| ())
+        let path = self.root.join(rel);
+        let dir = self
+            .walk(&parts, true)?
+            .with_context(|| format!("cannot create directory `{}`", path.display()))?;
+        self.dirs
+            .note(&dir)
+            .with_context(|| format!("cannot stat `{}`", path.display()))
+    }
+
+    /// The directory `parents` below the root, as [`Placer::walk`] finds it, reusing the last
+    /// one when it is the same path (a descriptor opened by an earlier walk of this run, so
+    /// reached through no link planted since). A directory met first is noted for
+    /// [`Placer::flush`].
+    fn parent_dir(&self, parents: &[&str], create: bool) -> Result<Option<Rc<OwnedFd>>> {
+        let key = parents.join("/");
+        if let Some(dir) = self.dirs.last(&key) {
+            return Ok(Some(dir));
+        }
+        let Some(dir) = self.walk(parents, create)? else {
+            return Ok(None);
+        };
+        self.dirs
+            .note(&dir)
+            .with_context(|| format!("cannot stat `{}`", self.root.join(&key).display()))?;
+        Ok(Some(self.dirs.remember(key, dir)))
     }
 
     /// Removes the directories this placer created, deepest first, where they are still
     /// empty (best effort), so a failed run leaves the tree as it found it.
     pub fn remove_created_dirs(&self) {
+        self.dirs.forget();
         let created = std::mem::take(&mut *self.created.borrow_mut());
         for rel in created.iter().rev() {
             let parts: Vec<&str> = rel.split('/').collect();
@@ -296,25 +326,13 @@ fn split(rel: &str) -> Result<(Vec<&str>, &str)> {
     Ok((parents.to_vec(), name))
 }
 
-fn create_temp(dir: &OwnedFd) -> io::Result<(String, OwnedFd)> {
-    loop {
-        let name = format!(
-            "{}{}{}",
-            crate::atomic::temp_prefix(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed),
-            crate::atomic::TEMP_SUFFIX
-        );
-        let flags =
-            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        match rfs::openat(dir, name.as_str(), flags, Mode::from_raw_mode(0o600)) {
-            Ok(fd) => return Ok((name, fd)),
-            Err(Errno::EXIST) => continue,
-            Err(err) => return Err(err.into()),
-        }
-    }
-}
-
-fn fill(fd: OwnedFd, data: &mut dyn Read, meta: &FileMeta, set_owner: bool) -> io::Result<()> {
+fn fill(
+    fd: OwnedFd,
+    data: &mut dyn Read,
+    meta: &FileMeta,
+    set_owner: bool,
+    sync_now: bool,
+) -> io::Result<()> {
     let mut file = File::from(fd);
     io::copy(data, &mut file)?;
     file.flush()?;
@@ -338,7 +356,10 @@ fn fill(fd: OwnedFd, data: &mut dyn Read, meta: &FileMeta, set_owner: bool) -> i
             last_modification: time,
         },
     )?;
-    file.sync_all()
+    if sync_now {
+        file.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod banks;
 mod bootcfg_faults;
 mod bundles;
 mod crash;
+mod durability;
 mod encrypted;
 mod encrypted_refusals;
 mod errors;

@@ -212,6 +212,17 @@ fn reset(env: &TestEnv, banks: &[PathBuf], old: &Snapshot) {
 /// Any statectl command of `env` under strace with `inject` (e.g.
 /// `write:signal=SIGKILL:when=3`), tracing `trace`; returns the outcome and the strace log.
 pub fn run_injected(env: &TestEnv, args: &[&str], trace: &str, inject: &str) -> (Outcome, String) {
+    traced(env, args, trace, Some(inject))
+}
+
+/// `statectl ARGS` of `env` under `strace -f`, tracing `trace` and injecting `inject` when
+/// given; returns the outcome and the strace log.
+pub fn traced(
+    env: &TestEnv,
+    args: &[&str],
+    trace: &str,
+    inject: Option<&str>,
+) -> (Outcome, String) {
     let log = env.dir.path().join("strace.log");
     let inner = env.command(args);
     let mut cmd = Command::new("strace");
@@ -219,10 +230,11 @@ pub fn run_injected(env: &TestEnv, args: &[&str], trace: &str, inject: &str) -> 
         .arg("-o")
         .arg(&log)
         .arg("-e")
-        .arg(format!("trace={trace}"))
-        .arg("-e")
-        .arg(format!("inject={inject}"))
-        .arg("--")
+        .arg(format!("trace={trace}"));
+    if let Some(inject) = inject {
+        cmd.arg("-e").arg(format!("inject={inject}"));
+    }
+    cmd.arg("--")
         .arg(inner.get_program())
         .args(inner.get_args());
     for (key, value) in inner.get_envs() {

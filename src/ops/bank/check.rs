@@ -232,7 +232,7 @@ fn pending_changes(host: &Host, now: i64, out: &mut Vec<Finding>) -> Result<(usi
         .detection
         .current
         .iter()
-        .map(|r| (r.path.as_str(), r.mtime))
+        .map(|r| (r.path, r.mtime))
         .collect();
     let mut old: Vec<(&str, i64)> = Vec::new();
     for path in changes.added.iter().chain(&changes.modified) {
