@@ -156,14 +156,21 @@ fn state_of(dir: &Path, files: &[(&str, &[u8], u32)]) -> PathBuf {
 fn an_archive_with_no_files_is_installed_only_with_force() {
     let (env, _path) = host_67();
     let empty = state_of(env.dir.path(), &[]);
-    let err = env.run(&["install", empty.to_str().unwrap()]).code(1);
-    assert!(err.stderr.contains("no files"), "{}", err.stderr);
-    assert!(!env.state("bootbank").exists());
-    env.run(&["install", "--force", empty.to_str().unwrap()])
+    installed_only_with_force(&env, &empty, "no files");
+}
+
+/// `install ARCHIVE` is refused (exit 1, `why` on stderr, the bank's archive as it was), then
+/// `install --force ARCHIVE` puts exactly ARCHIVE into the bank.
+fn installed_only_with_force(env: &TestEnv, archive: &Path, why: &str) {
+    let before = fs::read(env.state("bootbank")).ok();
+    let err = env.run(&["install", archive.to_str().unwrap()]).code(1);
+    assert!(err.stderr.contains(why), "{}", err.stderr);
+    assert_eq!(fs::read(env.state("bootbank")).ok(), before);
+    env.run(&["install", "--force", archive.to_str().unwrap()])
         .ok();
     assert_eq!(
         fs::read(env.state("bootbank")).unwrap(),
-        fs::read(&empty).unwrap()
+        fs::read(archive).unwrap()
     );
 }
 
@@ -199,16 +206,7 @@ fn a_pack_of_etc_itself_warns_in_verify_and_install_refuses_it() {
             .any(|w| w.contains("`hosts`") && w.contains("outside")),
         "{verify}"
     );
-    let before = fs::read(env.state("bootbank")).unwrap();
-    let err = env.run(&["install", wrong.to_str().unwrap()]).code(1);
-    assert!(err.stderr.contains("outside the scanned"), "{}", err.stderr);
-    assert_eq!(fs::read(env.state("bootbank")).unwrap(), before);
-    env.run(&["install", "--force", wrong.to_str().unwrap()])
-        .ok();
-    assert_eq!(
-        fs::read(env.state("bootbank")).unwrap(),
-        fs::read(&wrong).unwrap()
-    );
+    installed_only_with_force(&env, &wrong, "outside the scanned");
 }
 
 #[test]
