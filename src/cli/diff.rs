@@ -30,7 +30,11 @@ pub fn run(host: &Host, out: &Output, args: &DiffArgs) -> Result<ExitCode> {
     out.warn_all(&report.warnings);
     report.notes.iter().for_each(|note| out.note(note));
     if out.json {
-        out.json(&report.diffs)?;
+        // An object, so that it carries `warnings` as every reporting command's JSON does.
+        out.json(&serde_json::json!({
+            "archive": report.archive,
+            "diffs": report.diffs,
+        }))?;
     } else {
         for text in &report.diffs {
             out.text(text);

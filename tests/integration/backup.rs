@@ -277,6 +277,17 @@ fn diff_shows_content_and_mode_changes() {
     assert!(out.stdout.contains("mode 1644 -> 1600"));
     let only = env.run(&["diff", "etc/passwd"]).code(3);
     assert!(!only.stdout.contains("vcenter"));
+    let json = env.run(&["diff", "--json"]).code(3).json();
+    let diffs = json["diffs"].as_array().expect("diffs array");
+    assert_eq!(diffs.len(), 2, "{json}");
+    assert!(diffs
+        .iter()
+        .any(|d| d.as_str().unwrap().contains("+10.0.0.1 vcenter")));
+    assert!(json["warnings"].is_array(), "{json}");
+    assert!(
+        json["archive"].as_str().unwrap().ends_with("state.tgz"),
+        "{json}"
+    );
 }
 
 #[test]
