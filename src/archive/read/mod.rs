@@ -14,10 +14,10 @@
 //!
 //! # Memory
 //! What a read keeps is bounded by the limits, never by what the archive holds. At the default
-//! limits (100,000 entries, 64 KiB headers, 1 GiB) a read peaks under 30 MiB and every command
-//! under 64 MiB, except `status` at 100,000 accepted entries, whose stat-cache refresh
-//! (`detect`) copies every record (measured: tests/integration/untrusted.rs, README
-//! "Untrusted archives at any size"):
+//! limits (100,000 entries, 64 KiB headers, 1 GiB) a read peaks under 31 MiB and every command
+//! under 64 MiB; `status` of 100,000 accepted entries, with detection's compact tables, peaks at
+//! about 34 MiB (measured: tests/integration/untrusted.rs, README "Untrusted archives at any
+//! size"):
 //! - one entry's header at a time: a name or PAX record of at most 64 KiB (`max_header`);
 //! - names over 4096 bytes or with a component over 255 are errors ([`super::names`]) and are
 //!   never kept; a message shows at most 200 bytes of a name;
