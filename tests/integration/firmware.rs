@@ -113,6 +113,19 @@ fn without_vmware_only_the_version_is_compared_with_a_warning() {
     assert!(!env.state("bootbank").exists());
 }
 
+/// Backs the host up with `vmware` from `path`, exports a bundle into a new `out` directory
+/// and returns that directory and the bundle's path.
+fn backup_and_export(env: &TestEnv, path: &str) -> (PathBuf, String) {
+    env.run_with_path(path, &["backup"]).ok();
+    let dir = env.dir.path().join("out");
+    fs::create_dir(&dir).unwrap();
+    let out = env
+        .run_with_path(path, &["export", "--to", dir.to_str().unwrap(), "--json"])
+        .ok();
+    let bundle = out.json()["bundle"].as_str().unwrap().to_string();
+    (dir, bundle)
+}
+
 #[test]
 fn export_manifest_is_what_the_script_writes() {
     let (env, path) = host_67();
@@ -121,17 +134,8 @@ fn export_manifest_is_what_the_script_writes() {
         gzip(b"ignoreHeadless=TRUE\n"),
     )
     .unwrap();
-    env.run_with_path(&path, &["backup"]).ok();
-    let dir = env.dir.path().join("out");
-    fs::create_dir(&dir).unwrap();
-    let out = env
-        .run_with_path(&path, &["export", "--to", dir.to_str().unwrap(), "--json"])
-        .ok();
-    let bundle = PathBuf::from(out.json()["bundle"].as_str().unwrap());
-    let manifest = sh(
-        &dir,
-        &format!("tar -xzOf '{}' Manifest.txt", bundle.display()),
-    );
+    let (dir, bundle) = backup_and_export(&env, &path);
+    let manifest = sh(&dir, &format!("tar -xzOf '{bundle}' Manifest.txt"));
     assert_eq!(
         manifest,
         format!(
@@ -230,13 +234,7 @@ fn a_bundle_exported_from_a_host_without_uuid_installs_back_on_it() {
     env.boot_cfg("altbootbank", 2, 0, BUILD_67);
     env.flagged("etc/hosts", "10.0.0.68 nouuid\n");
     let path = env.stub_vmware(U3);
-    env.run_with_path(&path, &["backup"]).ok();
-    let dir = env.dir.path().join("out");
-    fs::create_dir(&dir).unwrap();
-    let out = env
-        .run_with_path(&path, &["export", "--to", dir.to_str().unwrap(), "--json"])
-        .ok();
-    let bundle = out.json()["bundle"].as_str().unwrap().to_string();
+    let (dir, bundle) = backup_and_export(&env, &path);
     let manifest = sh(&dir, &format!("tar -xzOf '{bundle}' Manifest.txt"));
     assert!(manifest.contains("\nUUID=\n"), "{manifest}");
     let installed = env.run_with_path(&path, &["install", &bundle]);
