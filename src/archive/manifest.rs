@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::names::MAX_PATH;
 use super::FileRecord;
+use crate::detect::Records as RecordSource;
 
 /// Current manifest format version.
 pub const FORMAT: u32 = 1;
@@ -59,10 +60,68 @@ impl Manifest {
         bytes
     }
 
-    /// Writes the bytes of [`Manifest::to_json`] to `out`, streaming (no copy in memory).
-    pub fn write_json(&self, mut out: impl std::io::Write) -> std::io::Result<()> {
-        serde_json::to_writer_pretty(&mut out, self)?;
-        out.write_all(b"\n")
+    /// Writes the manifest's JSON (pretty, newline-terminated) to `out`.
+    pub fn write_json(&self, out: impl std::io::Write) -> std::io::Result<()> {
+        write_json(
+            out,
+            self.format,
+            &self.host,
+            &self.build,
+            &self.files,
+            &self.remove,
+        )
+    }
+}
+
+/// Writes the manifest of the records in `files` (record `i` from `files.record(i)`, made one
+/// at a time: a table of 100,000 files is never copied into `FileRecord`s), the same bytes
+/// [`Manifest::write_json`] writes for the same records.
+pub fn write_table_json(
+    out: impl std::io::Write,
+    host: &str,
+    build: &str,
+    files: &impl RecordSource,
+    remove: &[String],
+) -> std::io::Result<()> {
+    write_json(out, FORMAT, host, build, TableRecords(files), remove)
+}
+
+/// The manifest's JSON, whatever holds its file records.
+fn write_json(
+    mut out: impl std::io::Write,
+    format: u32,
+    host: &str,
+    build: &str,
+    files: impl Serialize,
+    remove: &[String],
+) -> std::io::Result<()> {
+    #[derive(Serialize)]
+    struct Shape<'a, F> {
+        format: u32,
+        host: &'a str,
+        build: &'a str,
+        files: F,
+        #[serde(skip_serializing_if = "<[String]>::is_empty")]
+        remove: &'a [String],
+    }
+    let shape = Shape {
+        format,
+        host,
+        build,
+        files,
+        remove,
+    };
+    serde_json::to_writer_pretty(&mut out, &shape)?;
+    out.write_all(b"\n")
+}
+
+/// A table's records, serialized as the array of [`FileRecord`]s they stand for.
+struct TableRecords<'a, R>(&'a R);
+
+impl<R: RecordSource> Serialize for TableRecords<'_, R> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let table = self.0;
+        serializer.collect_seq((0..table.count()).map(|i| table.record(i).to_record()))
     }
 }
 
@@ -283,6 +342,23 @@ mod tests {
             remove: Vec::new(),
         }
         .to_json()
+    }
+
+    #[test]
+    fn a_table_of_records_writes_the_same_bytes_as_the_records() {
+        let files = vec![record("etc/a"), record("etc/b \"q\"")];
+        let table = crate::detect::RecordTable::from_records(&files).unwrap();
+        let remove = vec!["etc/gone".to_string()];
+        let mut bytes = Vec::new();
+        write_table_json(&mut bytes, "esx01", "7.0.3", &table, &remove).unwrap();
+        let whole = Manifest {
+            format: FORMAT,
+            host: "esx01".into(),
+            build: "7.0.3".into(),
+            files,
+            remove,
+        };
+        assert_eq!(bytes, whole.to_json());
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! back in full through the one reader (authenticated, decrypted, every hash compared) before
 //! the caller renames it into place.
 
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -25,7 +25,9 @@ use sha2::{Digest, Sha256};
 
 use super::envelope::{seal, Encryption, ENVELOPE_NAME, KEYSTORE_NAME};
 use super::gzip_writer::{self, OuterGzip, ParallelGzip};
-use super::{FileRecord, Limits, Manifest, INNER_NAME, MANIFEST_NAME};
+use super::manifest::write_table_json;
+use super::{Limits, INNER_NAME, MANIFEST_NAME};
+use crate::detect::{FileTable, Records};
 
 /// Deflate level of `local.tgz` (what `gzip -6` uses).
 const INNER_LEVEL: u32 = 6;
@@ -40,12 +42,11 @@ pub struct SourceFile {
     pub abs: PathBuf,
 }
 
-/// What was written: one record (and the stat it was read under) per member, plus the
-/// size and sha256 of the whole `state.tgz`.
+/// What was written: how many members, and the size and sha256 of the whole `state.tgz`. The
+/// record of each member (and the stat it was read under) is in the table it was written from.
 #[derive(Debug)]
 pub struct WrittenArchive {
-    pub records: Vec<FileRecord>,
-    pub metadata: Vec<Metadata>,
+    pub files: usize,
     pub bytes: u64,
     pub sha256: String,
 }
@@ -64,7 +65,7 @@ pub fn write_archive<W: Write>(
     label: &ArchiveLabel,
     scratch: &Path,
 ) -> Result<WrittenArchive> {
-    write_layout(out, files, &[], label, scratch, None)
+    write_layout(out, &mut table_of(files)?, &[], label, scratch, None)
 }
 
 /// As [`write_archive`], with a manifest that lists `remove`: the paths a restore of it
@@ -76,57 +77,62 @@ pub fn write_archive_removing<W: Write>(
     label: &ArchiveLabel,
     scratch: &Path,
 ) -> Result<WrittenArchive> {
-    write_layout(out, files, remove, label, scratch, None)
+    write_layout(out, &mut table_of(files)?, remove, label, scratch, None)
 }
 
-/// Writes a complete `state.tgz` into `out` (a new temp file), encrypted with `encryption`'s
-/// key store when given; an encrypted archive is then read back in full and its hashes
-/// compared before this returns, so a caller never renames an envelope that does not open.
+/// The files to write as a table, each read from its `abs`.
+pub fn table_of(files: &[SourceFile]) -> Result<FileTable> {
+    let mut table = FileTable::new(Path::new("/"));
+    for file in files {
+        table.push_unread(&file.path, file.abs.clone())?;
+    }
+    Ok(table)
+}
+
+/// Writes a complete `state.tgz` of `files` into `out` (a new temp file), encrypted with
+/// `encryption`'s key store when given; each file's record (its digest and the stat it was
+/// read under) is left in `files`. An encrypted archive is then read back in full and its
+/// hashes compared before this returns, so a caller never renames an envelope that does not
+/// open.
 pub fn write_archive_file(
     out: &mut File,
-    files: &[SourceFile],
+    files: &mut FileTable,
     label: &ArchiveLabel,
     scratch: &Path,
     encryption: Option<&Encryption>,
 ) -> Result<WrittenArchive> {
     let written = write_layout(&mut *out, files, &[], label, scratch, encryption)?;
     if encryption.is_some() {
-        check_written(out, &written)?;
+        check_written(out, files)?;
     }
     Ok(written)
 }
 
 fn write_layout<W: Write>(
     out: W,
-    files: &[SourceFile],
+    files: &mut FileTable,
     remove: &[String],
     label: &ArchiveLabel,
     scratch: &Path,
     encryption: Option<&Encryption>,
 ) -> Result<WrittenArchive> {
-    let mut sorted: Vec<&SourceFile> = files.iter().collect();
-    sorted.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    // Members in byte-wise path order (the selection is already: then this is one pass).
+    files.sort_by_path();
     let mut inner = tempfile::tempfile_in(scratch)
         .with_context(|| format!("cannot create a temp file in `{}`", scratch.display()))?;
-    let (records, metadata) = write_inner(&mut inner, &sorted)?;
+    write_inner(&mut inner, files)?;
     let inner_len = inner
         .stream_position()
         .context("cannot size the inner archive")?;
     inner.rewind().context("cannot rewind the inner archive")?;
-    within_reader_limits(&records, inner_len)?;
+    let sizes = files.indices().map(|i| files.stat(i).size);
+    within_reader_limits(files.len(), sizes.sum(), inner_len)?;
 
-    let member_mtime = records.iter().map(|r| r.mtime).max().unwrap_or(0).max(0) as u64;
-    // The records go into the manifest and come back out (not cloned); its JSON streams into
-    // a temp file: at 100,000 files either copy would be tens of MiB.
-    let mut manifest = Manifest {
-        format: super::manifest::FORMAT,
-        host: label.host.clone(),
-        build: label.build.clone(),
-        files: records,
-        remove: remove.to_vec(),
-    };
-    let (mut json, json_len) = manifest_file(&manifest, scratch)?;
-    let records = std::mem::take(&mut manifest.files);
+    let mtimes = files.indices().map(|i| files.record(i).mtime);
+    let member_mtime = mtimes.max().unwrap_or(0).max(0) as u64;
+    // The manifest's JSON streams from the table into a temp file: at 100,000 files a copy
+    // of the records would be tens of MiB.
+    let (mut json, json_len) = manifest_file(files, label, remove, scratch)?;
     let mut counted = HashingWriter::new(BufWriter::with_capacity(COPY_BUFFER, out));
     {
         let gz = OuterGzip::new(&mut counted).context("cannot write the archive")?;
@@ -157,20 +163,23 @@ fn write_layout<W: Write>(
     }
     counted.inner.flush().context("cannot write the archive")?;
     Ok(WrittenArchive {
-        records,
-        metadata,
+        files: files.len(),
         bytes: counted.bytes,
         sha256: hex(&counted.hasher.finalize()),
     })
 }
 
 /// The manifest's JSON in an unnamed temp file in `scratch`, rewound, and its length.
-fn manifest_file(manifest: &Manifest, scratch: &Path) -> Result<(File, u64)> {
+fn manifest_file(
+    files: &FileTable,
+    label: &ArchiveLabel,
+    remove: &[String],
+    scratch: &Path,
+) -> Result<(File, u64)> {
     let mut file = tempfile::tempfile_in(scratch)
         .with_context(|| format!("cannot create a temp file in `{}`", scratch.display()))?;
     let mut out = BufWriter::with_capacity(COPY_BUFFER, &mut file);
-    manifest
-        .write_json(&mut out)
+    write_table_json(&mut out, &label.host, &label.build, files, remove)
         .and_then(|()| out.flush())
         .context("cannot write the manifest")?;
     drop(out);
@@ -203,18 +212,17 @@ fn append_sealed<W: Write>(
 
 /// Refuses to write an archive the readers would refuse at their default limits (the entry
 /// count, and what both layers expand to: the files, their tar headers and `local.tgz`).
-fn within_reader_limits(records: &[FileRecord], inner_len: u64) -> Result<()> {
+fn within_reader_limits(count: usize, content: u64, inner_len: u64) -> Result<()> {
     let limits = Limits::default();
-    if records.len() as u64 > limits.max_entries {
+    if count as u64 > limits.max_entries {
         bail!(
-            "the selection holds {} files, over the {}-entry limit of every archive reader; \
-             nothing was written; exclude files (statectl.toml `exclude`) and run again",
-            records.len(),
+            "the selection holds {count} files, over the {}-entry limit of every archive \
+             reader; nothing was written; exclude files (statectl.toml `exclude`) and run again",
             limits.max_entries
         );
     }
-    let headers = 1024 * (records.len() as u64 + 2);
-    let expanded = records.iter().map(|r| r.size).sum::<u64>() + headers + inner_len;
+    let headers = 1024 * (count as u64 + 2);
+    let expanded = content + headers + inner_len;
     if expanded > limits.max_expanded {
         bail!(
             "the archive would expand to {expanded} bytes, over the {}-byte limit of every \
@@ -226,8 +234,9 @@ fn within_reader_limits(records: &[FileRecord], inner_len: u64) -> Result<()> {
     Ok(())
 }
 
-/// Reads the archive just written to `out` through the one reader and compares every hash.
-fn check_written(out: &mut File, written: &WrittenArchive) -> Result<()> {
+/// Reads the archive just written to `out` through the one reader and compares every record
+/// with what was written (`files`).
+fn check_written(out: &mut File, files: &FileTable) -> Result<()> {
     out.rewind().context("cannot rewind the new archive")?;
     let limits = Limits {
         max_expanded: u64::MAX,
@@ -238,12 +247,12 @@ fn check_written(out: &mut File, written: &WrittenArchive) -> Result<()> {
     let summary = super::read_archive_stream(&mut *out, name, &limits, &mut super::CheckOnly)
         .context("the archive just written does not read back; nothing was replaced")?;
     summary.ensure_safe()?;
-    let same = summary.files.len() == written.records.len()
+    let same = summary.files.len() == files.len()
         && summary
             .files
             .iter()
-            .zip(&written.records)
-            .all(|(read, wrote)| read == wrote);
+            .enumerate()
+            .all(|(i, read)| *read == files.record(i).to_record());
     if !same || summary.encryption.is_none() {
         bail!(
             "the encrypted archive just written reads back different files; nothing was replaced"
@@ -253,43 +262,38 @@ fn check_written(out: &mut File, written: &WrittenArchive) -> Result<()> {
     Ok(())
 }
 
-fn write_inner(
-    inner: &mut File,
-    files: &[&SourceFile],
-) -> Result<(Vec<FileRecord>, Vec<Metadata>)> {
+/// Writes every file of `files` into `local.tgz`, leaving in the table what was read.
+fn write_inner(inner: &mut File, files: &mut FileTable) -> Result<()> {
     let gz = ParallelGzip::new(inner, INNER_LEVEL, gzip_writer::threads());
     let mut builder = tar::Builder::new(gz);
-    let mut records = Vec::with_capacity(files.len());
-    let mut metadata = Vec::with_capacity(files.len());
-    for file in files {
-        let (record, meta) = append_file(&mut builder, file)?;
-        records.push(record);
-        metadata.push(meta);
+    for i in files.indices() {
+        append_file(&mut builder, files, i)?;
     }
     let gz = builder
         .into_inner()
         .context("cannot finish the inner archive")?;
     gz.finish().context("cannot finish the inner gzip stream")?;
-    Ok((records, metadata))
+    Ok(())
 }
 
+/// Appends file `i` of `files`, recording in the table the stat it was read under and the
+/// digest of what was read.
 fn append_file<W: Write>(
     builder: &mut tar::Builder<W>,
-    file: &SourceFile,
-) -> Result<(FileRecord, Metadata)> {
+    files: &mut FileTable,
+    i: usize,
+) -> Result<()> {
+    let abs = files.location(i);
     let mut handle = File::options()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(&file.abs)
-        .with_context(|| format!("cannot open `{}` to archive it", file.abs.display()))?;
+        .open(&abs)
+        .with_context(|| format!("cannot open `{}` to archive it", abs.display()))?;
     let meta = handle
         .metadata()
-        .with_context(|| format!("cannot stat `{}`", file.abs.display()))?;
+        .with_context(|| format!("cannot stat `{}`", abs.display()))?;
     if !meta.is_file() {
-        bail!(
-            "`{}` is no longer a regular file; run again",
-            file.abs.display()
-        );
+        bail!("`{}` is no longer a regular file; run again", abs.display());
     }
     let mode = meta.mode() & 0o7777;
     let mtime = meta.mtime().max(0);
@@ -300,21 +304,13 @@ fn append_file<W: Write>(
     header.set_gid(u64::from(meta.gid()));
     header.set_mtime(mtime as u64);
     header.set_entry_type(tar::EntryType::Regular);
-    let mut reader = ExactReader::new(&mut handle, meta.len(), &file.abs);
+    let mut reader = ExactReader::new(&mut handle, meta.len(), &abs);
     builder
-        .append_data(&mut header, &file.path, &mut reader)
-        .with_context(|| format!("cannot archive `{}`", file.abs.display()))?;
+        .append_data(&mut header, files.path(i), &mut reader)
+        .with_context(|| format!("cannot archive `{}`", abs.display()))?;
     let sha256 = reader.finish()?;
-    let record = FileRecord {
-        path: file.path.clone(),
-        sha256,
-        size: meta.len(),
-        mode,
-        uid: meta.uid(),
-        gid: meta.gid(),
-        mtime,
-    };
-    Ok((record, meta))
+    files.set_read(i, &meta, sha256);
+    Ok(())
 }
 
 /// Reads exactly `len` bytes, hashing them; a file that shrinks or grows meanwhile is an error.
@@ -335,7 +331,7 @@ impl<'a> ExactReader<'a> {
         }
     }
 
-    fn finish(self) -> Result<String> {
+    fn finish(self) -> Result<[u8; 32]> {
         let mut probe = [0u8; 1];
         let grew = self
             .file
@@ -347,7 +343,7 @@ impl<'a> ExactReader<'a> {
             }
             .into());
         }
-        Ok(hex(&self.hasher.finalize()))
+        Ok(self.hasher.finalize().into())
     }
 }
 
@@ -428,31 +424,19 @@ pub fn hex(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    fn record(size: u64) -> FileRecord {
-        FileRecord {
-            path: "etc/x".into(),
-            sha256: String::new(),
-            size,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            mtime: 0,
-        }
-    }
-
     #[test]
     fn a_selection_over_the_entry_limit_is_refused() {
         let limit = Limits::default().max_entries as usize;
-        assert!(within_reader_limits(&vec![record(0); limit], 0).is_ok());
-        let err = within_reader_limits(&vec![record(0); limit + 1], 0).unwrap_err();
+        assert!(within_reader_limits(limit, 0, 0).is_ok());
+        let err = within_reader_limits(limit + 1, 0, 0).unwrap_err();
         assert!(err.to_string().contains("100000-entry limit"), "{err}");
     }
 
     #[test]
     fn a_selection_expanding_past_the_size_limit_is_refused() {
         let half = Limits::default().max_expanded / 2;
-        assert!(within_reader_limits(&[record(half), record(half / 2)], 1 << 20).is_ok());
-        let err = within_reader_limits(&[record(half), record(half)], 1 << 20).unwrap_err();
+        assert!(within_reader_limits(2, half + half / 2, 1 << 20).is_ok());
+        let err = within_reader_limits(2, 2 * half, 1 << 20).unwrap_err();
         assert!(err.to_string().contains("byte limit"), "{err}");
     }
 }

@@ -13,6 +13,7 @@ mod export;
 mod install;
 mod man;
 mod man_text;
+mod json_probe;
 mod output;
 mod passwd;
 mod restore;

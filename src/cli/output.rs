@@ -36,11 +36,8 @@ impl Output {
     /// Prints one JSON document on stdout; an object gets the warnings given so far as
     /// `"warnings"` (unless it has its own).
     pub fn json<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
-        let needs_warnings = matches!(
-            serde_json::to_value(value)?,
-            serde_json::Value::Object(fields) if !fields.contains_key("warnings")
-        );
-        let mut stdout = std::io::stdout().lock();
+        let needs_warnings = super::json_probe::is_object_without_warnings(value)?;
+        let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
         if needs_warnings {
             let warnings = self.warnings.borrow();
             let document = WithWarnings {
@@ -52,6 +49,7 @@ impl Output {
             serde_json::to_writer_pretty(&mut stdout, value)?;
         }
         writeln!(stdout)?;
+        stdout.flush()?;
         Ok(())
     }
 

@@ -7,6 +7,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::Output;
+use crate::detect::{FileTable, PathList};
 use crate::exit::Exit;
 use crate::host::Host;
 use crate::ops::status::status;
@@ -26,10 +27,19 @@ pub struct StatusArgs {}
 struct StatusJson<'a> {
     archive: Option<&'a std::path::Path>,
     encrypted: Option<&'static str>,
-    added: &'a [String],
-    modified: &'a [String],
-    removed: &'a [String],
-    branched: &'a [String],
+    added: &'a PathList,
+    modified: &'a PathList,
+    removed: &'a PathList,
+    branched: Branched<'a>,
+}
+
+/// The branched files of a selection, serialized as an array of paths (never collected).
+struct Branched<'a>(&'a FileTable);
+
+impl Serialize for Branched<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.branched_paths())
+    }
 }
 
 pub fn run(host: &Host, out: &Output, _args: &StatusArgs) -> Result<ExitCode> {
@@ -44,7 +54,7 @@ pub fn run(host: &Host, out: &Output, _args: &StatusArgs) -> Result<ExitCode> {
             added: &changes.added,
             modified: &changes.modified,
             removed: &changes.removed,
-            branched: &changes.branched,
+            branched: Branched(report.detection.current()),
         })?;
     } else {
         print_paths(
@@ -55,7 +65,7 @@ pub fn run(host: &Host, out: &Output, _args: &StatusArgs) -> Result<ExitCode> {
             &changes.removed,
         );
         if out.verbose > 0 {
-            for path in &changes.branched {
+            for path in report.detection.current().branched_paths() {
                 out.line_or_detail(false, &format!("branched  {path}"));
             }
         }
@@ -79,9 +89,9 @@ pub fn run(host: &Host, out: &Output, _args: &StatusArgs) -> Result<ExitCode> {
 pub fn print_paths(
     out: &Output,
     on_stdout: bool,
-    added: &[String],
-    modified: &[String],
-    removed: &[String],
+    added: &PathList,
+    modified: &PathList,
+    removed: &PathList,
 ) {
     for (kind, paths) in [
         ("added", added),

@@ -16,13 +16,14 @@ use sha2::{Digest, Sha256};
 
 use super::cachefile;
 pub use super::cachefile::Header;
+use super::files::FileStat;
 use super::table::{RecordRef, RecordTable};
 
 /// Files whose mtime is this close to the run that cached them are re-hashed next time.
 pub const RACY_WINDOW_SECS: i64 = 2;
 
 /// The stat fields that change whenever a file's content may have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StatKey {
     dev: u64,
     ino: u64,
@@ -76,32 +77,41 @@ impl StatKey {
     }
 }
 
-/// A loaded cache: the archive's records in archive order and, beside each (same index), the
-/// stat of the host file that matched it when the cache trusts it.
+/// A loaded cache. When it stands for the archive being compared (`vouched`: the archive's stat
+/// is the one it was made for), it holds that archive's records in archive order and, beside
+/// each (same index), a fingerprint of the stat it trusts for the host file (see
+/// [`stat_print`]); otherwise only its header (its trusted stats were shown to the caller while
+/// it loaded).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cache {
     /// Stat of the archive file the records were taken from.
     pub archive: StatKey,
     pub archive_sha256: String,
     pub archive_bytes: u64,
+    pub vouched: bool,
     pub records: RecordTable,
-    pub stats: Vec<Option<StatKey>>,
+    pub stat_prints: Vec<u64>,
 }
 
 impl Cache {
-    /// Loads a cache; anything unreadable, damaged or of another version gives `None`.
-    pub fn load(path: &Path) -> Option<Cache> {
-        cachefile::decode(std::fs::File::open(path).ok()?)
+    /// Loads a cache, showing `each` every record with the stat it trusts for the host file;
+    /// anything unreadable, damaged or of another version gives `None` (and what `each` was
+    /// shown is void). `archive_now`: the stat of the archive being compared.
+    pub fn load(
+        path: &Path,
+        archive_now: Option<&StatKey>,
+        each: &mut dyn FnMut(&RecordRef, Option<&StatKey>),
+    ) -> Option<Cache> {
+        cachefile::decode(std::fs::File::open(path).ok()?, archive_now, each)
     }
+}
 
-    /// The header of this cache's file.
-    pub fn header(&self) -> Header<'_> {
-        Header {
-            archive: &self.archive,
-            archive_sha256: &self.archive_sha256,
-            archive_bytes: self.archive_bytes,
-        }
-    }
+/// A fingerprint of a trusted stat (or of none): equal stats give equal prints. Used only to
+/// tell whether a fresh cache would say the same as the loaded one (a collision could only
+/// skip a rewrite; the stats a run trusts are always compared in full).
+pub fn stat_print(stat: Option<&StatKey>) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(stat)
 }
 
 /// Saves a cache of `count` records (record `i` from `record_of(i)`, borrowed, not copied)
@@ -123,8 +133,8 @@ pub fn save<'a>(
 
 /// The stat a cache may vouch for: none for a file modified within the racy window before
 /// `run_start` (a later write in the same timestamp tick would go unseen).
-pub fn trusted_stat(meta: &Metadata, run_start: i64) -> Option<StatKey> {
-    (meta.mtime() < run_start - RACY_WINDOW_SECS).then(|| StatKey::of(meta))
+pub fn trusted_stat(stat: &FileStat, run_start: i64) -> Option<StatKey> {
+    (stat.mtime < run_start - RACY_WINDOW_SECS).then(|| stat.key())
 }
 
 /// The cache file for a root and a bank.

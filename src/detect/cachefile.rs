@@ -5,13 +5,13 @@
 //! rejected whole (the cache is advisory; rejected means "hash once and rebuild").
 //!
 //! Both directions stream: [`encode`] writes records borrowed from the caller (no copy of
-//! them, no whole-file buffer) and [`decode`] reads through a small buffer straight into a
-//! [`RecordTable`], so the only memory that grows with the file count is the decoded table
-//! and one stat per record. Digests are stored as their 32 raw bytes.
+//! them, no whole-file buffer) and [`decode`] reads through a small buffer, showing each record
+//! to its caller as it goes; it keeps a [`RecordTable`] of them (and a fingerprint of each
+//! stat) only when the cache stands for the archive being compared. Digests are stored as their 32 raw bytes.
 
 use std::io::{self, BufReader, BufWriter, Read, Write};
 
-use super::cache::{Cache, StatKey};
+use super::cache::{stat_print, Cache, StatKey};
 use super::table::{RecordRef, RecordTable};
 
 const MAGIC: &[u8; 8] = b"STCACHE\x03";
@@ -65,8 +65,15 @@ pub fn encode<'a>(
     w.inner.flush()
 }
 
-/// Reads a cache; `None` for anything malformed, truncated, damaged or followed by more bytes.
-pub fn decode(input: impl Read) -> Option<Cache> {
+/// Reads a cache, showing `each` every record with the stat the cache trusts for it; `None`
+/// for anything malformed, truncated, damaged or followed by more bytes (what `each` was shown
+/// is then void). The records and a fingerprint of each trusted stat are kept only when the
+/// cache describes the archive whose stat is `archive_now` (it then stands for that archive).
+pub fn decode(
+    input: impl Read,
+    archive_now: Option<&StatKey>,
+    each: &mut dyn FnMut(&RecordRef, Option<&StatKey>),
+) -> Option<Cache> {
     let mut r = Reader {
         inner: BufReader::with_capacity(BUFFER, input),
         sum: Checksum::default(),
@@ -79,9 +86,11 @@ pub fn decode(input: impl Read) -> Option<Cache> {
     let archive_sha256 = String::from_utf8(r.bytes()?.to_vec()).ok()?;
     let archive_bytes = r.u64()?;
     let count = usize::try_from(r.u64()?).ok()?;
+    let vouched = archive_now == Some(&archive);
     // A lying count must not become an allocation: grow as entries really arrive.
-    let mut records = RecordTable::with_capacity(count.min(1 << 16));
-    let mut stats = Vec::with_capacity(count.min(1 << 16));
+    let room = if vouched { count.min(1 << 16) } else { 0 };
+    let mut records = RecordTable::with_capacity(room);
+    let mut stat_prints = Vec::with_capacity(room);
     let mut path = String::new();
     for _ in 0..count {
         path.clear();
@@ -95,12 +104,16 @@ pub fn decode(input: impl Read) -> Option<Cache> {
             gid: r.u32()?,
             mtime: r.u64()? as i64,
         };
-        records.push(&record);
-        stats.push(match r.array::<1>()?[0] {
+        let stat = match r.array::<1>()?[0] {
             0 => None,
             1 => Some(r.stat()?),
             _ => return None,
-        });
+        };
+        each(&record, stat.as_ref());
+        if vouched {
+            records.push(&record);
+            stat_prints.push(stat_print(stat.as_ref()));
+        }
     }
     let expected = r.sum.finish();
     let sum = u64::from_le_bytes(r.array()?);
@@ -113,8 +126,9 @@ pub fn decode(input: impl Read) -> Option<Cache> {
         archive,
         archive_sha256,
         archive_bytes,
+        vouched,
         records,
-        stats,
+        stat_prints,
     })
 }
 
@@ -256,8 +270,23 @@ mod tests {
     use super::*;
     use crate::archive::FileRecord;
 
-    fn sample() -> Cache {
-        let stat = StatKey::from_fields([1, 2, 3, 4, 5, 6, 7]);
+    fn stat() -> StatKey {
+        StatKey::from_fields([1, 2, 3, 4, 5, 6, 7])
+    }
+
+    fn bytes_of(records: &RecordTable, stats: &[Option<StatKey>]) -> Vec<u8> {
+        let header = Header {
+            archive: &stat(),
+            archive_sha256: &"cd".repeat(32),
+            archive_bytes: 99,
+        };
+        let mut out = Vec::new();
+        let n = records.len();
+        encode(&mut out, &header, n, |i| Some(records.get(i)), |i| stats[i]).unwrap();
+        out
+    }
+
+    fn sample() -> (RecordTable, Vec<Option<StatKey>>) {
         let record = FileRecord {
             path: "etc/hosts".into(),
             sha256: "ab".repeat(32),
@@ -267,49 +296,58 @@ mod tests {
             gid: 4,
             mtime: -1,
         };
-        Cache {
-            archive: stat,
-            archive_sha256: "cd".repeat(32),
-            archive_bytes: 99,
-            records: RecordTable::from_records(&[record.clone(), record]).unwrap(),
-            stats: vec![Some(stat), None],
-        }
+        let records = RecordTable::from_records(&[record.clone(), record]).unwrap();
+        (records, vec![Some(stat()), None])
     }
 
-    fn bytes_of(cache: &Cache) -> Vec<u8> {
-        let mut out = Vec::new();
-        let (n, records) = (cache.records.len(), &cache.records);
-        encode(
-            &mut out,
-            &cache.header(),
-            n,
-            |i| Some(records.get(i)),
-            |i| cache.stats[i],
-        )
-        .unwrap();
-        out
+    fn decode_all(bytes: &[u8], now: Option<&StatKey>) -> (Option<Cache>, Vec<Option<StatKey>>) {
+        let mut seen = Vec::new();
+        let cache = decode(bytes, now, &mut |_, stat| seen.push(stat.copied()));
+        (cache, seen)
     }
 
     #[test]
-    fn round_trips() {
-        let cache = sample();
-        assert_eq!(decode(&bytes_of(&cache)[..]), Some(cache));
+    fn round_trips_and_keeps_records_only_for_the_archive_it_describes() {
+        let (records, stats) = sample();
+        let bytes = bytes_of(&records, &stats);
+        let (cache, seen) = decode_all(&bytes, Some(&stat()));
+        let cache = cache.unwrap();
+        assert_eq!(seen, stats);
+        assert!(cache.vouched);
+        assert_eq!((cache.archive, cache.archive_bytes), (stat(), 99));
+        assert_eq!(cache.records, records);
+        let prints: Vec<u64> = stats.iter().map(|s| stat_print(s.as_ref())).collect();
+        assert_eq!(cache.stat_prints, prints);
+        let other = StatKey::from_fields([9; 7]);
+        let (cache, seen) = decode_all(&bytes, Some(&other));
+        let cache = cache.unwrap();
+        assert_eq!(seen, stats, "the trusted stats are shown either way");
+        assert!(!cache.vouched && cache.records.is_empty() && cache.stat_prints.is_empty());
     }
 
     #[test]
     fn any_damage_is_rejected() {
-        let bytes = bytes_of(&sample());
+        let (records, stats) = sample();
+        let bytes = bytes_of(&records, &stats);
+        let now = Some(stat());
         for cut in 0..bytes.len() {
-            assert_eq!(decode(&bytes[..cut]), None, "truncated at {cut}");
+            assert!(
+                decode_all(&bytes[..cut], now.as_ref()).0.is_none(),
+                "cut at {cut}"
+            );
         }
         for at in 0..bytes.len() {
             let mut damaged = bytes.clone();
             damaged[at] ^= 0x10;
-            assert_eq!(decode(&damaged[..]), None, "byte {at} flipped");
+            let decoded = decode_all(&damaged, now.as_ref()).0;
+            assert!(decoded.is_none(), "byte {at} flipped");
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert_eq!(decode(&longer[..]), None, "a trailing byte");
+        assert!(
+            decode_all(&longer, now.as_ref()).0.is_none(),
+            "a trailing byte"
+        );
     }
 
     #[test]

@@ -2,16 +2,15 @@
 
 use serde::Serialize;
 
-use super::table::{PathOrder, RecordTable};
+use super::paths::PathList;
+use super::table::{PathOrder, Records};
 
-/// Paths added, modified (content, mode, uid, gid or mtime) and removed, plus the branched ones.
+/// Paths added, modified (content, mode, uid, gid or mtime) and removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ChangeSet {
-    pub added: Vec<String>,
-    pub modified: Vec<String>,
-    pub removed: Vec<String>,
-    /// Files with a `.#` sibling; informational, never pending by themselves.
-    pub branched: Vec<String>,
+    pub added: PathList,
+    pub modified: PathList,
+    pub removed: PathList,
 }
 
 impl ChangeSet {
@@ -28,34 +27,31 @@ impl ChangeSet {
 
 /// Compares the current records with the archived ones: a merge of the two tables in path
 /// order (both usually arrive sorted, so the orders are linear checks and take no memory).
-pub fn compare(current: &RecordTable, archived: &RecordTable, branched: Vec<String>) -> ChangeSet {
+pub fn compare(current: &impl Records, archived: &impl Records) -> ChangeSet {
     let (now, old) = (PathOrder::of(current), PathOrder::of(archived));
-    let get_now = |i: usize| (i < current.len()).then(|| current.get(now.at(i)));
-    let get_old = |j: usize| (j < archived.len()).then(|| archived.get(old.at(j)));
-    let mut changes = ChangeSet {
-        branched,
-        ..ChangeSet::default()
-    };
+    let get_now = |i: usize| (i < current.count()).then(|| current.record(now.at(i)));
+    let get_old = |j: usize| (j < archived.count()).then(|| archived.record(old.at(j)));
+    let mut changes = ChangeSet::default();
     let (mut i, mut j) = (0, 0);
     loop {
         match (get_now(i), get_old(j)) {
             (Some(a), Some(b)) if a.path == b.path => {
                 if !a.same_state(&b) {
-                    changes.modified.push(a.path.to_string());
+                    changes.modified.push(a.path);
                 }
                 i += 1;
                 j += 1;
             }
             (Some(a), Some(b)) if a.path < b.path => {
-                changes.added.push(a.path.to_string());
+                changes.added.push(a.path);
                 i += 1;
             }
             (Some(a), None) => {
-                changes.added.push(a.path.to_string());
+                changes.added.push(a.path);
                 i += 1;
             }
             (_, Some(b)) => {
-                changes.removed.push(b.path.to_string());
+                changes.removed.push(b.path);
                 j += 1;
             }
             (None, None) => break,
@@ -68,6 +64,7 @@ pub fn compare(current: &RecordTable, archived: &RecordTable, branched: Vec<Stri
 mod tests {
     use super::*;
     use crate::archive::FileRecord;
+    use crate::detect::table::RecordTable;
 
     fn record(path: &str, sha: u8, mode: u32) -> FileRecord {
         FileRecord {
@@ -97,11 +94,12 @@ mod tests {
             record("etc/new", 5, 0o1644),
         ])
         .unwrap();
-        let changes = compare(&current, &archived, vec![]);
-        assert_eq!(changes.added, ["etc/new"]);
-        assert_eq!(changes.modified, ["etc/b", "etc/c"]);
-        assert_eq!(changes.removed, ["etc/gone"]);
+        let changes = compare(&current, &archived);
+        let list = |l: &PathList| l.iter().map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(list(&changes.added), ["etc/new"]);
+        assert_eq!(list(&changes.modified), ["etc/b", "etc/c"]);
+        assert_eq!(list(&changes.removed), ["etc/gone"]);
         assert_eq!(changes.len(), 4);
-        assert!(compare(&archived, &archived, vec!["etc/a".into()]).is_empty());
+        assert!(compare(&archived, &archived).is_empty());
     }
 }

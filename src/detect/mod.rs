@@ -9,16 +9,16 @@
 pub mod cache;
 mod cachefile;
 pub mod changes;
+pub mod files;
 pub mod inroot;
+pub mod paths;
 pub mod select;
 pub mod table;
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-
-use table::PathOrder;
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -27,8 +27,10 @@ use crate::archive::{self, CheckOnly, Limits};
 use crate::config::Selection;
 pub use cache::{Cache, StatKey};
 pub use changes::{compare, ChangeSet};
-pub use select::{select, Candidate, Selected};
-pub use table::{RecordRef, RecordTable};
+pub use files::FileTable;
+pub use paths::PathList;
+pub use select::{select, Selected};
+pub use table::{RecordRef, RecordTable, Records};
 
 /// What the archive in a bank holds.
 #[derive(Debug, Clone)]
@@ -57,11 +59,17 @@ impl Archived {
 /// The outcome of one detection.
 #[derive(Debug)]
 pub struct Detection {
+    /// The selected files, each with its current record (its digest known).
     pub selected: Selected,
-    /// The current record of each selected file, in the same order.
-    pub current: RecordTable,
     pub archived: Archived,
     pub changes: ChangeSet,
+}
+
+impl Detection {
+    /// The current record of each selected file, in path order.
+    pub fn current(&self) -> &FileTable {
+        &self.selected.files
+    }
 }
 
 /// Compares the host under `root` with the archive at `archive_path` (none: an empty archive),
@@ -74,174 +82,126 @@ pub fn detect(
     limits: &Limits,
 ) -> Result<Detection> {
     let run_start = now_secs();
-    let selected = select(root, rules)?;
-    let mut cache = cache_file.and_then(Cache::load);
-    let (archived, stamp, vouched) = match archive_path {
-        Some(path) => read_archived(path, cache.as_mut(), limits)?,
-        None => (Archived::Missing, None, false),
+    let mut selected = select(root, rules)?;
+    let opened = match archive_path {
+        Some(path) => open_archive(path)?,
+        None => Err(Archived::Missing),
     };
-    // The cache's stats pair with its own records, or (moved out) with the archive's.
-    let known = match &cache {
-        Some(c) if vouched => (archived.records(), c.stats.as_slice()),
-        Some(c) => (&c.records, c.stats.as_slice()),
-        None => (&NO_RECORDS, &[][..]),
+    let stamp = opened.as_ref().ok().map(|(_, meta)| StatKey::of(meta));
+    let mut cache =
+        cache_file.and_then(|file| load_cache(file, stamp.as_ref(), &mut selected.files));
+    let archived = match (opened, cache.as_mut().filter(|c| c.vouched)) {
+        (Err(archived), _) => archived,
+        // The cache stands for this archive: its records are the archive's (moved out).
+        (Ok(_), Some(cache)) => Archived::Present {
+            records: std::mem::take(&mut cache.records),
+            sha256: cache.archive_sha256.clone(),
+            bytes: cache.archive_bytes,
+        },
+        // (An opened archive always has a path.)
+        (Ok((file, meta)), None) => {
+            read_archived(file, &meta, archive_path.unwrap_or(Path::new("")), limits)
+        }
     };
-    let current = current_records(&selected.files, Memo::new(known.0, known.1))?;
-    let branched = selected
-        .files
-        .iter()
-        .filter(|c| c.branched)
-        .map(|c| c.path.clone())
-        .collect();
-    let changes = compare(&current, archived.records(), branched);
+    hash_the_rest(&mut selected.files)?;
+    let changes = compare(&selected.files, archived.records());
     if let (Some(file), Some(stamp)) = (cache_file, stamp) {
         let run = Run {
-            selected: &selected,
-            current: &current,
+            files: &selected.files,
             start: run_start,
         };
-        refresh_cache(file, cache.as_ref(), vouched, stamp, &archived, &run);
+        refresh_cache(file, cache.as_ref(), stamp, &archived, &run);
     }
     Ok(Detection {
         selected,
-        current,
         archived,
         changes,
     })
 }
 
-/// Reads what the archive holds; true when the cache vouched for it (its records were then
-/// moved out of `cache`, not read from the archive).
-fn read_archived(
-    path: &Path,
-    cache: Option<&mut Cache>,
-    limits: &Limits,
-) -> Result<(Archived, Option<StatKey>, bool)> {
+/// The archive file and its stat, or what it counts as when there is none to read.
+fn open_archive(path: &Path) -> Result<Result<(File, Metadata), Archived>> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            return Ok((Archived::Missing, None, false))
+            return Ok(Err(Archived::Missing))
         }
-        Err(err) => {
-            let reason = format!("cannot open it: {err}");
-            return Ok((Archived::Unreadable(reason), None, false));
-        }
+        Err(err) => return Ok(Err(Archived::Unreadable(format!("cannot open it: {err}")))),
     };
     let meta = file
         .metadata()
         .with_context(|| format!("cannot stat `{}`", path.display()))?;
-    let stamp = StatKey::of(&meta);
-    if let Some(cache) = cache.filter(|c| c.archive == stamp) {
-        let archived = Archived::Present {
-            records: std::mem::take(&mut cache.records),
-            sha256: cache.archive_sha256.clone(),
-            bytes: cache.archive_bytes,
+    Ok(Ok((file, meta)))
+}
+
+/// Loads the stat cache, taking from it the digest of every selected file whose stat is the
+/// one it trusts (a damaged cache takes nothing back).
+fn load_cache(file: &Path, stamp: Option<&StatKey>, files: &mut FileTable) -> Option<Cache> {
+    // Records come in path order, like the files, so the next match is usually the next file.
+    let mut next = 0;
+    let cache = Cache::load(file, stamp, &mut |record, trusted| {
+        let Some(trusted) = trusted else { return };
+        let at = if next < files.len() && files.path(next) == record.path {
+            next
+        } else {
+            match files.find(record.path) {
+                Some(at) => at,
+                None => return,
+            }
         };
-        return Ok((archived, Some(stamp), true));
+        next = at + 1;
+        if files.stat(at).key() == *trusted {
+            files.set_sha256(at, record.sha256);
+        }
+    });
+    if cache.is_none() {
+        files.forget_digests();
     }
+    cache
+}
+
+/// Reads the whole archive through the one reader: what it holds, or why it cannot be read.
+fn read_archived(file: File, meta: &Metadata, path: &Path, limits: &Limits) -> Archived {
     if meta.is_dir() {
-        return Ok((
-            Archived::Unreadable("it is a directory".into()),
-            None,
-            false,
-        ));
+        return Archived::Unreadable("it is a directory".into());
     }
     let summary = match archive::read_archive_from(file, path, limits, &mut CheckOnly) {
         Ok(summary) => summary,
-        Err(err) => return Ok((Archived::Unreadable(format!("{err:#}")), None, false)),
+        Err(err) => return Archived::Unreadable(format!("{err:#}")),
     };
     let Some(records) = RecordTable::from_records(&summary.files) else {
-        let reason = "a record has no valid sha256".to_string();
-        return Ok((Archived::Unreadable(reason), None, false));
+        return Archived::Unreadable("a record has no valid sha256".to_string());
     };
-    let archived = Archived::Present {
+    Archived::Present {
         records,
         sha256: summary.sha256,
         bytes: summary.bytes,
-    };
-    Ok((archived, Some(stamp), false))
-}
-
-/// The current records of the selected files, reading only those `memo` cannot vouch for.
-fn current_records(files: &[select::Candidate], mut memo: Memo) -> Result<RecordTable> {
-    let mut table = RecordTable::with_capacity(files.len());
-    for candidate in files {
-        let key = StatKey::of(&candidate.meta);
-        let sha256 = match memo.get(&candidate.path) {
-            Some((stat, sha)) if *stat == key => sha,
-            _ => hash_digest(&candidate.abs)?,
-        };
-        table.push(&record_of(candidate, sha256));
     }
-    Ok(table)
 }
 
-/// The cache's trusted (stat, sha256) per path, looked up in the cache's own arrays (nothing
-/// copied). Lookups in sorted order (the selection's) cost O(1) each through a cursor; any
-/// other order falls back to binary search.
-struct Memo<'a> {
-    records: &'a RecordTable,
-    stats: &'a [Option<StatKey>],
-    order: PathOrder,
-    cursor: usize,
-}
-
-impl<'a> Memo<'a> {
-    fn new(records: &'a RecordTable, stats: &'a [Option<StatKey>]) -> Memo<'a> {
-        let records = if records.len() == stats.len() {
-            records
-        } else {
-            &NO_RECORDS
-        };
-        Memo {
-            order: PathOrder::of(records),
-            records,
-            stats,
-            cursor: 0,
+/// Hashes every selected file whose digest the cache did not vouch for.
+fn hash_the_rest(files: &mut FileTable) -> Result<()> {
+    for i in files.indices() {
+        if files.sha256(i).is_none() {
+            let digest = hash_digest(&files.location(i))?;
+            files.set_sha256(i, digest);
         }
     }
-
-    fn get(&mut self, path: &str) -> Option<(&'a StatKey, [u8; 32])> {
-        let at_cursor = self.cursor < self.records.len()
-            && self.records.path(self.order.at(self.cursor)) == path;
-        let k = if at_cursor {
-            self.cursor
-        } else {
-            self.order.find(self.records, path)?
-        };
-        self.cursor = k + 1;
-        let i = self.order.at(k);
-        Some((self.stats[i].as_ref()?, self.records.get(i).sha256))
-    }
+    Ok(())
 }
 
-fn record_of(candidate: &select::Candidate, sha256: [u8; 32]) -> RecordRef<'_> {
-    let meta = &candidate.meta;
-    RecordRef {
-        path: &candidate.path,
-        sha256,
-        size: meta.len(),
-        mode: meta.mode() & 0o7777,
-        uid: meta.uid(),
-        gid: meta.gid(),
-        mtime: meta.mtime().max(0),
-    }
-}
-
-/// What this run saw of the host: the selection, its current records, when it started.
+/// What this run saw of the host: the selected files with their current records, and when
+/// the run started.
 struct Run<'a> {
-    selected: &'a Selected,
-    current: &'a RecordTable,
+    files: &'a FileTable,
     start: i64,
 }
 
 /// Saves a cache for the archive just compared, unless the loaded one already says the same
-/// (the no-change path then writes nothing and builds nothing). `vouched`: the loaded cache's
-/// records are the archive's (moved into `archived`).
+/// (the no-change path then writes nothing and builds nothing).
 fn refresh_cache(
     file: &Path,
     loaded: Option<&Cache>,
-    vouched: bool,
     stamp: StatKey,
     archived: &Archived,
     run: &Run,
@@ -254,40 +214,40 @@ fn refresh_cache(
     else {
         return;
     };
-    // The selection (and so `current`) is sorted by path.
+    let files = run.files;
     // Records come in path order too, so the next match is usually just past the last one.
     let next = std::cell::Cell::new(0);
     let stat_of = |i: usize| -> Option<StatKey> {
         let archived = records.get(i);
         let guess = next.get();
-        let at = if guess < run.current.len() && run.current.path(guess) == archived.path {
+        let at = if guess < files.len() && files.path(guess) == archived.path {
             guess
         } else {
-            run.current.find_sorted(archived.path)?
+            files.find(archived.path)?
         };
         next.set(at + 1);
-        run.current
-            .get(at)
+        files
+            .record(at)
             .same_state(&archived)
-            .then(|| cache::trusted_stat(&run.selected.files[at].meta, run.start))
+            .then(|| cache::trusted_stat(files.stat(at), run.start))
             .flatten()
     };
+    let unchanged = loaded.is_some_and(|c| {
+        c.vouched
+            && c.archive_sha256 == *sha256
+            && c.archive_bytes == *bytes
+            && c.stat_prints.len() == records.len()
+            && (0..records.len())
+                .all(|i| c.stat_prints[i] == cache::stat_print(stat_of(i).as_ref()))
+    });
+    if unchanged {
+        return;
+    }
     let header = cache::Header {
         archive: &stamp,
         archive_sha256: sha256,
         archive_bytes: *bytes,
     };
-    let unchanged = loaded.is_some_and(|c| {
-        c.archive == stamp
-            && c.archive_sha256 == *sha256
-            && c.archive_bytes == *bytes
-            && c.stats.len() == records.len()
-            && (vouched || c.records == *records)
-            && (0..records.len()).all(|i| c.stats[i] == stat_of(i))
-    });
-    if unchanged {
-        return;
-    }
     // The cache only saves time; failing to write it must not fail the run.
     let record_of = |i: usize| Some(records.get(i));
     let _ = cache::save(file, &header, records.len(), record_of, stat_of);

@@ -22,27 +22,18 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::files::FileTable;
 use super::inroot::{bad_component, resolve_in_root, PATH_MAX};
 use crate::config::{Rule, Selection};
 
 const STICKY: u32 = 0o1000;
 const BRANCH_PREFIX: &str = ".#";
 
-/// A file chosen for the archive, with the stat it was seen with.
-#[derive(Debug, Clone)]
-pub struct Candidate {
-    pub path: String,
-    /// Where it is read from: the root joined with its physical path (no symlink in it).
-    pub abs: PathBuf,
-    pub meta: Metadata,
-    /// A `.#` sibling exists (the file was modified since boot).
-    pub branched: bool,
-}
-
-/// The selected files, sorted by path, and notes about what was skipped.
+/// The selected files, sorted by path (each with the stat it was seen with, where it is read
+/// from and whether a `.#` sibling exists), and notes about what was skipped.
 #[derive(Debug, Default)]
 pub struct Selected {
-    pub files: Vec<Candidate>,
+    pub files: FileTable,
     pub notes: Vec<String>,
 }
 
@@ -51,7 +42,7 @@ pub fn select(root: &Path, rules: &Selection) -> Result<Selected> {
     let mut walker = Walker {
         root,
         rule: rules.rule,
-        found: Vec::new(),
+        found: FileTable::new(root),
         notes: Vec::new(),
         ancestors: Vec::new(),
         dir_problem: None,
@@ -66,14 +57,13 @@ pub fn select(root: &Path, rules: &Selection) -> Result<Selected> {
         walker.start(path, true, false)?;
     }
     let mut found = walker.found;
-    found.retain(|c: &Candidate| !rules.is_excluded(&c.path));
+    found.retain(|path| !rules.is_excluded(path));
     for path in &rules.required {
-        found.push(required_file(root, path)?);
+        let (meta, branched) = required_file(root, path)?;
+        found.push(path, None, &meta, branched)?;
     }
     // Byte-wise path order; where a path was found twice, the later finding wins.
-    found.reverse();
-    found.sort_by(|a, b| a.path.cmp(&b.path));
-    found.dedup_by(|later, kept| later.path == kept.path);
+    found.sort_by_path();
     Ok(Selected {
         files: found,
         notes: walker.notes,
@@ -83,7 +73,7 @@ pub fn select(root: &Path, rules: &Selection) -> Result<Selected> {
 struct Walker<'a> {
     root: &'a Path,
     rule: Rule,
-    found: Vec<Candidate>,
+    found: FileTable,
     notes: Vec<String>,
     /// (device, inode) of the directories being walked, to stop at a link loop.
     ancestors: Vec<(u64, u64)>,
@@ -118,13 +108,8 @@ impl Walker<'_> {
             self.walk(&abs, rel, all, &meta)
         } else if meta.is_file() && all {
             let branched = has_branch(&abs);
-            self.found.push(Candidate {
-                path: rel.to_string(),
-                abs,
-                meta,
-                branched,
-            });
-            Ok(())
+            let location = self.location(abs, rel);
+            self.found.push(rel, location, &meta, branched)
         } else {
             self.notes.push(format!(
                 "{what} `{rel}` is not a {}; skipped",
@@ -198,13 +183,17 @@ impl Walker<'_> {
             return Ok(());
         }
         check_name(&abs, &path, name, self.dir_problem)?;
-        self.found.push(Candidate {
-            abs,
-            meta,
-            branched,
-            path,
-        });
-        Ok(())
+        let location = self.location(abs, &path);
+        self.found.push(&path, location, &meta, branched)
+    }
+
+    /// Where a file found at `abs` is read from, when that is not the root joined with its
+    /// persisted path `rel` (it was reached through a directory symlink).
+    fn location(&self, abs: PathBuf, rel: &str) -> Option<PathBuf> {
+        let same = abs
+            .strip_prefix(self.root)
+            .is_ok_and(|p| p == Path::new(rel));
+        (!same).then_some(abs)
     }
 
     /// Follows a symlink met in a walk: a directory inside the root is walked under the link's
@@ -289,7 +278,8 @@ fn check_name(
     }
 }
 
-fn required_file(root: &Path, path: &str) -> Result<Candidate> {
+/// The stat of the required file `path`, and whether it has a `.#` sibling.
+fn required_file(root: &Path, path: &str) -> Result<(Metadata, bool)> {
     let abs = root.join(path);
     let meta = match std::fs::symlink_metadata(&abs) {
         Ok(meta) => meta,
@@ -307,12 +297,7 @@ fn required_file(root: &Path, path: &str) -> Result<Candidate> {
             abs.display()
         );
     }
-    Ok(Candidate {
-        branched: has_branch(&abs),
-        path: path.to_string(),
-        abs,
-        meta,
-    })
+    Ok((meta, has_branch(&abs)))
 }
 
 fn has_branch(abs: &Path) -> bool {
@@ -339,8 +324,8 @@ mod tests {
     }
 
     fn paths(root: &Path, rules: &Selection) -> Vec<String> {
-        let selected = select(root, rules).unwrap();
-        selected.files.into_iter().map(|c| c.path).collect()
+        let files = select(root, rules).unwrap().files;
+        files.indices().map(|i| files.path(i).to_string()).collect()
     }
 
     #[test]

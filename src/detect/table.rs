@@ -165,6 +165,22 @@ impl RecordTable {
     }
 }
 
+/// Records by index: a [`RecordTable`] or the host's [`super::files::FileTable`].
+pub trait Records {
+    fn count(&self) -> usize;
+    fn record(&self, i: usize) -> RecordRef<'_>;
+}
+
+impl Records for RecordTable {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn record(&self, i: usize) -> RecordRef<'_> {
+        self.get(i)
+    }
+}
+
 /// A table's records in path order: the identity when the table is already sorted (the usual
 /// case: no memory), else a sorted index of 4 bytes per record.
 pub struct PathOrder {
@@ -172,11 +188,12 @@ pub struct PathOrder {
 }
 
 impl PathOrder {
-    pub fn of(table: &RecordTable) -> PathOrder {
-        let sorted = (1..table.len()).all(|i| table.path(i - 1) <= table.path(i));
+    pub fn of(table: &impl Records) -> PathOrder {
+        let path = |i: usize| table.record(i).path;
+        let sorted = (1..table.count()).all(|i| path(i - 1) <= path(i));
         let order = (!sorted).then(|| {
-            let mut order: Vec<u32> = (0..table.len() as u32).collect();
-            order.sort_by(|&a, &b| table.path(a as usize).cmp(table.path(b as usize)));
+            let mut order: Vec<u32> = (0..table.count() as u32).collect();
+            order.sort_by(|&a, &b| path(a as usize).cmp(path(b as usize)));
             order
         });
         PathOrder { order }

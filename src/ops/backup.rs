@@ -14,14 +14,16 @@ use serde::Serialize;
 
 use crate::archive::envelope::guard::keep_encryption;
 use crate::archive::envelope::Encryption;
-use crate::archive::{self, writer::ArchiveLabel, SourceFile, WrittenArchive, STATE_NAME};
+use crate::archive::{self, writer::ArchiveLabel, WrittenArchive, STATE_NAME};
 use crate::atomic;
 use crate::bank::install::ensure_state_listed;
 use crate::bank::targets::{backup_targets, Blacklist, Target};
 use crate::bank::{lock_for_writing, next_boot, read_banks, BootCfg};
 use crate::config::Selection;
 use crate::detect::cache::{self, cache_path, Header};
-use crate::detect::{detect, now_secs, Archived, ChangeSet, Detection, RecordRef, StatKey};
+use crate::detect::{
+    detect, now_secs, Archived, ChangeSet, Detection, FileTable, PathList, Records, StatKey,
+};
 use crate::error::Error;
 use crate::host::Host;
 use crate::root_lock::{lock_root, RootAccess};
@@ -59,9 +61,9 @@ pub struct BackupReport {
     pub files: usize,
     pub bytes: u64,
     pub sha256: Option<String>,
-    pub added: Vec<String>,
-    pub modified: Vec<String>,
-    pub removed: Vec<String>,
+    pub added: PathList,
+    pub modified: PathList,
+    pub removed: PathList,
     #[serde(skip)]
     pub warnings: Vec<String>,
     /// Selection notes (a skipped or missing configured path): warnings shown with `-v`.
@@ -180,25 +182,19 @@ fn backup_bank(
             host.root.display()
         ));
     }
-    let changes = detection.changes.clone();
     let unreadable = matches!(detection.archived, Archived::Unreadable(_));
     // `--shutdown` only waits less: like every run it writes nothing when nothing changed.
-    let must_write = !nothing_to_save && (options.force || unreadable || !changes.is_empty());
+    let must_write =
+        !nothing_to_save && (options.force || unreadable || !detection.changes.is_empty());
     if !must_write || options.dry_run {
-        return kept(&detection, bank, archive_path, options.dry_run, warnings);
+        return kept(detection, bank, archive_path, options.dry_run, warnings);
     }
-    // The selection is consumed (names moved, not copied) and the rest of the detection
-    // dropped before the writer runs: at 100,000 files that is tens of MiB.
-    let sources: Vec<SourceFile> = detection
-        .selected
-        .files
-        .into_iter()
-        .map(|c| SourceFile {
-            path: c.path,
-            abs: c.abs,
-        })
-        .collect();
-    drop((detection.current, detection.archived));
+    // The archive's records are dropped before the writer runs (at 100,000 files, MiB); the
+    // selection's table is what the writer reads from and records into.
+    let Detection {
+        selected, changes, ..
+    } = detection;
+    let mut files = selected.files;
     let label = ArchiveLabel {
         host: host.hostname(),
         build: target.build.clone(),
@@ -207,17 +203,17 @@ fn backup_bank(
     let (encryption, downgrade) =
         keep_encryption(&archive_path, options.allow_plaintext, &host.limits)?;
     warnings.extend(downgrade);
-    let written = write_with_retry(bank, &sources, &label, run_dir, encryption.as_ref())?;
+    let written = write_with_retry(bank, &mut files, &label, run_dir, encryption.as_ref())?;
     warnings.extend(ensure_state_listed(std::slice::from_ref(bank))?);
-    save_cache(run_dir, host, bank, &written, run_start);
+    save_cache(run_dir, host, bank, &files, &written, run_start);
     Ok(BankOutcome {
         written: true,
         archive: archive_path,
-        files: written.records.len(),
+        files: written.files,
         bytes: written.bytes,
         sha256: Some(written.sha256.clone()),
         changes,
-        notes: detection.selected.notes.clone(),
+        notes: selected.notes,
     })
 }
 
@@ -230,7 +226,7 @@ fn guard_empty_selection(
     archive_path: &Path,
     options: &BackupOptions,
 ) -> Result<bool> {
-    if !detection.current.is_empty() || options.force {
+    if !detection.current().is_empty() || options.force {
         return Ok(false);
     }
     let held = match &detection.archived {
@@ -251,7 +247,7 @@ fn guard_empty_selection(
 /// The outcome when nothing is written (nothing changed, or `--dry-run`); a kept archive still
 /// gets listed in `boot.cfg`.
 fn kept(
-    detection: &Detection,
+    detection: Detection,
     bank: &Path,
     archive: PathBuf,
     dry_run: bool,
@@ -272,14 +268,14 @@ fn kept(
         written: false,
         archive,
         files: if dry_run {
-            detection.current.len()
+            detection.current().len()
         } else {
             files
         },
         bytes,
         sha256,
-        changes: detection.changes.clone(),
-        notes: detection.selected.notes.clone(),
+        changes: detection.changes,
+        notes: detection.selected.notes,
     })
 }
 
@@ -288,19 +284,10 @@ pub fn leave_out(detection: &mut Detection, blacklist: &Blacklist) {
     if blacklist.is_empty() {
         return;
     }
-    let keep: Vec<bool> = detection
-        .selected
-        .files
-        .iter()
-        .map(|c| !blacklist.covers(&c.path))
-        .collect();
-    let mut flags = keep.iter();
     detection
         .selected
         .files
-        .retain(|_| *flags.next().unwrap_or(&true));
-    let mut flags = keep.iter();
-    detection.current.retain(|_| *flags.next().unwrap_or(&true));
+        .retain(|path| !blacklist.covers(path));
     let changes = &mut detection.changes;
     for list in [
         &mut changes.added,
@@ -369,16 +356,17 @@ fn target_banks(host: &Host, options: &BackupOptions) -> Result<(Vec<Target>, Ve
     Ok(backup_targets(&banks, &host.root))
 }
 
-/// Writes the archive into `bank`; a file that changes while it is read gets one more try.
+/// Writes the archive of `files` into `bank`; a file that changes while it is read gets one
+/// more try.
 fn write_with_retry(
     bank: &Path,
-    sources: &[SourceFile],
+    files: &mut FileTable,
     label: &ArchiveLabel,
     scratch: &Path,
     encryption: Option<&Encryption>,
 ) -> Result<WrittenArchive> {
-    match write_into(bank, sources, label, scratch, encryption) {
-        Err(err) if is_file_changed(&err) => write_into(bank, sources, label, scratch, encryption),
+    match write_into(bank, files, label, scratch, encryption) {
+        Err(err) if is_file_changed(&err) => write_into(bank, files, label, scratch, encryption),
         other => other,
     }
 }
@@ -394,7 +382,7 @@ fn is_file_changed(err: &anyhow::Error) -> bool {
 
 fn write_into(
     bank: &Path,
-    sources: &[SourceFile],
+    files: &mut FileTable,
     label: &ArchiveLabel,
     scratch: &Path,
     encryption: Option<&Encryption>,
@@ -409,13 +397,22 @@ fn write_into(
     };
     let mut temp = atomic::temp_in(bank).with_context(fail)?;
     let written =
-        archive::write_archive_file(temp.as_file_mut(), sources, label, scratch, encryption)
+        archive::write_archive_file(temp.as_file_mut(), files, label, scratch, encryption)
             .with_context(fail)?;
     atomic::commit(temp, &target).with_context(fail)?;
     Ok(written)
 }
 
-fn save_cache(run_dir: &Path, host: &Host, bank: &Path, written: &WrittenArchive, run_start: i64) {
+/// Saves the stat cache of the archive just written from `files` (each with the stat it was
+/// read under).
+fn save_cache(
+    run_dir: &Path,
+    host: &Host,
+    bank: &Path,
+    files: &FileTable,
+    written: &WrittenArchive,
+    run_start: i64,
+) {
     let Ok(meta) = std::fs::metadata(bank.join(STATE_NAME)) else {
         return;
     };
@@ -424,13 +421,9 @@ fn save_cache(run_dir: &Path, host: &Host, bank: &Path, written: &WrittenArchive
         archive_sha256: &written.sha256,
         archive_bytes: written.bytes,
     };
-    let trusted = |i: usize| {
-        let meta = written.metadata.get(i)?;
-        cache::trusted_stat(meta, run_start)
-    };
+    let trusted = |i: usize| cache::trusted_stat(files.stat(i), run_start);
     // Advisory: a lost cache costs one hashing pass, never correctness.
     let file = cache_path(run_dir, &host.root, bank);
-    let records = &written.records;
-    let record_of = |i: usize| records.get(i).and_then(RecordRef::of);
-    let _ = cache::save(&file, &header, records.len(), record_of, trusted);
+    let record_of = |i: usize| Some(files.record(i));
+    let _ = cache::save(&file, &header, files.len(), record_of, trusted);
 }

@@ -2,12 +2,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
 use crate::archive::{read_archive, FileRecord, InnerEntry, Visitor};
-use crate::detect::Detection;
+use crate::detect::{Detection, Records};
 use crate::host::Host;
 use crate::ops::status::status;
 
@@ -30,7 +30,8 @@ fn check_persisted(host: &Host, paths: &[String], detection: &Detection) -> Resu
     for given in paths {
         let p = relative(&host.root, given);
         let under = |path: &str| path == p || path.starts_with(&format!("{p}/"));
-        let persisted = detection.current.iter().any(|r| under(r.path))
+        let current = detection.current();
+        let persisted = current.indices().any(|i| under(current.path(i)))
             || detection.archived.records().iter().any(|r| under(r.path));
         if !persisted {
             anyhow::bail!(
@@ -57,9 +58,8 @@ pub fn diff(host: &Host, paths: &[String]) -> Result<DiffReport> {
     let changed: BTreeSet<&str> = changes
         .added
         .iter()
-        .chain(&changes.modified)
-        .chain(&changes.removed)
-        .map(String::as_str)
+        .chain(changes.modified.iter())
+        .chain(changes.removed.iter())
         .filter(|p| wanted(p))
         .collect();
     let old = match &report.archive {
@@ -69,12 +69,16 @@ pub fn diff(host: &Host, paths: &[String]) -> Result<DiffReport> {
         _ => HashMap::new(),
     };
     let detection = &report.detection;
-    let current: HashMap<&str, (FileRecord, &Path)> = detection
-        .current
-        .iter()
-        .zip(&detection.selected.files)
-        .filter(|(record, _)| changed.contains(record.path))
-        .map(|(record, candidate)| (record.path, (record.to_record(), candidate.abs.as_path())))
+    let files = detection.current();
+    let current: HashMap<&str, (FileRecord, PathBuf)> = files
+        .indices()
+        .filter(|&i| changed.contains(files.path(i)))
+        .map(|i| {
+            (
+                files.path(i),
+                (files.record(i).to_record(), files.location(i)),
+            )
+        })
         .collect();
     let archived: HashMap<&str, FileRecord> = detection
         .archived

@@ -9,11 +9,10 @@ use walkdir::WalkDir;
 use crate::archive::envelope::guard::check_plaintext_over;
 use crate::archive::envelope::Encryption;
 use crate::archive::names::normalize_member_name;
-use crate::archive::{
-    read_archive, write_archive_file, ArchiveLabel, CheckOnly, SourceFile, WrittenArchive,
-};
+use crate::archive::{read_archive, write_archive_file, ArchiveLabel, CheckOnly, WrittenArchive};
 use crate::atomic;
 use crate::bank::{next_boot, read_banks};
+use crate::detect::FileTable;
 use crate::host::Host;
 
 /// What `pack` wrote.
@@ -44,7 +43,7 @@ pub fn pack(host: &Host, dir: &Path, output: &Path, like: Option<&Path>) -> Resu
     let written = pack_tree(dir, output, &label, host.run_dir()?, encryption.as_ref())?;
     Ok(PackReport {
         output: output.to_path_buf(),
-        files: written.records.len(),
+        files: written.files,
         bytes: written.bytes,
         sha256: written.sha256,
     })
@@ -63,7 +62,7 @@ pub fn pack_tree(
     encryption: Option<&Encryption>,
 ) -> Result<WrittenArchive> {
     refuse_output_inside(dir, output)?;
-    let sources = collect_sources(dir)?;
+    let mut files = collect_files(dir)?;
     let parent = match output.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -71,7 +70,7 @@ pub fn pack_tree(
     let fail = || format!("cannot write `{}`", output.display());
     atomic::remove_stale_temps(parent).with_context(fail)?;
     let mut temp = atomic::temp_in(parent).with_context(fail)?;
-    let written = write_archive_file(temp.as_file_mut(), &sources, label, scratch, encryption)
+    let written = write_archive_file(temp.as_file_mut(), &mut files, label, scratch, encryption)
         .with_context(fail)?;
     atomic::commit(temp, output).with_context(fail)?;
     Ok(written)
@@ -106,8 +105,8 @@ fn refuse_output_inside(dir: &Path, output: &Path) -> Result<()> {
 
 /// The regular files under `dir`, named relative to it. `.#*` branch copies are skipped (they
 /// are never persisted); symlinks and special files are refused, archives hold files only.
-fn collect_sources(dir: &Path) -> Result<Vec<SourceFile>> {
-    let mut sources = Vec::new();
+fn collect_files(dir: &Path) -> Result<FileTable> {
+    let mut files = FileTable::new(dir);
     for entry in WalkDir::new(dir).min_depth(1).follow_links(false) {
         let entry = entry.with_context(|| format!("cannot walk `{}`", dir.display()))?;
         let kind = entry.file_type();
@@ -131,10 +130,7 @@ fn collect_sources(dir: &Path) -> Result<Vec<SourceFile>> {
                 entry.path().display()
             )
         })?;
-        sources.push(SourceFile {
-            path,
-            abs: entry.path().to_path_buf(),
-        });
+        files.push_unread(&path, entry.path().to_path_buf())?;
     }
-    Ok(sources)
+    Ok(files)
 }

@@ -24,6 +24,7 @@ pub struct StatusReport {
     pub warnings: Vec<String>,
     /// Selection notes (a skipped or missing configured path): warnings shown with `-v`.
     pub notes: Vec<String>,
+    /// The detection behind it (its changes and notes moved into this report).
     pub detection: Detection,
 }
 
@@ -76,9 +77,9 @@ pub fn status(host: &Host) -> Result<StatusReport> {
         encrypted: layout.and_then(|layout| layout.label()),
         // No archive in the next-boot bank yet: none to name (JSON `null`).
         archive: archive.filter(|path| path.symlink_metadata().is_ok()),
-        changes: detection.changes.clone(),
+        changes: std::mem::take(&mut detection.changes),
         warnings,
-        notes: detection.selected.notes.clone(),
+        notes: std::mem::take(&mut detection.selected.notes),
         detection,
     })
 }

@@ -22,6 +22,7 @@ use super::verify::{verify_bank, Depth};
 use crate::archive::Level;
 use crate::bank::targets::{alt_role, AltRole};
 use crate::bank::{is_tie, next_boot, Bank, BankName, Banks};
+use crate::detect::Records;
 use crate::exit::Monitoring;
 use crate::host::Host;
 use crate::ops::status::status;
@@ -228,19 +229,14 @@ fn pending_changes(host: &Host, now: i64, out: &mut Vec<Finding>) -> Result<(usi
         }
     };
     let changes = &report.changes;
-    let mtimes: std::collections::HashMap<&str, i64> = report
-        .detection
-        .current
-        .iter()
-        .map(|r| (r.path, r.mtime))
-        .collect();
+    let current = report.detection.current();
     let mut old: Vec<(&str, i64)> = Vec::new();
-    for path in changes.added.iter().chain(&changes.modified) {
-        if let Some(&mtime) = mtimes.get(path.as_str()) {
-            old.push((path, mtime));
+    for path in changes.added.iter().chain(changes.modified.iter()) {
+        if let Some(at) = current.find(path) {
+            old.push((path, current.record(at).mtime));
         }
     }
-    for path in &changes.removed {
+    for path in changes.removed.iter() {
         old.push((path, removal_time(&host.root, path)));
     }
     old.retain(|(_, mtime)| now - mtime > PENDING_GRACE_SECS);
