@@ -263,7 +263,9 @@ impl Records for FileTable {
         self.len()
     }
 
-    /// File `i` as an archive records it (its digest must be known: zero bytes otherwise).
+    /// File `i` as an archive records it. Its digest is all zero bytes while unknown
+    /// ([`FileTable::sha256`] says which): detection leaves it unknown where the metadata
+    /// alone decides, the writer always records it.
     fn record(&self, i: usize) -> RecordRef<'_> {
         let row = &self.rows[i];
         RecordRef {

@@ -22,6 +22,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
+use table::PathOrder;
 
 use crate::archive::{self, CheckOnly, Limits};
 use crate::config::Selection;
@@ -59,7 +60,8 @@ impl Archived {
 /// The outcome of one detection.
 #[derive(Debug)]
 pub struct Detection {
-    /// The selected files, each with its current record (its digest known).
+    /// The selected files, each with its current record; its digest is known where it decides
+    /// the comparison (see [`hash_where_needed`]).
     pub selected: Selected,
     pub archived: Archived,
     pub changes: ChangeSet,
@@ -103,7 +105,7 @@ pub fn detect(
             read_archived(file, &meta, archive_path.unwrap_or(Path::new("")), limits)
         }
     };
-    hash_the_rest(&mut selected.files)?;
+    hash_where_needed(&mut selected.files, archived.records())?;
     let changes = compare(&selected.files, archived.records());
     if let (Some(file), Some(stamp)) = (cache_file, stamp) {
         let run = Run {
@@ -179,10 +181,21 @@ fn read_archived(file: File, meta: &Metadata, path: &Path, limits: &Limits) -> A
     }
 }
 
-/// Hashes every selected file whose digest the cache did not vouch for.
-fn hash_the_rest(files: &mut FileTable) -> Result<()> {
+/// Hashes the selected files whose content decides whether they changed: those the cache did
+/// not vouch for that have an archived record of the same path, size, mode, owner and mtime.
+/// Any other file is added or modified whatever it holds, so it is not read here (a first
+/// backup reads each file once, in the writer).
+fn hash_where_needed(files: &mut FileTable, archived: &RecordTable) -> Result<()> {
+    let order = PathOrder::of(archived);
+    let metadata = |r: &RecordRef| (r.size, r.mode, r.uid, r.gid, r.mtime);
     for i in files.indices() {
-        if files.sha256(i).is_none() {
+        if files.sha256(i).is_some() {
+            continue;
+        }
+        let Some(k) = order.find(archived, files.path(i)) else {
+            continue;
+        };
+        if metadata(&archived.get(order.at(k))) == metadata(&files.record(i)) {
             let digest = hash_digest(&files.location(i))?;
             files.set_sha256(i, digest);
         }

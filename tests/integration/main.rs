@@ -26,6 +26,7 @@ mod loader_model;
 mod loader_writes;
 mod operator;
 mod races;
+mod reads;
 mod release;
 mod restore;
 mod sweep;
