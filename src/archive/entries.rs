@@ -75,9 +75,9 @@ pub struct EntryMeta {
 }
 
 impl EntryMeta {
-    /// The record of a regular file with this header, `path` and content hash.
-    pub fn record(&self, path: String, sha256: String) -> super::FileRecord {
-        super::FileRecord {
+    /// The compact record of a regular file with this header, `path` and content digest.
+    pub fn record_ref<'a>(&self, path: &'a str, sha256: [u8; 32]) -> super::RecordRef<'a> {
+        super::RecordRef {
             path,
             sha256,
             size: self.size,

@@ -18,8 +18,8 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use serde::{Deserialize, Serialize};
 
 use super::names::MAX_PATH;
+use super::table::{AsFileRecords, Records as RecordSource};
 use super::FileRecord;
-use crate::detect::Records as RecordSource;
 
 /// Current manifest format version.
 pub const FORMAT: u32 = 1;
@@ -83,7 +83,7 @@ pub fn write_table_json(
     files: &impl RecordSource,
     remove: &[String],
 ) -> std::io::Result<()> {
-    write_json(out, FORMAT, host, build, TableRecords(files), remove)
+    write_json(out, FORMAT, host, build, AsFileRecords(files), remove)
 }
 
 /// The manifest's JSON, whatever holds its file records.
@@ -113,16 +113,6 @@ fn write_json(
     };
     serde_json::to_writer_pretty(&mut out, &shape)?;
     out.write_all(b"\n")
-}
-
-/// A table's records, serialized as the array of [`FileRecord`]s they stand for.
-struct TableRecords<'a, R>(&'a R);
-
-impl<R: RecordSource> Serialize for TableRecords<'_, R> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let table = self.0;
-        serializer.collect_seq((0..table.count()).map(|i| table.record(i).to_record()))
-    }
 }
 
 /// Parses a manifest from `reader`, calling `each` with every file record in order; a record

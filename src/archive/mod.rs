@@ -17,6 +17,7 @@ pub mod read;
 pub mod record;
 pub mod recover;
 pub mod streams;
+pub mod table;
 pub mod verify;
 pub mod writer;
 
@@ -27,6 +28,7 @@ pub use read::{
     ArchiveSummary, CheckOnly, EntryKind, InnerEntry, Visitor,
 };
 pub use record::FileRecord;
+pub use table::{RecordRef, RecordTable, Records};
 pub use verify::{verify_against, verify_archive, VerifyReport};
 pub use writer::{write_archive, write_archive_file, ArchiveLabel, SourceFile, WrittenArchive};
 

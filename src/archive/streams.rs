@@ -75,9 +75,14 @@ impl<R> HashingReader<R> {
         }
     }
 
+    /// The sha256 of everything read so far.
+    pub fn digest(self) -> [u8; 32] {
+        self.hasher.finalize().into()
+    }
+
     /// The lower-case hex sha256 of everything read so far.
     pub fn hex_digest(self) -> String {
-        super::writer::hex(&self.hasher.finalize())
+        super::writer::hex(&self.digest())
     }
 }
 

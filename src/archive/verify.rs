@@ -31,7 +31,7 @@ pub fn verify_against(path: &Path, limits: &Limits, rules: Option<&Selection>) -
     let (files, problems, encrypted) = match read_archive(path, limits, &mut CheckOnly) {
         Ok(summary) => {
             let mut problems = summary.problems;
-            let paths = summary.files.iter().map(|f| f.path.as_str());
+            let paths = summary.files.iter().map(|f| f.path);
             for member in rules.map(|r| r.outside(paths)).unwrap_or_default() {
                 problems.push(Problem::warning(format!(
                     "member `{member}` is outside the scanned and included paths (was the \

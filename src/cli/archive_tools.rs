@@ -11,8 +11,8 @@ use super::output::without_os_error;
 use super::Output;
 use crate::archive::streams::HashingReader;
 use crate::archive::{
-    read_archive, record::mode_string, verify_against, CheckOnly, EntryKind, FileRecord,
-    InnerEntry, Level, Visitor,
+    read_archive, record::mode_string, verify_against, CheckOnly, EntryKind, InnerEntry, Level,
+    RecordTable, Visitor,
 };
 use crate::exit::Exit;
 use crate::host::Host;
@@ -71,11 +71,11 @@ pub fn list(host: &Host, out: &Output, args: &ListArgs) -> Result<ExitCode> {
     Err(refused)
 }
 
-fn print_files(out: &Output, long: bool, files: &[FileRecord]) -> Result<()> {
+fn print_files(out: &Output, long: bool, files: &RecordTable) -> Result<()> {
     if out.json {
-        return out.json(&files);
+        return out.json(files);
     }
-    for file in files {
+    for file in files.iter() {
         if long {
             out.line(&format!(
                 "{} {:>5}/{:<5} {:>10} {} {}",
@@ -87,7 +87,7 @@ fn print_files(out: &Output, long: bool, files: &[FileRecord]) -> Result<()> {
                 file.path
             ));
         } else {
-            out.line(&file.path);
+            out.line(file.path);
         }
     }
     Ok(())
@@ -97,7 +97,7 @@ fn print_files(out: &Output, long: bool, files: &[FileRecord]) -> Result<()> {
 /// read before a fatal problem.
 #[derive(Default)]
 struct PartialList {
-    files: Vec<FileRecord>,
+    files: RecordTable,
 }
 
 impl Visitor for PartialList {
@@ -108,8 +108,8 @@ impl Visitor for PartialList {
         };
         let mut hashing = HashingReader::new(data);
         std::io::copy(&mut hashing, &mut std::io::sink())?;
-        let record = entry.meta.record(path.clone(), hashing.hex_digest());
-        self.files.push(record);
+        self.files
+            .push(&entry.meta.record_ref(path, hashing.digest()));
         Ok(())
     }
 }

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use super::cachefile;
 pub use super::cachefile::Header;
 use super::files::FileStat;
-use super::table::{RecordRef, RecordTable};
+use crate::archive::table::{RecordRef, RecordTable};
 
 /// Files whose mtime is this close to the run that cached them are re-hashed next time.
 pub const RACY_WINDOW_SECS: i64 = 2;

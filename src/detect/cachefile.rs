@@ -12,7 +12,7 @@
 use std::io::{self, BufReader, BufWriter, Read, Write};
 
 use super::cache::{stat_print, Cache, StatKey};
-use super::table::{RecordRef, RecordTable};
+use crate::archive::table::{RecordRef, RecordTable};
 
 const MAGIC: &[u8; 8] = b"STCACHE\x03";
 const SHA_HEX: usize = 64;

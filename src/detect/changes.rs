@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::paths::PathList;
-use super::table::{PathOrder, Records};
+use crate::archive::table::{PathOrder, Records};
 
 /// Paths added, modified (content, mode, uid, gid or mtime) and removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -64,7 +64,7 @@ pub fn compare(current: &impl Records, archived: &impl Records) -> ChangeSet {
 mod tests {
     use super::*;
     use crate::archive::FileRecord;
-    use crate::detect::table::RecordTable;
+    use crate::archive::RecordTable;
 
     fn record(path: &str, sha: u8, mode: u32) -> FileRecord {
         FileRecord {

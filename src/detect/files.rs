@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 use super::cache::StatKey;
-use super::table::{RecordRef, Records};
+use crate::archive::table::{RecordRef, Records};
 
 const NO_LOCATION: u32 = u32::MAX;
 

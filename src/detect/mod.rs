@@ -13,7 +13,6 @@ pub mod files;
 pub mod inroot;
 pub mod paths;
 pub mod select;
-pub mod table;
 
 use std::fs::{File, Metadata};
 use std::io::Read;
@@ -22,8 +21,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
-use table::PathOrder;
 
+pub use crate::archive::table::{PathOrder, RecordRef, RecordTable, Records};
 use crate::archive::{self, CheckOnly, Limits};
 use crate::config::Selection;
 pub use cache::{Cache, StatKey};
@@ -31,7 +30,6 @@ pub use changes::{compare, ChangeSet};
 pub use files::FileTable;
 pub use paths::PathList;
 pub use select::{select, Selected};
-pub use table::{RecordRef, RecordTable, Records};
 
 /// What the archive in a bank holds.
 #[derive(Debug, Clone)]
@@ -171,11 +169,8 @@ fn read_archived(file: File, meta: &Metadata, path: &Path, limits: &Limits) -> A
         Ok(summary) => summary,
         Err(err) => return Archived::Unreadable(format!("{err:#}")),
     };
-    let Some(records) = RecordTable::from_records(&summary.files) else {
-        return Archived::Unreadable("a record has no valid sha256".to_string());
-    };
     Archived::Present {
-        records,
+        records: summary.files,
         sha256: summary.sha256,
         bytes: summary.bytes,
     }

@@ -279,7 +279,7 @@ fn check_contents(
         );
     }
     let rules = host.selection()?;
-    let outside = rules.outside(summary.files.iter().map(|f| f.path.as_str()));
+    let outside = rules.outside(summary.files.iter().map(|f| f.path));
     if let Some(first) = outside.first() {
         problems.push(format!(
             "{} of its members are outside the scanned and included paths (first: `{first}`; \

@@ -80,7 +80,7 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
     };
     let placer = Placer::open_batched(&host.root)?;
     if !options.dry_run {
-        placer.clean_temps_beside(summary.files.iter().map(|f| f.path.as_str()))?;
+        placer.clean_temps_beside(summary.files.iter().map(|f| f.path))?;
     }
     let plan = plan::plan(&placer, summary)?;
     let mut report = RestoreReport {

@@ -93,7 +93,7 @@ pub fn plan(placer: &Placer, summary: ArchiveSummary) -> Result<Plan> {
         new_directories: Vec::new(),
         remove: Vec::new(),
     };
-    for record in summary.files {
+    for record in summary.files.iter().map(|r| r.to_record()) {
         let action = plan_file(placer, &record)?;
         plan.files.push(PlannedFile { record, action });
     }

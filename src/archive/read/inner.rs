@@ -63,10 +63,10 @@ impl ReadState<'_> {
         if let Err(err) = drained {
             return Err(tracked.classify(err));
         }
-        let sha256 = hashing.hex_digest();
-        let path = entry.path.clone().unwrap_or_default();
+        let sha256 = hashing.digest();
+        let path = entry.path.as_deref().unwrap_or_default();
         self.keep_name(path.len()).map_err(WalkError::Format)?;
-        self.files.push(meta.record(path, sha256));
+        self.files.push(&meta.record_ref(path, sha256));
         Ok(())
     }
 

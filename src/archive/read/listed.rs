@@ -2,7 +2,7 @@
 //! are checked as the manifest streams by (it normally follows `local.tgz`) and then dropped;
 //! only a manifest that comes first has its records kept until the files are known.
 
-use super::super::{FileRecord, Problem, INNER_NAME};
+use super::super::{writer::hex, FileRecord, Problem, INNER_NAME};
 use super::ReadState;
 
 /// Comparison state: the files sorted by path (indices), which of them the manifest listed,
@@ -35,7 +35,7 @@ impl ReadState<'_> {
         let found = self
             .listed
             .by_path
-            .binary_search_by(|&at| files[at as usize].path.as_str().cmp(&expected.path));
+            .binary_search_by(|&at| files.path(at as usize).cmp(&expected.path));
         let Ok(at) = found.map(|pos| self.listed.by_path[pos] as usize) else {
             self.problems.push(Problem::error(format!(
                 "`{}` is in the manifest but not in {INNER_NAME}",
@@ -50,13 +50,16 @@ impl ReadState<'_> {
             )));
             return;
         }
-        let record = &self.files[at];
-        let problem = if expected.sha256 != record.sha256 || expected.size != record.size {
+        let record = self.files.get(at);
+        let sha256 = hex(&record.sha256);
+        let problem = if expected.sha256 != sha256 || expected.size != record.size {
             Problem::error(format!(
                 "`{}`: content does not match the manifest (sha256 {} size {}, manifest says {} size {})",
-                record.path, record.sha256, record.size, expected.sha256, expected.size
+                record.path, sha256, record.size, expected.sha256, expected.size
             ))
-        } else if !expected.same_state(record) {
+        } else if (expected.mode, expected.uid, expected.gid, expected.mtime)
+            != (record.mode, record.uid, record.gid, record.mtime)
+        {
             Problem::error(format!(
                 "`{}`: mode, owner or mtime does not match the manifest",
                 record.path
@@ -70,7 +73,7 @@ impl ReadState<'_> {
     fn index_files(&mut self) {
         let files = &self.files;
         let mut by_path: Vec<u32> = (0..files.len() as u32).collect();
-        by_path.sort_unstable_by(|&a, &b| files[a as usize].path.cmp(&files[b as usize].path));
+        by_path.sort_unstable_by(|&a, &b| files.path(a as usize).cmp(files.path(b as usize)));
         self.listed.by_path = by_path;
         self.listed.listed = vec![false; files.len()];
     }
@@ -89,7 +92,7 @@ impl ReadState<'_> {
         }
         for at in 0..self.files.len() {
             if !self.listed.listed[at] {
-                let path = &self.files[at].path;
+                let path = self.files.path(at);
                 let message = format!("`{path}` is in {INNER_NAME} but not in the manifest");
                 self.problems.push(Problem::error(message));
             }

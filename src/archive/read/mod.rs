@@ -14,16 +14,16 @@
 //!
 //! # Memory
 //! What a read keeps is bounded by the limits, never by what the archive holds. At the default
-//! limits (100,000 entries, 64 KiB headers, 1 GiB) a read peaks under 31 MiB and every command
-//! under 64 MiB; `status` of 100,000 accepted entries, with detection's compact tables, peaks at
-//! about 34 MiB (measured: tests/integration/untrusted.rs, README "Untrusted archives at any
-//! size"):
+//! limits (100,000 entries, 64 KiB headers, 1 GiB) every command stays under 64 MiB
+//! (tests/integration/untrusted.rs); `verify` of 100,000 ordinary files peaks at 17 MiB and a
+//! `status` that must read such an archive at 31 MiB (README "Performance"):
 //! - one entry's header at a time: a name or PAX record of at most 64 KiB (`max_header`);
 //! - names over 4096 bytes or with a component over 255 are errors ([`super::names`]) and are
 //!   never kept; a message shows at most 200 bytes of a name;
 //! - the names kept (safe files and directories, for the consumers) are capped at
 //!   [`MAX_KEPT_NAME_BYTES`] together (8 MiB: 100,000 names of 80 bytes; ESXi's average 40);
-//!   with their records, under 20 MiB at 100,000 entries;
+//!   the records are a [`RecordTable`] (64 bytes a file besides its name): under 15 MiB at
+//!   100,000 entries;
 //! - duplicate, file-versus-directory and case checks keep a 64-bit hash per entry and per
 //!   implied directory, at most 4 directories per allowed entry ([`index`]: about 7 MiB at the
 //!   caps), never the names;
@@ -43,7 +43,7 @@ use super::envelope::Encryption;
 use super::manifest::ManifestLabels;
 use super::names::display_name;
 use super::streams::{Budget, OVER_BUDGET};
-use super::{FileRecord, Level, Limits, Problem};
+use super::{Level, Limits, Problem, RecordTable};
 use crate::error::Error;
 
 pub use super::entries::EntryKind;
@@ -99,7 +99,7 @@ impl Visitor for CheckOnly {
 pub struct ArchiveSummary {
     pub archive: PathBuf,
     /// Safe regular files with the sha256 of their actual content, in archive order.
-    pub files: Vec<FileRecord>,
+    pub files: RecordTable,
     /// Safe directory entries.
     pub directories: Vec<String>,
     /// The manifest's host and build (its records were checked against `files`).
@@ -239,7 +239,7 @@ pub fn read_archive_stream<R: Read>(
         limits: *limits,
         budget: Budget::new(limits.max_expanded),
         visitor,
-        files: Vec::new(),
+        files: RecordTable::default(),
         directories: Vec::new(),
         index: index::NameIndex::new(limits.max_entries),
         kept_name_bytes: 0,
@@ -294,7 +294,7 @@ struct ReadState<'v> {
     limits: Limits,
     budget: Budget,
     visitor: &'v mut dyn Visitor,
-    files: Vec<FileRecord>,
+    files: RecordTable,
     directories: Vec<String>,
     index: index::NameIndex,
     /// Name bytes in `files`, `directories` and early manifest records.

@@ -1,12 +1,15 @@
-//! `RecordTable`: many [`FileRecord`]s in compact form, for detection at 100,000 files.
+//! `RecordTable`: many [`FileRecord`]s in compact form, for readers and detection at 100,000
+//! files.
 //!
-//! A `FileRecord` costs about 210 bytes on the heap (two `String`s, one of them 64 hex digits
-//! of sha256). Detection holds two lists of them (the host's current records and the archive's)
-//! plus the stat cache's, so at scale the records were most of the memory. A table keeps one
+//! A `FileRecord` costs about 130 bytes on the heap (two `String`s, one of them 64 hex digits
+//! of sha256). Every archive read keeps one per file, and detection holds the archive's beside
+//! the host's, so at scale the records were most of the memory. A table keeps one
 //! fixed-size row per file (the raw 32-byte digest, size, mode, owner, mtime: 64 bytes) and
 //! every name in one arena string: tens of bytes per file plus the name, and no allocation per
 //! record. Rows keep the order they were pushed in (the selection's and the archive's, both
 //! usually sorted by path).
+
+use serde::{Serialize, Serializer};
 
 use crate::archive::{writer::hex, FileRecord};
 
@@ -178,6 +181,22 @@ impl Records for RecordTable {
 
     fn record(&self, i: usize) -> RecordRef<'_> {
         self.get(i)
+    }
+}
+
+/// Records serialized as the JSON array of [`FileRecord`]s they stand for (one made at a time).
+pub struct AsFileRecords<'a, R>(pub &'a R);
+
+impl<R: Records> Serialize for AsFileRecords<'_, R> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let table = self.0;
+        serializer.collect_seq((0..table.count()).map(|i| table.record(i).to_record()))
+    }
+}
+
+impl Serialize for RecordTable {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        AsFileRecords(self).serialize(serializer)
     }
 }
 
