@@ -230,6 +230,19 @@ fn verify_names_a_missing_module_a_truncated_kernel_and_a_corrupt_archive() {
 }
 
 #[test]
+fn a_module_named_by_kernel_and_modules_is_reported_once() {
+    let env = healthy();
+    let cfg = env.bank("bootbank").join("boot.cfg");
+    let text = fs::read_to_string(&cfg).unwrap();
+    let text = text.replace("modules=/jumpstrt.gz", "modules=/b.b00 --- /jumpstrt.gz");
+    fs::write(&cfg, text).unwrap();
+    fs::remove_file(env.bank("bootbank").join("b.b00")).unwrap();
+    let run = env.run(&["bank", "verify", "bootbank"]).code(1);
+    let kernel_lines = run.stdout.lines().filter(|l| l.contains("b.b00")).count();
+    assert_eq!(kernel_lines, 1, "{}", run.stdout);
+}
+
+#[test]
 fn verify_refuses_module_names_that_leave_the_bank() {
     let env = healthy();
     let cfg = env.bank("altbootbank").join("boot.cfg");

@@ -113,7 +113,9 @@ fn check_modules(
     if names.is_empty() {
         problems.push(Problem::error("boot.cfg names no kernel and no modules"));
     }
-    for name in names {
+    // A module named twice (`kernel=` and again in `modules=`) is checked, and reported, once.
+    let mut seen = std::collections::HashSet::new();
+    for name in names.iter().filter(|name| seen.insert(name.as_str())) {
         let path = match resolve(&bank.path, prefix, name) {
             Ok(path) => path,
             Err(reason) => {
