@@ -92,9 +92,9 @@ impl StagedRestore<'_> {
         self.placer.flush()?;
         self.committed = true;
         for (done, (rel, temp)) in self.staged().enumerate() {
-            if let Err(err) = self.placer.commit_temp(rel, temp) {
+            if let Err(err) = self.placer.commit(rel, temp) {
                 for (left, temp) in self.staged().skip(done) {
-                    self.placer.discard_temp(left, temp);
+                    self.placer.discard(left, temp);
                 }
                 return Err(stopped(err, undo));
             }
@@ -133,7 +133,7 @@ impl Drop for StagedRestore<'_> {
     fn drop(&mut self) {
         if !self.committed {
             for (rel, temp) in self.staged() {
-                self.placer.discard_temp(rel, temp);
+                self.placer.discard(rel, temp);
             }
             self.placer.remove_created_dirs();
         }
@@ -170,7 +170,7 @@ impl Visitor for PlaceVisitor<'_, '_> {
             gid: entry.meta.gid,
             mtime: entry.meta.mtime,
         };
-        let temp = self.placer.stage_temp(path, data, &meta)?;
+        let temp = self.placer.stage(path, data, &meta)?;
         self.staged.temps.push(temp);
         Ok(())
     }

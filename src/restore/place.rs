@@ -66,13 +66,6 @@ pub struct Placer {
     dirs: DirCache,
 }
 
-/// A file written and fsynced beside its destination, not yet renamed into place.
-#[derive(Debug)]
-pub struct Staged {
-    rel: String,
-    temp: TempId,
-}
-
 impl Placer {
     /// Opens `root`, which must be an existing directory; each file is durable once placed.
     pub fn open(root: &Path) -> Result<Placer> {
@@ -167,24 +160,15 @@ impl Placer {
 
     /// Writes `data` to `rel` atomically with `meta`, creating missing parents 0755.
     pub fn place(&self, rel: &str, data: &mut dyn Read, meta: &FileMeta) -> Result<()> {
-        let staged = self.stage(rel, data, meta)?;
-        self.commit(&staged).inspect_err(|_| self.discard(&staged))
+        let temp = self.stage(rel, data, meta)?;
+        self.commit(rel, temp)
+            .inspect_err(|_| self.discard(rel, temp))
     }
 
     /// Writes `data` with `meta` to a temp file beside `rel` (fsynced unless batched; creating
     /// missing parents 0755) without touching `rel` itself: [`Placer::commit`] renames it into
     /// place, [`Placer::discard`] removes it.
-    pub fn stage(&self, rel: &str, data: &mut dyn Read, meta: &FileMeta) -> Result<Staged> {
-        let temp = self.stage_temp(rel, data, meta)?;
-        Ok(Staged {
-            rel: rel.to_string(),
-            temp,
-        })
-    }
-
-    /// As [`Placer::stage`], giving back only the temp file (the caller keeps `rel`):
-    /// [`Placer::commit_temp`] renames it into place, [`Placer::discard_temp`] removes it.
-    pub fn stage_temp(&self, rel: &str, data: &mut dyn Read, meta: &FileMeta) -> Result<TempId> {
+    pub fn stage(&self, rel: &str, data: &mut dyn Read, meta: &FileMeta) -> Result<TempId> {
         let (parents, _) = split(rel)?;
         let target = self.root.join(rel);
         let dir = self
@@ -201,14 +185,9 @@ impl Placer {
         Ok(temp_id)
     }
 
-    /// Renames a staged file over its destination and fsyncs the directory (with batching:
-    /// leaves that to [`Placer::flush`]).
-    pub fn commit(&self, staged: &Staged) -> Result<()> {
-        self.commit_temp(&staged.rel, staged.temp)
-    }
-
-    /// Renames the temp file `temp` staged for `rel` over `rel`, as [`Placer::commit`].
-    pub fn commit_temp(&self, rel: &str, temp: TempId) -> Result<()> {
+    /// Renames the temp file `temp` staged for `rel` over it and fsyncs the directory (with
+    /// batching: leaves that to [`Placer::flush`]).
+    pub fn commit(&self, rel: &str, temp: TempId) -> Result<()> {
         let (parents, name) = split(rel)?;
         let target = self.root.join(rel);
         let dir = self
@@ -220,13 +199,8 @@ impl Placer {
             .with_context(|| format!("cannot write `{}`", target.display()))
     }
 
-    /// Removes a staged file's temp file (best effort: it is only a temp file).
-    pub fn discard(&self, staged: &Staged) {
-        self.discard_temp(&staged.rel, staged.temp);
-    }
-
-    /// Removes the temp file `temp` staged for `rel` (best effort), as [`Placer::discard`].
-    pub fn discard_temp(&self, rel: &str, temp: TempId) {
+    /// Removes the temp file `temp` staged for `rel` (best effort: it is only a temp file).
+    pub fn discard(&self, rel: &str, temp: TempId) {
         let (parents, _) = split(rel).unwrap_or_default();
         if let Ok(Some(dir)) = self.walk(&parents, false) {
             let _ = rfs::unlinkat(&dir, temp.name().as_str(), rfs::AtFlags::empty());
