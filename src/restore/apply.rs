@@ -230,12 +230,18 @@ mod tests {
         found
     }
 
-    #[test]
-    fn staged_files_take_their_places_in_plan_order_and_a_second_plan_is_a_noop() {
+    /// A work directory for archives, and a root holding `etc/b`.
+    fn scene() -> (tempfile::TempDir, tempfile::TempDir) {
         let work = tempfile::tempdir().unwrap();
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join("etc")).unwrap();
         std::fs::write(root.path().join("etc/b"), "old").unwrap();
+        (work, root)
+    }
+
+    #[test]
+    fn staged_files_take_their_places_in_plan_order_and_a_second_plan_is_a_noop() {
+        let (work, root) = scene();
         let files = [("etc/a", "A"), ("etc/b", "B"), ("etc/d/c", "C")];
         let archive = archive_of(work.path(), "state.tgz", &files);
         let placer = Placer::open_batched(root.path()).unwrap();
@@ -266,10 +272,7 @@ mod tests {
 
     #[test]
     fn a_second_read_of_another_archive_stages_nothing_and_leaves_the_root_as_it_was() {
-        let work = tempfile::tempdir().unwrap();
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir(root.path().join("etc")).unwrap();
-        std::fs::write(root.path().join("etc/b"), "old").unwrap();
+        let (work, root) = scene();
         let planned = archive_of(
             work.path(),
             "planned.tgz",
