@@ -11,6 +11,7 @@ use super::Output;
 use crate::exit::Exit;
 use crate::host::Host;
 use crate::ops::restore::{restore, shown, RestoreOptions, RestoreReport};
+use crate::restore::Action;
 use crate::syslog::{self, Severity};
 
 /// Write an archive's files into the root (a new or rebuilt host), with an undo archive
@@ -79,9 +80,9 @@ pub fn run(host: &Host, out: &Output, args: &RestoreArgs) -> Result<ExitCode> {
     out.line(&format!(
         "{verb} {}: {} created, {} overwritten, {} unchanged",
         shown(&report.archive).display(),
-        report.create.len(),
-        report.overwrite.len(),
-        report.unchanged.len()
+        report.count(Action::Create),
+        report.count(Action::Overwrite),
+        report.count(Action::Unchanged)
     ));
     if !report.remove.is_empty() {
         out.line(&format!(
@@ -90,11 +91,12 @@ pub fn run(host: &Host, out: &Output, args: &RestoreArgs) -> Result<ExitCode> {
         ));
     }
     if report.dry_run || out.verbose > 0 {
+        let removed = report.remove.iter().map(String::as_str).collect();
         for (label, paths) in [
-            ("create", &report.create),
-            ("overwrite", &report.overwrite),
-            ("unchanged", &report.unchanged),
-            ("remove", &report.remove),
+            ("create", report.paths(Action::Create)),
+            ("overwrite", report.paths(Action::Overwrite)),
+            ("unchanged", report.paths(Action::Unchanged)),
+            ("remove", removed),
         ] {
             for path in paths {
                 out.line_or_detail(report.dry_run, &format!("  {label:<9} {path}"));
@@ -122,9 +124,9 @@ fn log_restored(report: &RestoreReport) {
         &format!(
             "restored {} ({} created, {} overwritten, {} unchanged{undo})",
             shown(&report.archive).display(),
-            report.create.len(),
-            report.overwrite.len(),
-            report.unchanged.len()
+            report.count(Action::Create),
+            report.count(Action::Overwrite),
+            report.count(Action::Unchanged)
         ),
     );
 }

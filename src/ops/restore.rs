@@ -9,15 +9,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
+use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 use crate::archive::{open_private_copy, read_archive_from, ArchiveLabel, ArchiveSummary};
 use crate::bank::{lock_banks, next_boot, read_banks, Bank, BankLock};
 use crate::host::Host;
 use crate::ops::archive_path::archive_or_default;
 use crate::ops::install::{esx_conf_uuid, IdentityFiles};
+use crate::restore::plan::{self, PlannedFiles};
 use crate::restore::undo::{check_undo_free, save_undo};
-use crate::restore::{apply::stage, plan, Action, Placer};
+use crate::restore::{apply::stage, Action, Placer};
 use crate::root_lock::{lock_root, RootAccess};
 
 #[derive(Debug, Clone, Default)]
@@ -30,29 +31,56 @@ pub struct RestoreOptions {
     pub wait: Duration,
 }
 
-/// The outcome of `restore`; the `--dry-run` JSON is exactly the three lists (docs/reference.md).
-#[derive(Debug, Clone, Serialize)]
+/// The outcome of `restore`; the `--dry-run` JSON is exactly the three lists (docs/reference.md):
+/// `create`, `overwrite`, `unchanged`, each sorted, then `remove` and `undo` when there are any.
+#[derive(Debug, Clone)]
 pub struct RestoreReport {
-    #[serde(skip)]
     pub archive: PathBuf,
-    #[serde(skip)]
     pub dry_run: bool,
-    pub create: Vec<String>,
-    pub overwrite: Vec<String>,
-    pub unchanged: Vec<String>,
+    /// Every file of the archive and what the restore did (or would do) with it: the plan
+    /// itself, not copies of its paths (100,000 of them are megabytes).
+    pub files: PlannedFiles,
     /// Files removed (restoring an undo archive of a restore that created them).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub remove: Vec<String>,
     /// The undo archive written, if any file was overwritten (absent from the dry-run JSON).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub undo: Option<PathBuf>,
-    #[serde(skip)]
     pub warnings: Vec<String>,
+}
+
+impl RestoreReport {
+    /// How many files have `action`.
+    pub fn count(&self, action: Action) -> usize {
+        self.files.count(action)
+    }
+
+    /// The paths with `action`, sorted.
+    pub fn paths(&self, action: Action) -> Vec<&str> {
+        self.files.sorted(action)
+    }
+}
+
+impl Serialize for RestoreReport {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_struct("RestoreReport", 5)?;
+        out.serialize_field("create", &self.paths(Action::Create))?;
+        out.serialize_field("overwrite", &self.paths(Action::Overwrite))?;
+        out.serialize_field("unchanged", &self.paths(Action::Unchanged))?;
+        match self.remove.is_empty() {
+            true => out.skip_field("remove")?,
+            false => out.serialize_field("remove", &self.remove)?,
+        }
+        match &self.undo {
+            Some(undo) => out.serialize_field("undo", undo)?,
+            None => out.skip_field("undo")?,
+        }
+        out.end()
+    }
 }
 
 /// Restores the archive into `host.root` as `options` say.
 pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
     host.check_root()?;
+    crate::restore::keep_big_buffers_mapped();
     let archive = archive_or_default(host, options.archive.as_ref())?;
     let file = open_private_copy(&archive)?;
     let reread = file
@@ -83,18 +111,16 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
         placer.clean_temps_beside(summary.files.iter().map(|f| f.path))?;
     }
     let plan = plan::plan(&placer, summary)?;
-    let mut report = RestoreReport {
+    let report = |plan: plan::Plan, undo: Option<PathBuf>| RestoreReport {
         archive: archive.clone(),
         dry_run: options.dry_run,
-        create: plan.paths(Action::Create),
-        overwrite: plan.paths(Action::Overwrite),
-        unchanged: plan.paths(Action::Unchanged),
-        remove: plan.remove.clone(),
-        undo: None,
+        files: plan.files,
+        remove: plan.remove,
+        undo,
         warnings,
     };
     if options.dry_run || plan.is_noop() {
-        return Ok(report);
+        return Ok(report(plan, None));
     }
     check_undo_free(options.undo.as_deref())?;
     let label = ArchiveLabel {
@@ -104,7 +130,7 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
     let staged = stage(&placer, &plan, reread, &archive, &host.limits)
         .context("restore aborted; nothing under the root was changed")?;
     let run_dir = host.run_dir()?;
-    report.undo = save_undo(
+    let undo = save_undo(
         &placer,
         &plan,
         options.undo.as_deref(),
@@ -114,8 +140,8 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
     )
     .context("restore aborted; nothing under the root was changed")?
     .map(|undo| shown(&undo));
-    staged.commit(&plan.remove, report.undo.as_deref())?;
-    Ok(report)
+    staged.commit(&plan.remove, undo.as_deref())?;
+    Ok(report(plan, undo))
 }
 
 fn lock_next(host: &Host, bank: &Bank, wait: Duration) -> Result<Vec<BankLock>> {

@@ -7,29 +7,35 @@
 //! A crash at any instant leaves each file old or new.
 //!
 //! The plan was made from a first complete read. Between the two reads the archive could
-//! change under us (it is the same open file, but someone could write into it), so every
-//! staged file is hashed while it streams into its temp file, and a sha256 or size different
-//! from the plan fails the stage. A stage that fails for any reason (that, a full filesystem,
-//! an I/O error) removes its temp files and the directories it created: the root is left
-//! exactly as it was. Renames need no space, so once staged, a restore completes.
+//! change under us (it is a private copy, but the same open file), so the second read must
+//! show every planned file at its place in archive order, and at its end the archive's sha256
+//! must be the one planned from (every byte of every entry, names, metadata and content, is
+//! the same as planned), or the stage fails. A stage that fails for any reason (that, a full
+//! filesystem, an I/O error) removes its temp files and the directories it created: the root
+//! is left exactly as it was. Renames need no space, so once staged, a restore completes.
+//!
+//! # Memory
+//! Nothing per file is kept beyond the plan's path and action: the files staged are the plan's
+//! changed files, in its order, and their temp files are numbered in that order ([`TempSeq`]).
 
-use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Seek};
+use std::io::{Read, Seek};
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
+use anyhow::{Context, Result};
 
-use super::place::{Placer, Staged};
-use super::plan::{meta_of, Action, Plan};
-use crate::archive::{read_archive_from, writer::hex, EntryKind, InnerEntry, Limits, Visitor};
+use super::place::{FileMeta, Placer};
+use super::plan::{Action, Plan, PlannedFiles};
+use super::temps::{TempId, TempSeq};
+use crate::archive::{read_archive_from, EntryKind, InnerEntry, Limits, Visitor};
 
 /// Every changed file of a plan, written beside its destination and not yet in place. Dropped
 /// without [`StagedRestore::commit`], it removes its temp files and new directories.
 pub struct StagedRestore<'a> {
     placer: &'a Placer,
-    files: Vec<Staged>,
+    files: &'a PlannedFiles,
+    /// The temp file of each staged file: the plan's files that are not unchanged, in order.
+    temps: TempSeq,
     committed: bool,
 }
 
@@ -38,22 +44,19 @@ pub struct StagedRestore<'a> {
 /// under the root changed.
 pub fn stage<'a>(
     placer: &'a Placer,
-    plan: &Plan,
+    plan: &'a Plan,
     mut archive: File,
     path: &Path,
     limits: &Limits,
 ) -> Result<StagedRestore<'a>> {
     let mut visitor = PlaceVisitor {
         placer,
-        pending: plan
-            .files
-            .iter()
-            .filter(|f| f.action != Action::Unchanged)
-            .map(|f| (f.record.path.as_str(), f))
-            .collect(),
+        next: 0,
+        archive: path,
         staged: StagedRestore {
             placer,
-            files: Vec::new(),
+            files: &plan.files,
+            temps: TempSeq::default(),
             committed: false,
         },
     };
@@ -65,15 +68,19 @@ pub fn stage<'a>(
         .with_context(|| format!("cannot rewind archive `{}`", path.display()))?;
     let summary = read_archive_from(archive, path, limits, &mut visitor)?;
     summary.ensure_safe()?;
-    if let Some(missing) = visitor.pending.keys().next() {
-        bail!(
-            "archive `{}` changed during the restore: `{missing}` was not found again; \
-             run the restore again",
-            path.display()
-        );
+    if visitor.next != plan.files.len() || summary.sha256 != plan.archive_sha256 {
+        return Err(changed_archive(path));
     }
+    drop(summary);
     placer.flush()?;
     Ok(visitor.staged)
+}
+
+fn changed_archive(path: &Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "archive `{}` changed during the restore; run the restore again",
+        path.display()
+    )
 }
 
 impl StagedRestore<'_> {
@@ -84,11 +91,10 @@ impl StagedRestore<'_> {
     pub fn commit(mut self, remove: &[String], undo: Option<&Path>) -> Result<usize> {
         self.placer.flush()?;
         self.committed = true;
-        let files = std::mem::take(&mut self.files);
-        for (done, staged) in files.iter().enumerate() {
-            if let Err(err) = self.placer.commit(staged) {
-                for left in &files[done..] {
-                    self.placer.discard(left);
+        for (done, (rel, temp)) in self.staged().enumerate() {
+            if let Err(err) = self.placer.commit(rel, temp) {
+                for (left, temp) in self.staged().skip(done) {
+                    self.placer.discard(left, temp);
                 }
                 return Err(stopped(err, undo));
             }
@@ -101,7 +107,13 @@ impl StagedRestore<'_> {
         self.placer
             .flush()
             .context("the restored files may not survive a power loss; run the restore again")?;
-        Ok(files.len())
+        Ok(self.temps.len())
+    }
+
+    /// Each staged file's path and temp file, in plan order.
+    fn staged(&self) -> impl Iterator<Item = (&str, TempId)> + '_ {
+        let changed = self.files.iter().filter(|(_, a)| *a != Action::Unchanged);
+        changed.map(|(rel, _)| rel).zip(self.temps.iter())
     }
 }
 
@@ -120,8 +132,8 @@ fn stopped(err: anyhow::Error, undo: Option<&Path>) -> anyhow::Error {
 impl Drop for StagedRestore<'_> {
     fn drop(&mut self) {
         if !self.committed {
-            for staged in &self.files {
-                self.placer.discard(staged);
+            for (rel, temp) in self.staged() {
+                self.placer.discard(rel, temp);
             }
             self.placer.remove_created_dirs();
         }
@@ -130,7 +142,9 @@ impl Drop for StagedRestore<'_> {
 
 struct PlaceVisitor<'a, 'p> {
     placer: &'a Placer,
-    pending: HashMap<&'p str, &'p super::plan::PlannedFile>,
+    /// The plan index of the next file the archive should show.
+    next: usize,
+    archive: &'p Path,
     staged: StagedRestore<'a>,
 }
 
@@ -139,61 +153,150 @@ impl Visitor for PlaceVisitor<'_, '_> {
         let (Ok(path), EntryKind::File) = (&entry.path, entry.meta.kind) else {
             return Ok(());
         };
-        let Some(planned) = self.pending.remove(path.as_str()) else {
-            return Ok(());
-        };
-        let record = &planned.record;
-        let meta = meta_of(record);
-        if entry.meta.mode != meta.mode
-            || entry.meta.uid != meta.uid
-            || entry.meta.gid != meta.gid
-            || entry.meta.mtime != meta.mtime
-        {
-            bail!("`{path}` changed in the archive since the plan was made; run the restore again");
+        let files = self.staged.files;
+        let index = self.next;
+        if index >= files.len() || files.path(index) != path {
+            return Err(changed_archive(self.archive));
         }
-        let mut checked = Checked {
-            inner: data,
-            hasher: Sha256::new(),
-            left: record.size,
-            expected: &record.sha256,
-            done: false,
+        self.next += 1;
+        if files.action(index) == Action::Unchanged {
+            return Ok(());
+        }
+        // The entry's own metadata: the sha256 of the whole archive, checked at its end,
+        // proves it is the one planned.
+        let meta = FileMeta {
+            mode: entry.meta.mode,
+            uid: entry.meta.uid,
+            gid: entry.meta.gid,
+            mtime: entry.meta.mtime,
         };
-        let staged = self.placer.stage(path, &mut checked, &meta)?;
-        self.staged.files.push(staged);
+        let temp = self.placer.stage(path, data, &meta)?;
+        self.staged.temps.push(temp);
         Ok(())
     }
 }
 
-/// Passes content through, and fails at its end when it is not exactly what the plan holds.
-struct Checked<'a> {
-    inner: &'a mut dyn Read,
-    hasher: Sha256,
-    left: u64,
-    expected: &'a str,
-    done: bool,
-}
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
 
-impl Read for Checked<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.done {
-            return Ok(0);
-        }
-        let got = self.inner.read(buf)?;
-        if got == 0 {
-            self.done = true;
-            let digest = hex(&std::mem::take(&mut self.hasher).finalize());
-            if self.left != 0 || digest != self.expected {
-                return Err(io::Error::other(
-                    "content differs from the planned restore (the archive changed); \
-                     run the restore again",
-                ));
+    use super::*;
+    use crate::archive::{read_archive, write_archive, ArchiveLabel, CheckOnly, SourceFile};
+    use crate::restore::plan;
+
+    /// A `state.tgz` in `dir` of the files `(path, content)`, named `name`.
+    fn archive_of(dir: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let sources: Vec<SourceFile> = files
+            .iter()
+            .map(|(path, content)| {
+                let abs = dir.join(name).with_extension("src").join(path);
+                std::fs::create_dir_all(abs.parent().unwrap()).unwrap();
+                std::fs::write(&abs, content).unwrap();
+                SourceFile {
+                    path: path.to_string(),
+                    abs,
+                }
+            })
+            .collect();
+        let out = dir.join(name);
+        let label = ArchiveLabel {
+            host: "h".into(),
+            build: String::new(),
+        };
+        write_archive(File::create(&out).unwrap(), &sources, &label, dir).unwrap();
+        out
+    }
+
+    fn plan_of(placer: &Placer, archive: &Path) -> Plan {
+        let summary = read_archive(archive, &Limits::default(), &mut CheckOnly).unwrap();
+        summary.ensure_safe().unwrap();
+        plan::plan(placer, summary).unwrap()
+    }
+
+    /// Every entry under `root`, relative, sorted.
+    fn tree(root: &Path) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut dirs = vec![root.to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                found.push(path.strip_prefix(root).unwrap().display().to_string());
+                if path.is_dir() {
+                    dirs.push(path);
+                }
             }
-            return Ok(0);
         }
-        self.hasher.update(&buf[..got]);
-        self.left = self.left.checked_sub(got as u64).ok_or_else(|| {
-            io::Error::other("content is longer than planned (the archive changed)")
-        })?;
-        Ok(got)
+        found.sort();
+        found
+    }
+
+    /// A work directory for archives, and a root holding `etc/b`.
+    fn scene() -> (tempfile::TempDir, tempfile::TempDir) {
+        let work = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        std::fs::write(root.path().join("etc/b"), "old").unwrap();
+        (work, root)
+    }
+
+    #[test]
+    fn staged_files_take_their_places_in_plan_order_and_a_second_plan_is_a_noop() {
+        let (work, root) = scene();
+        let files = [("etc/a", "A"), ("etc/b", "B"), ("etc/d/c", "C")];
+        let archive = archive_of(work.path(), "state.tgz", &files);
+        let placer = Placer::open_batched(root.path()).unwrap();
+        let plan = plan_of(&placer, &archive);
+        assert_eq!(plan.files.count(Action::Create), 2);
+        assert_eq!(plan.files.sorted(Action::Overwrite), ["etc/b"]);
+        let staged = stage(
+            &placer,
+            &plan,
+            File::open(&archive).unwrap(),
+            &archive,
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(staged.commit(&[], None).unwrap(), 3);
+        for (path, content) in files {
+            assert_eq!(
+                std::fs::read_to_string(root.path().join(path)).unwrap(),
+                content
+            );
+        }
+        assert_eq!(
+            tree(root.path()),
+            ["etc", "etc/a", "etc/b", "etc/d", "etc/d/c"]
+        );
+        assert!(plan_of(&placer, &archive).is_noop());
+    }
+
+    #[test]
+    fn a_second_read_of_another_archive_stages_nothing_and_leaves_the_root_as_it_was() {
+        let (work, root) = scene();
+        let planned = archive_of(
+            work.path(),
+            "planned.tgz",
+            &[("etc/a", "A"), ("etc/n/b", "B")],
+        );
+        let same_names = archive_of(
+            work.path(),
+            "other.tgz",
+            &[("etc/a", "X"), ("etc/n/b", "B")],
+        );
+        let fewer = archive_of(work.path(), "fewer.tgz", &[("etc/a", "A")]);
+        let placer = Placer::open_batched(root.path()).unwrap();
+        let plan = plan_of(&placer, &planned);
+        let before = tree(root.path());
+        for other in [same_names, fewer] {
+            let file = File::open(&other).unwrap();
+            let err = stage(&placer, &plan, file, &other, &Limits::default())
+                .err()
+                .expect("another archive must not stage");
+            assert!(
+                format!("{err:#}").contains("changed during the restore"),
+                "{err:#}"
+            );
+            assert_eq!(tree(root.path()), before);
+        }
     }
 }

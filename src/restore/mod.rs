@@ -30,8 +30,9 @@
 //! - *Atomic and exact.* Each file goes to a 0600 temp file in its directory, gets its numeric
 //!   owner, all 12 mode bits (the sticky bit survives, so the next backup keeps persisting the
 //!   file) and mtime through the descriptor; all of them are flushed to disk together (one
-//!   `syncfs` per filesystem, [`crate::durable`]) before the first is renamed. Its content is
-//!   hashed on the way and must match the plan, or the temp file is removed instead of renamed. Every
+//!   `syncfs` per filesystem, [`crate::durable`]) before the first is renamed. The second read
+//!   must show the planned files in the planned order and hash to the archive's planned
+//!   sha256, or every temp file is removed instead of renamed. Every
 //!   file is staged this way before the first rename ([`apply`]), so a restore that fails
 //!   while writing (full filesystem, I/O error, changed archive) leaves the root unchanged.
 //! - *Nothing is lost.* The files that will be overwritten are first saved into an undo
@@ -51,3 +52,17 @@ pub mod walk;
 
 pub use place::{Existing, FileMeta, Placer};
 pub use plan::{Action, Plan};
+pub use temps::TempId;
+
+/// Keeps glibc's mmap threshold at its default (128 KiB) for the rest of the run. glibc raises
+/// it each time a mapped buffer is freed, so after the first read of a two-read writer freed
+/// its 100,000 records, the second read's growing record list would be reallocated inside the
+/// heap, leaving holes of megabytes resident; mapped, each growth is one `mremap`. (musl maps
+/// big buffers at a fixed threshold already.)
+pub fn keep_big_buffers_mapped() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes an allocator setting (under its own lock); no pointer.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+    }
+}

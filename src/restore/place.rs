@@ -29,7 +29,7 @@ use rustix::fs::{self as rfs, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 
 use super::dircache::DirCache;
-use super::temps::{self, create_temp};
+use super::temps::{self, create_temp, TempId};
 use super::walk::{Walk, DIR_FLAGS};
 
 /// Metadata a placed file gets.
@@ -64,13 +64,6 @@ pub struct Placer {
     cleaned: RefCell<HashSet<String>>,
     /// The last directory staged in, and the filesystems to flush when batched.
     dirs: DirCache,
-}
-
-/// A file written and fsynced beside its destination, not yet renamed into place.
-#[derive(Debug)]
-pub struct Staged {
-    rel: String,
-    temp_name: String,
 }
 
 impl Placer {
@@ -167,52 +160,50 @@ impl Placer {
 
     /// Writes `data` to `rel` atomically with `meta`, creating missing parents 0755.
     pub fn place(&self, rel: &str, data: &mut dyn Read, meta: &FileMeta) -> Result<()> {
-        let staged = self.stage(rel, data, meta)?;
-        self.commit(&staged).inspect_err(|_| self.discard(&staged))
+        let temp = self.stage(rel, data, meta)?;
+        self.commit(rel, temp)
+            .inspect_err(|_| self.discard(rel, temp))
     }
 
     /// Writes `data` with `meta` to a temp file beside `rel` (fsynced unless batched; creating
     /// missing parents 0755) without touching `rel` itself: [`Placer::commit`] renames it into
     /// place, [`Placer::discard`] removes it.
-    pub fn stage(&self, rel: &str, data: &mut dyn Read, meta: &FileMeta) -> Result<Staged> {
+    pub fn stage(&self, rel: &str, data: &mut dyn Read, meta: &FileMeta) -> Result<TempId> {
         let (parents, _) = split(rel)?;
         let target = self.root.join(rel);
         let dir = self
             .parent_dir(&parents, true)?
             .with_context(|| format!("cannot create the directory of `{}`", target.display()))?;
         self.clean_once(&parents, &dir)?;
-        let (temp_name, temp) = create_temp(&dir)
+        let (temp_id, temp) = create_temp(&dir)
             .with_context(|| format!("cannot create a temp file beside `{}`", target.display()))?;
         let sync_now = !self.dirs.is_batched();
         if let Err(err) = fill(temp, data, meta, self.set_owner, sync_now) {
-            let _ = rfs::unlinkat(&*dir, &temp_name, rfs::AtFlags::empty());
+            let _ = rfs::unlinkat(&*dir, temp_id.name().as_str(), rfs::AtFlags::empty());
             return Err(err).with_context(|| format!("cannot write `{}`", target.display()));
         }
-        Ok(Staged {
-            rel: rel.to_string(),
-            temp_name,
-        })
+        Ok(temp_id)
     }
 
-    /// Renames a staged file over its destination and fsyncs the directory (with batching:
-    /// leaves that to [`Placer::flush`]).
-    pub fn commit(&self, staged: &Staged) -> Result<()> {
-        let (parents, name) = split(&staged.rel)?;
-        let target = self.root.join(&staged.rel);
+    /// Renames the temp file `temp` staged for `rel` over it and fsyncs the directory (with
+    /// batching: leaves that to [`Placer::flush`]).
+    pub fn commit(&self, rel: &str, temp: TempId) -> Result<()> {
+        let (parents, name) = split(rel)?;
+        let target = self.root.join(rel);
         let dir = self
             .parent_dir(&parents, false)?
             .with_context(|| format!("the directory of `{}` disappeared", target.display()))?;
-        rfs::renameat(&*dir, staged.temp_name.as_str(), &*dir, name)
+        rfs::renameat(&*dir, temp.name().as_str(), &*dir, name)
             .and_then(|()| self.dirs.sync_dir(&dir))
             .map_err(io::Error::from)
             .with_context(|| format!("cannot write `{}`", target.display()))
     }
 
-    /// Removes a staged file's temp file (best effort: it is only a temp file).
-    pub fn discard(&self, staged: &Staged) {
-        let (parents, _) = split(&staged.rel).unwrap_or_default();
+    /// Removes the temp file `temp` staged for `rel` (best effort: it is only a temp file).
+    pub fn discard(&self, rel: &str, temp: TempId) {
+        let (parents, _) = split(rel).unwrap_or_default();
         if let Ok(Some(dir)) = self.walk(&parents, false) {
-            let _ = rfs::unlinkat(&dir, staged.temp_name.as_str(), rfs::AtFlags::empty());
+            let _ = rfs::unlinkat(&dir, temp.name().as_str(), rfs::AtFlags::empty());
         }
     }
 

@@ -26,42 +26,103 @@ pub enum Action {
     Unchanged,
 }
 
-/// One archived file and what restore does with it.
-#[derive(Debug, Clone)]
-pub struct PlannedFile {
-    pub record: FileRecord,
-    pub action: Action,
+/// The files of a plan in archive order: every path in one arena, and what restore does with
+/// each (a few bytes per file plus its name, where the archive's records cost about 210).
+#[derive(Debug, Clone, Default)]
+pub struct PlannedFiles {
+    names: String,
+    ends: Vec<u32>,
+    actions: Vec<Action>,
+}
+
+impl PlannedFiles {
+    /// An empty list with room for `files` paths of `name_bytes` bytes together.
+    fn with_capacity(files: usize, name_bytes: usize) -> PlannedFiles {
+        PlannedFiles {
+            names: String::with_capacity(name_bytes),
+            ends: Vec::with_capacity(files),
+            actions: Vec::with_capacity(files),
+        }
+    }
+
+    fn push(&mut self, path: &str, action: Action) {
+        self.names.push_str(path);
+        // The reader keeps at most 8 MiB of names, so an offset fits 32 bits.
+        self.ends.push(self.names.len() as u32);
+        self.actions.push(action);
+    }
+
+    pub fn len(&self) -> usize {
+        self.actions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    /// The path of file `i` (archive order).
+    pub fn path(&self, i: usize) -> &str {
+        let start = match i {
+            0 => 0,
+            _ => self.ends[i - 1] as usize,
+        };
+        &self.names[start..self.ends[i] as usize]
+    }
+
+    /// What restore does with file `i`.
+    pub fn action(&self, i: usize) -> Action {
+        self.actions[i]
+    }
+
+    /// Every file and its action, in archive order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Action)> + '_ {
+        (0..self.len()).map(|i| (self.path(i), self.actions[i]))
+    }
+
+    /// How many files have `action`.
+    pub fn count(&self, action: Action) -> usize {
+        self.actions.iter().filter(|a| **a == action).count()
+    }
+
+    /// The paths with `action`, sorted (archive order is usually sorted already).
+    pub fn sorted(&self, action: Action) -> Vec<&str> {
+        let mut paths: Vec<&str> = self
+            .iter()
+            .filter(|(_, a)| *a == action)
+            .map(|(path, _)| path)
+            .collect();
+        if !paths.is_sorted() {
+            paths.sort_unstable();
+        }
+        paths
+    }
 }
 
 /// The whole plan, in archive order.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
-    pub files: Vec<PlannedFile>,
+    pub files: PlannedFiles,
     /// Directory entries of the archive that do not exist yet (created 0755).
     pub new_directories: Vec<String>,
     /// Existing files the archive's manifest says to remove (an undo of created files), sorted.
     pub remove: Vec<String>,
+    /// The sha256 of the archive planned from: the second read must find the same bytes.
+    pub archive_sha256: String,
 }
 
 impl Plan {
     /// The paths with `action`, sorted.
     pub fn paths(&self, action: Action) -> Vec<String> {
-        let mut paths: Vec<String> = self
-            .files
-            .iter()
-            .filter(|f| f.action == action)
-            .map(|f| f.record.path.clone())
-            .collect();
-        paths.sort();
-        paths
+        let sorted = self.files.sorted(action);
+        sorted.into_iter().map(str::to_string).collect()
     }
 
     /// The existing files applying the plan replaces or removes: what an undo archive saves.
     pub fn replaced(&self) -> impl Iterator<Item = &str> {
         self.files
             .iter()
-            .filter(|f| f.action == Action::Overwrite)
-            .map(|f| f.record.path.as_str())
+            .filter(|(_, action)| *action == Action::Overwrite)
+            .map(|(path, _)| path)
             .chain(self.remove.iter().map(String::as_str))
     }
 
@@ -69,7 +130,7 @@ impl Plan {
     pub fn is_noop(&self) -> bool {
         self.new_directories.is_empty()
             && self.remove.is_empty()
-            && self.files.iter().all(|f| f.action == Action::Unchanged)
+            && self.files.actions.iter().all(|a| *a == Action::Unchanged)
     }
 }
 
@@ -84,18 +145,20 @@ pub fn meta_of(record: &FileRecord) -> FileMeta {
 }
 
 /// Plans the restore of a validated archive (`summary.ensure_safe()` passed) under `placer`;
-/// takes the summary's records (never copied: 100,000 of them are the largest thing a
-/// restore holds). Refuses, naming it, a symlink or non-directory among a destination's
+/// takes the summary and drops its records as soon as they are planned (100,000 of them are
+/// the largest thing a restore holds; the plan keeps only paths and actions). Refuses, naming it, a symlink or non-directory among a destination's
 /// parents and a destination that is a directory, symlink or special file.
 pub fn plan(placer: &Placer, summary: ArchiveSummary) -> Result<Plan> {
+    let name_bytes = summary.files.iter().map(|f| f.path.len()).sum();
     let mut plan = Plan {
-        files: Vec::with_capacity(summary.files.len()),
+        files: PlannedFiles::with_capacity(summary.files.len(), name_bytes),
         new_directories: Vec::new(),
         remove: Vec::new(),
+        archive_sha256: summary.sha256,
     };
     for record in summary.files.iter().map(|r| r.to_record()) {
         let action = plan_file(placer, &record)?;
-        plan.files.push(PlannedFile { record, action });
+        plan.files.push(&record.path, action);
     }
     for dir in summary.directories {
         match placer.existing(&dir)? {
@@ -161,4 +224,34 @@ fn refuse<T>(placer: &Placer, rel: &str, kind: &str) -> Result<T> {
             "file"
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planned_files_keep_archive_order_and_give_each_action_sorted() {
+        let mut files = PlannedFiles::with_capacity(4, 0);
+        for (path, action) in [
+            ("etc/z", Action::Create),
+            ("etc/b", Action::Unchanged),
+            ("etc/a", Action::Create),
+            ("etc/c", Action::Overwrite),
+        ] {
+            files.push(path, action);
+        }
+        assert_eq!(files.len(), 4);
+        assert_eq!((files.path(2), files.action(2)), ("etc/a", Action::Create));
+        assert_eq!(files.sorted(Action::Create), ["etc/a", "etc/z"]);
+        assert_eq!(files.count(Action::Create), 2);
+        assert_eq!(files.sorted(Action::Overwrite), ["etc/c"]);
+        let plan = Plan {
+            files,
+            remove: vec!["etc/old".into()],
+            ..Plan::default()
+        };
+        assert_eq!(plan.replaced().collect::<Vec<_>>(), ["etc/c", "etc/old"]);
+        assert!(!plan.is_noop());
+    }
 }
