@@ -34,6 +34,7 @@ pub struct ExtractReport {
 
 /// Extracts `archive` under `dir` (created 0700; must be empty unless `force`).
 pub fn extract(archive: &Path, dir: &Path, force: bool, limits: &Limits) -> Result<ExtractReport> {
+    crate::restore::keep_big_buffers_mapped();
     let file = open_private_copy(archive)?;
     let mut checked = read_archive_from(clone(&file, archive)?, archive, limits, &mut CheckOnly)?;
     checked.ensure_safe()?;
