@@ -2,7 +2,9 @@
 //!
 //! A `Vec<String>` of short paths costs about 80 bytes a path (the `String`, its heap block
 //! and the allocator's rounding); here a path costs its bytes plus 4. It serializes as a JSON
-//! array of strings, like the `Vec<String>` it replaces.
+//! array of strings, like the `Vec<String>` it replaces. Its paths come from a selection or an
+//! archive, whose names are bounded far below 4 GiB together (the selection refuses more, a
+//! reader keeps at most 8 MiB), so 32-bit offsets hold them.
 
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 
@@ -10,13 +12,21 @@ use serde::ser::{Serialize, SerializeSeq, Serializer};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PathList {
     names: String,
-    ends: Vec<usize>,
+    ends: Vec<u32>,
 }
 
 impl PathList {
+    /// An empty list with room for `paths` paths of `name_bytes` bytes together.
+    pub fn with_capacity(paths: usize, name_bytes: usize) -> PathList {
+        PathList {
+            names: String::with_capacity(name_bytes),
+            ends: Vec::with_capacity(paths),
+        }
+    }
+
     pub fn push(&mut self, path: &str) {
         self.names.push_str(path);
-        self.ends.push(self.names.len());
+        self.ends.push(self.names.len() as u32);
     }
 
     pub fn len(&self) -> usize {
@@ -29,8 +39,8 @@ impl PathList {
 
     /// Path `i`.
     pub fn get(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.names[start..self.ends[i]]
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.names[start..self.ends[i] as usize]
     }
 
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {

@@ -20,7 +20,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::archive::{
     open_private_copy, read_archive_from, ArchiveSummary, CheckOnly, EntryKind, InnerEntry, Limits,
-    Visitor,
+    RecordTable, Visitor,
 };
 use crate::restore::{FileMeta, Placer};
 
@@ -41,7 +41,7 @@ pub fn extract(archive: &Path, dir: &Path, force: bool, limits: &Limits) -> Resu
     checked.ensure_fits(dir)?;
     // The second read compares only the archive's sha256: the records of the first are not
     // kept while it holds its own (at 100,000 files they are about 20 MiB).
-    checked.files = Vec::new();
+    checked.files = RecordTable::default();
     checked.directories = Vec::new();
     let in_place = prepare_dir(dir, force)?;
     let written = if in_place {
