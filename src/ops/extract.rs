@@ -127,7 +127,7 @@ fn extract_beside(
         .unwrap_or(Path::new("."));
     crate::atomic::remove_stale_temps(parent)?;
     let temp = crate::atomic::temp_dir_in(parent)?;
-    let placer = Placer::open_batched(temp.path())?;
+    let placer = Placer::open_fresh(temp.path())?;
     let written = write_entries(file, checked, archive, &placer, limits)?;
     // Every file durable before the directory holding them takes the name.
     placer.flush()?;

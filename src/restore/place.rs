@@ -64,6 +64,8 @@ pub struct Placer {
     cleaned: RefCell<HashSet<String>>,
     /// The last directory staged in, and the filesystems to flush when batched.
     dirs: DirCache,
+    /// The root is a directory this run created and no one else writes ([`Placer::open_fresh`]).
+    fresh: bool,
 }
 
 impl Placer {
@@ -80,6 +82,7 @@ impl Placer {
             created: RefCell::new(Vec::new()),
             cleaned: RefCell::new(HashSet::new()),
             dirs: DirCache::per_file(),
+            fresh: false,
         })
     }
 
@@ -88,6 +91,16 @@ impl Placer {
     pub fn open_batched(root: &Path) -> Result<Placer> {
         let mut placer = Placer::open(root)?;
         placer.dirs = DirCache::batched();
+        Ok(placer)
+    }
+
+    /// Opens `root`, a directory this run just created, private, that no one else writes
+    /// (extract's temp directory beside its target), batched; [`Placer::place`] then creates
+    /// each file at its name directly: there is nothing to replace, and no one sees a file
+    /// half-written, since the directory takes its public name only after [`Placer::flush`].
+    pub fn open_fresh(root: &Path) -> Result<Placer> {
+        let mut placer = Placer::open_batched(root)?;
+        placer.fresh = true;
         Ok(placer)
     }
 
@@ -160,9 +173,32 @@ impl Placer {
 
     /// Writes `data` to `rel` atomically with `meta`, creating missing parents 0755.
     pub fn place(&self, rel: &str, data: &mut dyn Read, meta: &FileMeta) -> Result<()> {
+        if self.fresh {
+            return self.create_in_fresh(rel, data, meta);
+        }
         let temp = self.stage(rel, data, meta)?;
         self.commit(rel, temp)
             .inspect_err(|_| self.discard(rel, temp))
+    }
+
+    /// Creates `rel` (it must not exist) with `data` and `meta`, in a fresh root.
+    fn create_in_fresh(&self, rel: &str, data: &mut dyn Read, meta: &FileMeta) -> Result<()> {
+        let (parents, name) = split(rel)?;
+        let target = self.root.join(rel);
+        let dir = self
+            .parent_dir(&parents, true)?
+            .with_context(|| format!("cannot create the directory of `{}`", target.display()))?;
+        let flags = OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW;
+        let fd = rfs::openat(
+            &*dir,
+            name,
+            flags | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(io::Error::from)
+        .with_context(|| format!("cannot create `{}`", target.display()))?;
+        fill(fd, data, meta, self.set_owner, false)
+            .with_context(|| format!("cannot write `{}`", target.display()))
     }
 
     /// Writes `data` with `meta` to a temp file beside `rel` (fsynced unless batched; creating
