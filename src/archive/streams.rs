@@ -62,7 +62,8 @@ impl<R: Read> Read for Budgeted<R> {
 /// Hashes and counts what is read through it.
 pub struct HashingReader<R> {
     pub inner: R,
-    hasher: Sha256,
+    /// `None`: only counts ([`HashingReader::counting`]).
+    hasher: Option<Sha256>,
     pub bytes: u64,
 }
 
@@ -70,14 +71,24 @@ impl<R> HashingReader<R> {
     pub fn new(inner: R) -> Self {
         HashingReader {
             inner,
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
             bytes: 0,
         }
     }
 
-    /// The sha256 of everything read so far.
+    /// A reader that only counts: its digest is all zero bytes.
+    pub fn counting(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: None,
+            bytes: 0,
+        }
+    }
+
+    /// The sha256 of everything read so far (zero bytes when only counting).
     pub fn digest(self) -> [u8; 32] {
-        self.hasher.finalize().into()
+        self.hasher
+            .map_or([0; 32], |hasher| hasher.finalize().into())
     }
 
     /// The lower-case hex sha256 of everything read so far.
@@ -89,7 +100,9 @@ impl<R> HashingReader<R> {
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let got = self.inner.read(buf)?;
-        self.hasher.update(&buf[..got]);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..got]);
+        }
         self.bytes += got as u64;
         Ok(got)
     }

@@ -57,7 +57,10 @@ impl ReadState<'_> {
         if !is_safe_file {
             return self.visit(&entry, &mut tracked);
         }
-        let mut hashing = HashingReader::new(&mut tracked);
+        let mut hashing = match self.check_content {
+            true => HashingReader::new(&mut tracked),
+            false => HashingReader::counting(&mut tracked),
+        };
         let visited = self.visitor.entry(&entry, &mut hashing);
         let drained = visited.and_then(|()| Ok(drain(&mut hashing)?));
         if let Err(err) = drained {

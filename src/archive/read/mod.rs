@@ -227,6 +227,19 @@ pub fn read_archive_from(
     read_archive_stream(file, path, limits, visitor)
 }
 
+/// The second read of an archive that [`read_archive_from`] read in full from the same private
+/// copy, by a caller that compares the summary's `sha256` with the first read's (any changed
+/// byte then fails it): the entries' content is not hashed again (the records' digests are
+/// zero) and the manifest is not parsed again; every other check runs as in the first read.
+pub fn reread_archive_from(
+    file: File,
+    path: &Path,
+    limits: &Limits,
+    visitor: &mut dyn Visitor,
+) -> Result<ArchiveSummary> {
+    read_with(file, path, limits, visitor, false)
+}
+
 /// Reads an archive from any byte stream (the fuzz target's entry point); `path` names it in
 /// messages.
 pub fn read_archive_stream<R: Read>(
@@ -235,7 +248,19 @@ pub fn read_archive_stream<R: Read>(
     limits: &Limits,
     visitor: &mut dyn Visitor,
 ) -> Result<ArchiveSummary> {
+    read_with(file, path, limits, visitor, true)
+}
+
+/// A complete read; `check_content`: hash each entry and check the manifest.
+fn read_with<R: Read>(
+    file: R,
+    path: &Path,
+    limits: &Limits,
+    visitor: &mut dyn Visitor,
+    check_content: bool,
+) -> Result<ArchiveSummary> {
     let mut state = ReadState {
+        check_content,
         limits: *limits,
         budget: Budget::new(limits.max_expanded),
         visitor,
@@ -291,6 +316,8 @@ fn explain(reason: String, limits: &Limits) -> String {
 
 /// What one read accumulates, shared by the outer and inner layers.
 struct ReadState<'v> {
+    /// Hash each entry and check the manifest (false only in [`reread_archive_from`]).
+    check_content: bool,
     limits: Limits,
     budget: Budget,
     visitor: &'v mut dyn Visitor,
@@ -362,6 +389,38 @@ impl ProblemList {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_read_skips_digests_and_manifest_but_still_hashes_the_archive() {
+        use crate::archive::{write_archive, ArchiveLabel, SourceFile};
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("hosts");
+        std::fs::write(&source, b"127.0.0.1 localhost\n").unwrap();
+        let files = [SourceFile {
+            path: "etc/hosts".into(),
+            abs: source,
+        }];
+        let mut bytes = Vec::new();
+        write_archive(&mut bytes, &files, &ArchiveLabel::default(), dir.path()).unwrap();
+        let path = dir.path().join("state.tgz");
+        std::fs::write(&path, &bytes).unwrap();
+        let limits = Limits::default();
+        let open = || File::open(&path).unwrap();
+        let first = read_archive_from(open(), &path, &limits, &mut CheckOnly).unwrap();
+        let again = reread_archive_from(open(), &path, &limits, &mut CheckOnly).unwrap();
+        assert_eq!(again.sha256, first.sha256);
+        assert_eq!(again.files.get(0).path, "etc/hosts");
+        assert_ne!(first.files.get(0).sha256, [0; 32]);
+        assert_eq!(again.files.get(0).sha256, [0; 32], "content is not hashed again");
+        assert!(first.manifest.is_some() && again.manifest.is_none());
+        assert!(again.problems.is_empty(), "{:?}", again.problems);
+        let mut changed = bytes.clone();
+        let last = changed.len() - 1;
+        changed[last] ^= 1;
+        std::fs::write(&path, &changed).unwrap();
+        let reread = reread_archive_from(open(), &path, &limits, &mut CheckOnly);
+        assert!(reread.map_or(true, |s| s.sha256 != first.sha256));
+    }
 
     #[test]
     fn the_private_copy_keeps_what_was_there_when_the_archive_is_rewritten_in_place() {

@@ -132,6 +132,9 @@ impl ReadState<'_> {
             )));
             return Ok(());
         }
+        if !self.check_content {
+            return Ok(()); // a second read: the walk skips it (still hashed with the archive)
+        }
         let mut tracked = Tracked::new(data);
         let mut early_failure = None;
         let parsed = parse_manifest(&mut tracked, &mut |record| {
