@@ -411,7 +411,11 @@ mod tests {
         assert_eq!(again.sha256, first.sha256);
         assert_eq!(again.files.get(0).path, "etc/hosts");
         assert_ne!(first.files.get(0).sha256, [0; 32]);
-        assert_eq!(again.files.get(0).sha256, [0; 32], "content is not hashed again");
+        assert_eq!(
+            again.files.get(0).sha256,
+            [0; 32],
+            "content is not hashed again"
+        );
         assert!(first.manifest.is_some() && again.manifest.is_none());
         assert!(again.problems.is_empty(), "{:?}", again.problems);
         let mut changed = bytes.clone();
