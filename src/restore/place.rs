@@ -321,7 +321,9 @@ impl Placer {
         let created = std::mem::take(&mut *self.created.borrow_mut());
         for rel in created.iter().rev() {
             let parts: Vec<&str> = rel.split('/').collect();
-            let (name, parents) = parts.split_last().expect("split yields one part");
+            let Some((name, parents)) = parts.split_last() else {
+                continue;
+            };
             if let Ok(Some(dir)) = self.walk(parents, false) {
                 let _ = rfs::unlinkat(&dir, *name, rfs::AtFlags::REMOVEDIR);
             }
@@ -349,7 +351,9 @@ fn split(rel: &str) -> Result<(Vec<&str>, &str)> {
     {
         bail!("unsafe path `{rel}`");
     }
-    let (name, parents) = parts.split_last().expect("split yields one part");
+    let Some((name, parents)) = parts.split_last() else {
+        bail!("unsafe path `{rel}`");
+    };
     Ok((parents.to_vec(), name))
 }
 
