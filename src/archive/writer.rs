@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::envelope::{seal, Encryption, ENVELOPE_NAME, KEYSTORE_NAME};
+use super::envelope::{seal, Encryption, ENVELOPE_NAME};
 use super::gzip_writer::{self, OuterGzip, ParallelGzip};
 use super::manifest::write_table_json;
 use super::{Limits, INNER_NAME, MANIFEST_NAME};
@@ -188,7 +188,7 @@ fn manifest_file(
     Ok((file, len))
 }
 
-/// `encryption.info` as it was, then `local.tgz` sealed as `local.tgz.ve`.
+/// The key store as it was (under the name it had), then `local.tgz` sealed as `local.tgz.ve`.
 fn append_sealed<W: Write>(
     outer: &mut tar::Builder<W>,
     encryption: &Encryption,
@@ -199,7 +199,7 @@ fn append_sealed<W: Write>(
     let keystore = encryption.keystore.as_slice();
     let mut header = member_header(keystore.len() as u64, 0o600, mtime);
     outer
-        .append_data(&mut header, KEYSTORE_NAME, keystore)
+        .append_data(&mut header, encryption.keystore_name, keystore)
         .context("cannot write the outer archive")?;
     let mut sealing = seal::seal(encryption, inner, inner_len)
         .map_err(|reason| anyhow::anyhow!("cannot encrypt the new archive: {reason}"))?;
