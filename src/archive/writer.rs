@@ -295,13 +295,26 @@ fn append_file<W: Write>(
     if !meta.is_file() {
         bail!("`{}` is no longer a regular file; run again", abs.display());
     }
-    let mode = meta.mode() & 0o7777;
-    let mtime = meta.mtime().max(0);
+    // A pinned file (a ConfigStore snapshot) is recorded with the stat of what it stands for.
+    let (mode, uid, gid, mtime) = if files.pinned(i) {
+        let record = files.record(i);
+        if record.size != meta.len() {
+            return Err(crate::error::Error::FileChanged { path: abs }.into());
+        }
+        (record.mode, record.uid, record.gid, record.mtime)
+    } else {
+        (
+            meta.mode() & 0o7777,
+            meta.uid(),
+            meta.gid(),
+            meta.mtime().max(0),
+        )
+    };
     let mut header = tar::Header::new_gnu();
     header.set_size(meta.len());
     header.set_mode(mode);
-    header.set_uid(u64::from(meta.uid()));
-    header.set_gid(u64::from(meta.gid()));
+    header.set_uid(u64::from(uid));
+    header.set_gid(u64::from(gid));
     header.set_mtime(mtime as u64);
     header.set_entry_type(tar::EntryType::Regular);
     let mut reader = ExactReader::new(&mut handle, meta.len(), &abs);
