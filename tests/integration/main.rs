@@ -21,6 +21,7 @@ mod fat;
 mod faults;
 mod firmware;
 mod hostile;
+mod init_script;
 mod keystore_names;
 mod large_archive;
 mod load;
