@@ -23,7 +23,7 @@ fn make_store(path: &Path, bytes: u64) {
             "{{\"key\": \"/esx/{id}\", \"value\": \"{:x}\"}}",
             id * 2654435761
         )
-        .repeat(60);
+        .repeat(200);
         tx.execute("INSERT INTO config VALUES (?1, ?2)", (id, &value[..3900]))
             .expect("row");
     }

@@ -12,6 +12,7 @@ mod bootcfg_faults;
 mod bundles;
 mod configstore;
 mod crash;
+mod dissect_target;
 mod durability;
 mod encrypted;
 mod encrypted_refusals;
