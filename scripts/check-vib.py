@@ -2,7 +2,9 @@
 """Reads a statectl VIB back with tools independent of the builder (scripts/vib.sh):
 binutils `ar` for the members, xml.etree for descriptor.xml, hashlib for the checksums and
 Python's tarfile for the payload. Usage: check-vib.py FILE.vib [EXPECTED_BINARY].
-Prints one line per check; exits 1 naming the first check that failed."""
+Prints one line per check and the VIB's files; exits 1 naming the first check that failed.
+Every payload path must be one a community-level VIB may ship (VMware's extensibility rules,
+ESXI.md): never sbin/, bin/ or etc/rc.local.d/ (partner level), nothing over ESXi's own files."""
 
 import gzip
 import hashlib
@@ -12,8 +14,23 @@ import sys
 import tarfile
 import xml.etree.ElementTree as ET
 
-PREFIX = "opt/statectl/"
 BINARY = "opt/statectl/bin/statectl"
+INIT = "etc/init.d/statectl"
+# Where a community-level VIB may put files (vib20-extensibility.rng of esximage 6.7).
+COMMUNITY = (
+    "opt/",
+    "etc/init.d/",
+    "etc/vmware/firewall/",
+    "etc/vmware/service/",
+    "etc/vmware/shutdown/shutdown.d/",
+    "etc/vmware/vm-support/",
+    "etc/cim/",
+    "etc/config/",
+    "usr/lib/vmware/",
+    "usr/lib64/vmware/",
+    "usr/lib/cim/",
+    "var/lib/sfcb/registration/",
+)
 
 
 def fail(message):
@@ -57,10 +74,19 @@ def check_descriptor(root):
             fail(f"<{tag}> is `{text_of(root, tag)}`, expected `{value}`")
     for tag in ("version", "vendor", "summary", "description", "release-date"):
         text_of(root, tag)
-    files = [f.text for f in root.findall("file-list/file")]
-    if files != [BINARY]:
-        fail(f"<file-list> is {files}, expected [{BINARY}]")
+    if text_of(root, "overlay") != "false":
+        fail("<overlay> is not false (a community VIB may not overlay ESXi files)")
     ok("descriptor.xml parses: bootbank, community, live install/remove, stateless-ready")
+    return [f.text for f in root.findall("file-list/file")]
+
+
+def allowed(name):
+    """True when a community VIB may ship `name` (a directory on the way to one too)."""
+    if ".." in name.split("/") or name.startswith("/"):
+        return False
+    if any(name.startswith(prefix) for prefix in COMMUNITY):
+        return True
+    return any(prefix.startswith(name.rstrip("/") + "/") for prefix in COMMUNITY)
 
 
 def check_payload(vib, element):
@@ -92,24 +118,34 @@ def check_payload(vib, element):
     return stored
 
 
-def check_tree(stored, expected_binary):
+def check_tree(stored, expected_binary, listed):
     with tarfile.open(fileobj=io.BytesIO(stored), mode="r:gz") as tar:
         members = tar.getmembers()
+        files = sorted(m.name for m in members if m.isfile())
+        print(f"check-vib: files: {' '.join(files)}")
         for member in members:
-            inside = (member.name + "/").startswith(PREFIX) or PREFIX.startswith(member.name + "/")
-            if not inside or ".." in member.name.split("/"):
-                fail(f"payload entry `{member.name}` is outside {PREFIX} (could override ESXi files)")
+            if not allowed(member.name):
+                fail(
+                    f"payload entry `{member.name}` is outside the paths a community VIB may ship "
+                    f"({', '.join(COMMUNITY)})"
+                )
             if member.uid != 0 or member.gid != 0 or not (member.isfile() or member.isdir()):
                 fail(f"payload entry `{member.name}` is not a root-owned file or directory")
-        binary = tar.getmember(BINARY)
-        if binary.mode != 0o755:
-            fail(f"{BINARY} has mode {binary.mode:o}, expected 755")
-        content = tar.extractfile(binary).read()
+        if sorted(listed) != files:
+            fail(f"<file-list> {sorted(listed)} is not the payload's files {files}")
+        for name in (BINARY, INIT):
+            try:
+                member = tar.getmember(name)
+            except KeyError:
+                fail(f"the payload has no {name}")
+            if member.mode != 0o755:
+                fail(f"{name} has mode {member.mode:o}, expected 755")
+        content = tar.extractfile(tar.getmember(BINARY)).read()
     if expected_binary is not None:
         with open(expected_binary, "rb") as f:
             if f.read() != content:
                 fail(f"{BINARY} in the payload differs from {expected_binary}")
-    ok(f"payload holds {len(members)} entries, all under {PREFIX}; {BINARY} 0755 root:root")
+    ok(f"payload holds {len(members)} entries, all on community paths; {BINARY} and {INIT} 0755 root:root")
 
 
 def main():
@@ -129,12 +165,13 @@ def main():
         root = ET.fromstring(ar_read(vib, "descriptor.xml"))
     except ET.ParseError as err:
         fail(f"descriptor.xml does not parse: {err}")
-    check_descriptor(root)
+    listed = check_descriptor(root)
     payloads = root.findall("payloads/payload")
     if [p.get("name") for p in payloads] != members[2:]:
         fail(f"descriptor payloads {[p.get('name') for p in payloads]} != ar members {members[2:]}")
     for element in payloads:
-        check_tree(check_payload(vib, element), sys.argv[2] if len(sys.argv) == 3 else None)
+        expected = sys.argv[2] if len(sys.argv) == 3 else None
+        check_tree(check_payload(vib, element), expected, listed)
 
 
 if __name__ == "__main__":

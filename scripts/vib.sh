@@ -2,8 +2,11 @@
 # Packs a statectl binary as an ESXi VIB (community-supported, unsigned):
 #   scripts/vib.sh BINARY VERSION OUTPUT.vib
 # The VIB is an `ar` archive holding, in this order, descriptor.xml, an empty sig.pkcs7 and one
-# payload `statectl` (a gzip'd ustar: opt/statectl/bin/statectl, mode 0755, owner 0:0), so
-# nothing of ESXi's own files is replaced. The output depends only on its inputs and
+# payload `statectl` (a gzip'd ustar: opt/statectl/bin/statectl and the init script
+# etc/init.d/statectl from scripts/esxi/statectl.init, both mode 0755, owner 0:0), so nothing of
+# ESXi's own files is replaced (the init script links to the binary at run time).
+# VIB_EXTRA_TREE=DIR adds DIR's files to the payload as they lie (tests use it to make a VIB the
+# check must refuse). The output depends only on its inputs and
 # SOURCE_DATE_EPOCH (default: 0): fixed mtimes, owners, member order, no gzip name or stamp.
 # The payload is declared `tgz` (a gzip'd tar), not `vgz`: a vgz is a gzip'd vmtar, ESXi's own
 # tar variant that only VMware's tools write; community VIBs built without them declare tgz.
@@ -24,12 +27,17 @@ epoch=${SOURCE_DATE_EPOCH:-0}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# The payload: the binary alone, under a directory ESXi does not ship.
-mkdir -p "$work/tree/opt/statectl/bin"
+# The payload: the binary under a directory ESXi does not ship, and the init script.
+init=$(dirname "$0")/esxi/statectl.init
+[ -f "$init" ] || die "no init script at \`$init\`"
+mkdir -p "$work/tree/opt/statectl/bin" "$work/tree/etc/init.d"
 cp "$binary" "$work/tree/opt/statectl/bin/statectl"
-chmod 0755 "$work/tree/opt/statectl/bin/statectl"
+cp "$init" "$work/tree/etc/init.d/statectl"
+chmod 0755 "$work/tree/opt/statectl/bin/statectl" "$work/tree/etc/init.d/statectl"
+if [ -n "${VIB_EXTRA_TREE:-}" ]; then cp -R "$VIB_EXTRA_TREE/." "$work/tree/"; fi
+files=$(cd "$work/tree" && find . -type f | sed 's|^\./||' | LC_ALL=C sort)
 (cd "$work/tree" && tar --format=ustar --sort=name --owner=0 --group=0 --numeric-owner \
-  --mode='u+rwX,go+rX,go-w' --mtime="@$epoch" -cf "$work/payload.tar" opt)
+  --mode='u+rwX,go+rX,go-w' --mtime="@$epoch" -cf "$work/payload.tar" -- *)
 gzip -9 -n -c "$work/payload.tar" > "$work/statectl"
 
 size=$(stat -c %s "$work/statectl")
@@ -47,7 +55,7 @@ cat > "$work/descriptor.xml" <<EOF
   <version>$version</version>
   <vendor>statectl</vendor>
   <summary>statectl: keeps the host configuration safe on the boot banks</summary>
-  <description>A static statectl binary at /opt/statectl/bin/statectl: backs up, verifies and restores state.tgz and manages the boot banks. It replaces no ESXi file; point cron and the shutdown hook at it (see the README).</description>
+  <description>A static statectl binary at /opt/statectl/bin/statectl: backs up, verifies and restores state.tgz and manages the boot banks. Its init script /etc/init.d/statectl points ESXi's hourly backup and shutdown hook at it at boot and at install, as [esxi] wire in /etc/statectl.toml says, and puts ESXi's files back at remove.</description>
   <release-date>$released</release-date>
   <urls/>
   <relationships>
@@ -62,7 +70,7 @@ cat > "$work/descriptor.xml" <<EOF
     <maintenance-mode>false</maintenance-mode>
   </system-requires>
   <file-list>
-    <file>opt/statectl/bin/statectl</file>
+$(for f in $files; do echo "    <file>$f</file>"; done)
   </file-list>
   <acceptance-level>community</acceptance-level>
   <live-install-allowed>true</live-install-allowed>

@@ -23,6 +23,27 @@ struct ConfigFile {
     exclude: Vec<String>,
     #[serde(default)]
     required: Vec<String>,
+    esxi: Option<EsxiSection>,
+}
+
+/// `[esxi]`: how the VIB's init script wires statectl into ESXi (read by that script too).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EsxiSection {
+    wire: Option<Wire>,
+}
+
+/// `[esxi] wire`: what `etc/init.d/statectl start` points at statectl.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Wire {
+    /// ESXi's backup scripts renamed to `<name>.orig`, links to statectl in their place.
+    #[default]
+    Dropin,
+    /// ESXi's crontab line commented out, statectl's own line added.
+    Cron,
+    /// Nothing changed.
+    None,
 }
 
 /// Which files of a scanned directory are persisted.
@@ -54,6 +75,8 @@ pub struct Selection {
     pub required: Vec<String>,
     exclude: GlobSet,
     exclude_patterns: Vec<String>,
+    /// `[esxi] wire` (the init script acts on it; statectl only validates it).
+    pub wire: Wire,
 }
 
 impl Default for Selection {
@@ -66,6 +89,7 @@ impl Default for Selection {
             required: Vec::new(),
             exclude: GlobSet::empty(),
             exclude_patterns: Vec::new(),
+            wire: Wire::default(),
         }
     }
 }
@@ -110,6 +134,7 @@ impl Selection {
         let mut selection = Selection {
             rule: file.select.unwrap_or_default(),
             include_if_present: Vec::new(),
+            wire: file.esxi.and_then(|esxi| esxi.wire).unwrap_or_default(),
             ..Selection::default()
         };
         if let Some(scan) = file.scan {
@@ -217,6 +242,20 @@ mod tests {
         assert!(Selection::parse("include = [\"/etc/x\"]").is_err());
         assert!(Selection::parse("required = [\"etc/../../x\"]").is_err());
         assert!(Selection::parse("scan = [\"./\"]").is_err());
+    }
+
+    #[test]
+    fn esxi_wire_is_one_of_three_and_dropin_by_default() {
+        assert_eq!(Selection::parse("").unwrap().wire, Wire::Dropin);
+        let cron = Selection::parse("[esxi]\nwire = \"cron\"").unwrap();
+        assert_eq!(cron.wire, Wire::Cron);
+        assert_eq!(
+            Selection::parse("[esxi]\nwire = \"none\"").unwrap().wire,
+            Wire::None
+        );
+        let err = Selection::parse("[esxi]\nwire = \"rc\"").unwrap_err();
+        assert!(format!("{err:#}").contains("line 2"), "{err:#}");
+        assert!(Selection::parse("[esxi]\nwyre = \"cron\"").is_err());
     }
 
     #[test]

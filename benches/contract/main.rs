@@ -13,6 +13,7 @@
 //! when a target is missed. `--quick` shrinks the hosts; `--scale-only` runs just (f),
 //! `--scale-sizes 1000,10000` picks its sizes; `--keep` leaves the hosts in place for profiling.
 
+mod configstore;
 mod corpus;
 mod encrypted;
 mod measure;
@@ -70,10 +71,17 @@ fn main() {
     std::fs::create_dir_all(&base).expect("bench dir");
     let started = std::time::Instant::now();
     let mut rows = Vec::new();
+    if args.iter().any(|a| a == "--configstore-only") {
+        configstore::configstore(&base, &sizes, &mut rows);
+        print_table(&rows, &base, quick, started.elapsed().as_secs_f64());
+        let _ = std::fs::remove_dir_all(&base);
+        return;
+    }
     if !args.iter().any(|a| a == "--scale-only") {
         no_change(&base, &sizes, &mut rows);
         full_backup(&base, &sizes, &mut rows);
         encrypted::encrypted(&base, &sizes, &mut rows);
+        configstore::configstore(&base, &sizes, &mut rows);
     }
     let scale_rows = scale::scale(&base, &scale::sizes(&args, quick));
     if !rows.is_empty() {

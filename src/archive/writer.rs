@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::envelope::{seal, Encryption, ENVELOPE_NAME, KEYSTORE_NAME};
+use super::envelope::{seal, Encryption, ENVELOPE_NAME};
 use super::gzip_writer::{self, OuterGzip, ParallelGzip};
 use super::manifest::write_table_json;
 use super::{Limits, INNER_NAME, MANIFEST_NAME};
@@ -188,7 +188,7 @@ fn manifest_file(
     Ok((file, len))
 }
 
-/// `encryption.info` as it was, then `local.tgz` sealed as `local.tgz.ve`.
+/// The key store as it was (under the name it had), then `local.tgz` sealed as `local.tgz.ve`.
 fn append_sealed<W: Write>(
     outer: &mut tar::Builder<W>,
     encryption: &Encryption,
@@ -199,7 +199,7 @@ fn append_sealed<W: Write>(
     let keystore = encryption.keystore.as_slice();
     let mut header = member_header(keystore.len() as u64, 0o600, mtime);
     outer
-        .append_data(&mut header, KEYSTORE_NAME, keystore)
+        .append_data(&mut header, encryption.keystore_name, keystore)
         .context("cannot write the outer archive")?;
     let mut sealing = seal::seal(encryption, inner, inner_len)
         .map_err(|reason| anyhow::anyhow!("cannot encrypt the new archive: {reason}"))?;
@@ -295,13 +295,26 @@ fn append_file<W: Write>(
     if !meta.is_file() {
         bail!("`{}` is no longer a regular file; run again", abs.display());
     }
-    let mode = meta.mode() & 0o7777;
-    let mtime = meta.mtime().max(0);
+    // A pinned file (a ConfigStore snapshot) is recorded with the stat of what it stands for.
+    let (mode, uid, gid, mtime) = if files.pinned(i) {
+        let record = files.record(i);
+        if record.size != meta.len() {
+            return Err(crate::error::Error::FileChanged { path: abs }.into());
+        }
+        (record.mode, record.uid, record.gid, record.mtime)
+    } else {
+        (
+            meta.mode() & 0o7777,
+            meta.uid(),
+            meta.gid(),
+            meta.mtime().max(0),
+        )
+    };
     let mut header = tar::Header::new_gnu();
     header.set_size(meta.len());
     header.set_mode(mode);
-    header.set_uid(u64::from(meta.uid()));
-    header.set_gid(u64::from(meta.gid()));
+    header.set_uid(u64::from(uid));
+    header.set_gid(u64::from(gid));
     header.set_mtime(mtime as u64);
     header.set_entry_type(tar::EntryType::Regular);
     let mut reader = ExactReader::new(&mut handle, meta.len(), &abs);

@@ -50,7 +50,7 @@ pub struct BackupArgs {
     /// Write into this bank directory only
     #[arg(long, value_name = "DIR")]
     pub bank: Option<PathBuf>,
-    /// Seconds to wait for another run holding the bank lock
+    /// Seconds to wait for another run holding the bank lock (and for ConfigStore's write lock)
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub wait: u64,
     /// Let a plaintext archive replace an encrypted one (ESXi 7.0 U2+ local.tgz.ve); logged

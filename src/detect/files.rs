@@ -8,6 +8,9 @@
 //! same table then carries each file's current sha256 (detection fills it in, from the stat
 //! cache or by hashing) and, once the writer has read a file, the stat it was read under.
 //!
+//! A snapshot row (ConfigStore's, [`super::configstore`]) is *pinned*: its stat is the live
+//! store's, not the private file it is read from, and the writer records that stat.
+//!
 //! A file is read from the table's root joined with its path, unless it was reached through a
 //! directory symlink (its physical path then differs) or lives outside any root (`pack`, an
 //! undo archive): such a file keeps its own location.
@@ -76,6 +79,8 @@ struct Row {
     /// Index into `locations`, or [`NO_LOCATION`]: read from the root joined with the name.
     location: u32,
     branched: bool,
+    /// The stat is not the read file's own: the writer records it and keeps it.
+    pinned: bool,
     /// `sha256` holds the content digest (from the cache, a hash or the writer).
     hashed: bool,
     stat: FileStat,
@@ -140,6 +145,7 @@ impl FileTable {
             name_len,
             location,
             branched,
+            pinned: false,
             hashed: false,
             stat,
             sha256: [0; 32],
@@ -151,6 +157,21 @@ impl FileTable {
     /// `location`.
     pub fn push_unread(&mut self, path: &str, location: PathBuf) -> Result<()> {
         self.push_stat(path, Some(location), FileStat::default(), false)
+    }
+
+    /// Appends a pinned file: archived from `location` with `stat` as its record (the size
+    /// must be that of the file at `location`).
+    pub fn push_pinned(&mut self, path: &str, location: PathBuf, stat: FileStat) -> Result<()> {
+        self.push_stat(path, Some(location), stat, false)?;
+        if let Some(row) = self.rows.last_mut() {
+            row.pinned = true;
+        }
+        Ok(())
+    }
+
+    /// True when file `i`'s stat is pinned (see [`FileTable::push_pinned`]).
+    pub fn pinned(&self, i: usize) -> bool {
+        self.rows[i].pinned
     }
 
     /// Sorts the files by path, byte-wise; where a path was pushed twice the later push wins.
@@ -220,9 +241,12 @@ impl FileTable {
         row.hashed = true;
     }
 
-    /// Records what the writer read of file `i`: the stat it was read under and its digest.
+    /// Records what the writer read of file `i`: the stat it was read under (a pinned file
+    /// keeps its own) and its digest.
     pub fn set_read(&mut self, i: usize, meta: &Metadata, sha256: [u8; 32]) {
-        self.rows[i].stat = FileStat::of(meta);
+        if !self.rows[i].pinned {
+            self.rows[i].stat = FileStat::of(meta);
+        }
         self.set_sha256(i, sha256);
     }
 

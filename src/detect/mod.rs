@@ -9,6 +9,7 @@
 pub mod cache;
 mod cachefile;
 pub mod changes;
+pub mod configstore;
 pub mod files;
 pub mod inroot;
 pub mod paths;
@@ -73,16 +74,21 @@ impl Detection {
 }
 
 /// Compares the host under `root` with the archive at `archive_path` (none: an empty archive),
-/// using and refreshing the cache file `cache_file` when given.
+/// using and refreshing the cache file `cache_file` when given; with `snapshots`, a live
+/// ConfigStore is archived as its snapshot ([`configstore`]).
 pub fn detect(
     root: &Path,
     rules: &Selection,
     archive_path: Option<&Path>,
     cache_file: Option<&Path>,
     limits: &Limits,
+    snapshots: Option<&configstore::SnapshotOptions>,
 ) -> Result<Detection> {
     let run_start = now_secs();
     let mut selected = select(root, rules)?;
+    if let Some(options) = snapshots {
+        configstore::add_live_store(root, rules, &mut selected.files, options)?;
+    }
     let opened = match archive_path {
         Some(path) => open_archive(path)?,
         None => Err(Archived::Missing),

@@ -21,6 +21,7 @@ use crate::bank::targets::{backup_targets, Blacklist, Target};
 use crate::bank::{lock_for_writing, next_boot, read_banks, BootCfg};
 use crate::config::Selection;
 use crate::detect::cache::{self, cache_path, Header};
+use crate::detect::configstore::SnapshotOptions;
 use crate::detect::{
     detect, now_secs, Archived, ChangeSet, Detection, FileTable, PathList, Records, StatKey,
 };
@@ -76,11 +77,7 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
     host.check_root()?;
     let rules = host.selection()?;
     let (targets, mut warnings) = target_banks(host, options)?;
-    let wait = if options.shutdown {
-        options.wait.min(SHUTDOWN_WAIT)
-    } else {
-        options.wait
-    };
+    let wait = wait_of(options);
     let run_dir = host.run_dir()?.to_path_buf();
     let target_refs: Vec<&Path> = targets.iter().map(|t| t.path.as_path()).collect();
     // The one lock order: the root (no restore writes it while we read it), then the banks.
@@ -119,6 +116,15 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
     );
     report.notes = primary.notes;
     Ok(report)
+}
+
+/// How long this run waits for a lock (the bank's, ConfigStore's): `--shutdown` caps it.
+fn wait_of(options: &BackupOptions) -> Duration {
+    if options.shutdown {
+        options.wait.min(SHUTDOWN_WAIT)
+    } else {
+        options.wait
+    }
 }
 
 /// Recovers a `state.tgz` a cut replace left missing and removes a killed run's temp files.
@@ -161,12 +167,17 @@ fn backup_bank(
     let archive_path = bank.join(STATE_NAME);
     let cache_file = cache_path(run_dir, &host.root, bank);
     let run_start = now_secs();
+    let snapshots = SnapshotOptions {
+        dir: run_dir.to_path_buf(),
+        wait: wait_of(options),
+    };
     let mut detection = detect(
         &host.root,
         rules,
         Some(&archive_path),
         Some(&cache_file),
         &host.limits,
+        Some(&snapshots),
     )?;
     leave_out(&mut detection, &target.blacklist);
     if let Archived::Unreadable(reason) = &detection.archived {

@@ -9,6 +9,7 @@ use crate::archive::envelope::seal::check_sealable;
 
 use crate::bank::targets::{alt_role, AltRole, Blacklist};
 use crate::bank::{next_boot, read_banks};
+use crate::detect::configstore::{SnapshotOptions, REPORT_WAIT};
 use crate::detect::{cache::cache_path, detect, Archived, ChangeSet, Detection};
 use crate::host::Host;
 use crate::ops::backup::leave_out;
@@ -45,12 +46,17 @@ pub fn status(host: &Host) -> Result<StatusReport> {
         (Some(path), Ok(run)) => path.parent().map(|bank| cache_path(run, &host.root, bank)),
         _ => None,
     };
+    let snapshots = host.run_dir().ok().map(|dir| SnapshotOptions {
+        dir: dir.to_path_buf(),
+        wait: REPORT_WAIT,
+    });
     let mut detection = detect(
         &host.root,
         &rules,
         archive.as_deref(),
         cache.as_deref(),
         &host.limits,
+        snapshots.as_ref(),
     )?;
     if matches!(
         alt_role(&banks),

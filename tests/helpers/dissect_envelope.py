@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Opens a state.tgz holding local.tgz.ve + encryption.info with the independent reader of
+"""Opens a state.tgz holding local.tgz.ve + encryption.info (or .#encryption.info) with the independent reader of
 dissect.hypervisor (Envelope + KeyStore, pycryptodome for AES-GCM) and writes the decrypted
 local.tgz. Used by tests/integration/encrypted.rs as an oracle for statectl's encoder.
 
@@ -26,8 +26,8 @@ def main(state_path: str, out_path: str) -> None:
     with tarfile.open(state_path, "r:gz") as outer:
         for member in outer.getmembers():
             name = member.name.removeprefix("./")
-            if name in ("local.tgz.ve", "encryption.info"):
-                members[name] = outer.extractfile(member).read()
+            if name in ("local.tgz.ve", "encryption.info", ".#encryption.info"):
+                members[name.removeprefix(".#")] = outer.extractfile(member).read()
     store = KeyStore.from_text(members["encryption.info"].decode())
     envelope = Envelope(io.BytesIO(members["local.tgz.ve"]))
     plain = envelope.decrypt(store.key, aad=b"ESXConfiguration")

@@ -22,16 +22,22 @@ fn tools_present() -> bool {
 }
 
 fn pack(binary: &Path, output: &Path) -> Outcome {
-    outcome(
-        Command::new("bash")
-            .arg(script("vib.sh"))
-            .arg(binary)
-            .args(["1.2.3-1"])
-            .arg(output)
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .output()
-            .expect("run vib.sh"),
-    )
+    pack_with(binary, output, None)
+}
+
+/// Packs with the files of `extra` added to the payload (`VIB_EXTRA_TREE`).
+fn pack_with(binary: &Path, output: &Path, extra: Option<&Path>) -> Outcome {
+    let mut cmd = Command::new("bash");
+    cmd.arg(script("vib.sh"))
+        .arg(binary)
+        .args(["1.2.3-1"])
+        .arg(output)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .env_remove("VIB_EXTRA_TREE");
+    if let Some(extra) = extra {
+        cmd.env("VIB_EXTRA_TREE", extra);
+    }
+    outcome(cmd.output().expect("run vib.sh"))
 }
 
 fn check(vib: &Path, binary: &Path) -> Outcome {
@@ -102,6 +108,9 @@ fn vib_reads_back_with_independent_readers_and_is_reproducible() {
     assert_eq!(
         names,
         [
+            "etc/",
+            "etc/init.d/",
+            "etc/init.d/statectl",
             "opt/",
             "opt/statectl/",
             "opt/statectl/bin/",
@@ -109,6 +118,48 @@ fn vib_reads_back_with_independent_readers_and_is_reproducible() {
         ]
     );
     assert!(listing.contains("-rwxr-xr-x 0/0"), "{listing}");
+    assert!(
+        checked
+            .stdout
+            .contains("check-vib: files: etc/init.d/statectl opt/statectl/bin/statectl\n"),
+        "{checked:?}"
+    );
+}
+
+#[test]
+fn a_vib_shipping_a_file_outside_the_community_paths_is_refused() {
+    let Some((dir, binary, _)) = packed() else {
+        return;
+    };
+    for (extra, refused) in [
+        ("sbin/x", "sbin"),
+        ("bin/backup.sh", "bin"),
+        ("etc/rc.local.d/local.sh", "etc/rc.local.d"),
+        ("etc/vmware/esx.conf", "etc/vmware/esx.conf"),
+    ] {
+        let tree = dir.path().join("extra");
+        let _ = fs::remove_dir_all(&tree);
+        fs::create_dir_all(tree.join(extra).parent().unwrap()).unwrap();
+        fs::write(tree.join(extra), b"not ours to ship\n").unwrap();
+        let vib = dir.path().join("bad.vib");
+        pack_with(&binary, &vib, Some(&tree)).ok();
+        let out = check(&vib, &binary);
+        assert!(
+            out.stdout.contains(extra),
+            "the listing names {extra}: {out:?}"
+        );
+        fails_saying(
+            &out,
+            &format!("payload entry `{refused}` is outside the paths a community VIB may ship"),
+        );
+    }
+    // A file on a community path passes.
+    let tree = dir.path().join("fine");
+    fs::create_dir_all(tree.join("etc/vmware/firewall")).unwrap();
+    fs::write(tree.join("etc/vmware/firewall/x.xml"), b"<ConfigRoot/>\n").unwrap();
+    let vib = dir.path().join("fine.vib");
+    pack_with(&binary, &vib, Some(&tree)).ok();
+    check(&vib, &binary).ok();
 }
 
 #[test]

@@ -29,12 +29,18 @@ pub fn replacement_for(
     allow_plaintext: bool,
     limits: &Limits,
 ) -> Result<Replacement> {
-    let Layout::Encrypted(encryption) = probe(target, limits) else {
-        return Ok(Replacement::Plain);
+    let encryption = match probe(target, limits) {
+        Layout::Encrypted(_) | Layout::Conflict(_) if allow_plaintext => {
+            return Ok(Replacement::Downgrade)
+        }
+        Layout::Encrypted(encryption) => encryption,
+        Layout::Conflict(reason) => bail!(
+            "archive `{}` is kept: {reason}; or pass --allow-plaintext to replace it with a \
+             plaintext archive",
+            target.display()
+        ),
+        _ => return Ok(Replacement::Plain),
     };
-    if allow_plaintext {
-        return Ok(Replacement::Downgrade);
-    }
     if let Err(reason) = check_sealable(&encryption) {
         bail!(
             "archive `{}` is encrypted and cannot be encrypted again ({reason}); statectl never \
@@ -75,7 +81,10 @@ pub fn check_plaintext_over(
     hint: &str,
     limits: &Limits,
 ) -> Result<bool> {
-    let encrypted = matches!(probe(target, limits), Layout::Encrypted(_));
+    let encrypted = matches!(
+        probe(target, limits),
+        Layout::Encrypted(_) | Layout::Conflict(_)
+    );
     if encrypted && !allow_plaintext {
         bail!(
             "archive `{}` is encrypted; statectl never replaces an encrypted archive with a \

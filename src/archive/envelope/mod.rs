@@ -29,6 +29,8 @@ pub use keystore::Mode;
 /// The member names of the encrypted layout.
 pub const ENVELOPE_NAME: &str = "local.tgz.ve";
 pub const KEYSTORE_NAME: &str = "encryption.info";
+/// The other name real 7.x states give the key store (public readers accept both).
+pub const KEYSTORE_BRANCH_NAME: &str = ".#encryption.info";
 /// What ESXi appends to the re-packed header to form the AAD (`crypto-util --aad`).
 pub const AAD_SUFFIX: &[u8] = b"ESXConfiguration";
 const CHUNK: usize = 64 << 10;
@@ -39,6 +41,9 @@ pub struct Encryption {
     pub mode: Mode,
     /// `encryption.info`, byte for byte (carried over into every archive written over it).
     pub keystore: Vec<u8>,
+    /// The key store's member name as found ([`KEYSTORE_NAME`] or [`KEYSTORE_BRANCH_NAME`]),
+    /// kept by every rewrite.
+    pub keystore_name: &'static str,
     /// The envelope header (its attributes are the template of the next one).
     pub header: Option<Header>,
 }
@@ -65,6 +70,7 @@ impl Encryption {
         Ok(Encryption {
             mode: Mode::NoneMode,
             keystore,
+            keystore_name: KEYSTORE_NAME,
             header: Some(header),
         })
     }
@@ -73,6 +79,14 @@ impl Encryption {
     pub fn label(&self) -> &'static str {
         self.mode.label()
     }
+}
+
+/// The refusal of a state that holds the key store under both names (which one is meant?).
+pub fn both_keystores_message() -> String {
+    format!(
+        "state.tgz holds both {KEYSTORE_NAME} and {KEYSTORE_BRANCH_NAME}, so which key store \
+         is meant cannot be told; remove one of them (`tar -tzvf` lists both)"
+    )
 }
 
 /// The JSON `"encrypted"` value of an optional encryption.

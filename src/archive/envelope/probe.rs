@@ -1,6 +1,7 @@
 //! A cheap look at an archive's inner layout: walks only the outer tar (no inner gzip, no
-//! decryption) until it knows whether `local.tgz` or `local.tgz.ve` + `encryption.info` is
-//! there. Writers use it to keep an archive encrypted (or to refuse to replace it), and the
+//! decryption) until it knows whether `local.tgz` or `local.tgz.ve` + `encryption.info` (or
+//! `.#encryption.info`) is there; an encrypted one is walked to its end, so a key store under
+//! both names is always seen. Writers use it to keep an archive encrypted (or to refuse to replace it), and the
 //! reports use it to say `"encrypted"` without a full read.
 
 use std::io::{BufReader, Read};
@@ -8,7 +9,7 @@ use std::path::Path;
 
 use super::format::{Header, BLOCK};
 use super::keystore::{self, MAX_KEYSTORE};
-use super::{Encryption, ENVELOPE_NAME, KEYSTORE_NAME};
+use super::{Encryption, ENVELOPE_NAME, KEYSTORE_BRANCH_NAME, KEYSTORE_NAME};
 use crate::archive::entries::{walk, WalkError};
 use crate::archive::gzip::GzMembers;
 use crate::archive::names::normalize_member_name;
@@ -25,6 +26,8 @@ pub enum Layout {
     /// `local.tgz.ve` and/or `encryption.info` (the key store may be missing or unreadable:
     /// then `keystore` is empty and the mode is what [`keystore::mode_of`] could tell).
     Encrypted(Encryption),
+    /// The key store under both names: no writer may replace it, no reader opens it; why.
+    Conflict(String),
     /// Neither could be found; why.
     Unknown(String),
 }
@@ -44,6 +47,8 @@ struct Seen {
     plain: bool,
     envelope: bool,
     keystore: Option<Vec<u8>>,
+    keystore_name: Option<&'static str>,
+    both_names: bool,
     header: Option<Header>,
 }
 
@@ -72,14 +77,23 @@ pub fn probe(path: &Path, limits: &Limits) -> Layout {
                     .map_err(other)?;
                 seen.header = Header::parse(&block).ok();
             }
-            KEYSTORE_NAME if meta.size <= MAX_KEYSTORE => {
-                let mut text = Vec::with_capacity(meta.size as usize);
-                data.read_to_end(&mut text).map_err(other)?;
-                seen.keystore = Some(text);
+            KEYSTORE_NAME | KEYSTORE_BRANCH_NAME => {
+                let found = if name == KEYSTORE_NAME {
+                    KEYSTORE_NAME
+                } else {
+                    KEYSTORE_BRANCH_NAME
+                };
+                seen.both_names |= seen.keystore_name.is_some_and(|known| known != found);
+                seen.keystore_name = Some(found);
+                if meta.size <= MAX_KEYSTORE {
+                    let mut text = Vec::with_capacity(meta.size as usize);
+                    data.read_to_end(&mut text).map_err(other)?;
+                    seen.keystore = Some(text);
+                }
             }
             _ => {}
         }
-        if seen.plain || (seen.keystore.is_some() && seen.header.is_some()) {
+        if seen.plain {
             return Err(WalkError::Format(STOP.into()));
         }
         Ok(())
@@ -103,6 +117,9 @@ fn other(err: std::io::Error) -> WalkError {
 }
 
 fn layout_of(seen: Seen) -> Layout {
+    if seen.both_names {
+        return Layout::Conflict(super::both_keystores_message());
+    }
     if seen.envelope || seen.keystore.is_some() {
         let keystore = seen.keystore.unwrap_or_default();
         let mode = match keystore::mode_of(&keystore) {
@@ -112,6 +129,7 @@ fn layout_of(seen: Seen) -> Layout {
         return Layout::Encrypted(Encryption {
             mode,
             keystore,
+            keystore_name: seen.keystore_name.unwrap_or(KEYSTORE_NAME),
             header: seen.header,
         });
     }

@@ -1,7 +1,8 @@
 //! The outer layer of `state.tgz`: walks its members and dispatches each by name: the inner
 //! `local.tgz` to [`super::inner`], the manifest to its parser, anything else to a warning.
 //! Which inner layout an archive has is decided here, by member names: `local.tgz`, or
-//! `local.tgz.ve` + `encryption.info` (ESXi 7.0 U2+), in either order. The envelope is spooled
+//! `local.tgz.ve` + `encryption.info` (ESXi 7.0 U2+; the key store may be `.#encryption.info`
+//! instead, never both), in either order. The envelope is spooled
 //! to a private temp file while the outer walk goes on, and opened (authenticated, then
 //! decrypted into the same inner reader) once the outer layer has been read to its end.
 
@@ -9,7 +10,9 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 
 use super::super::entries::{walk, EntryMeta, WalkError};
-use super::super::envelope::{self, keystore, Encryption, Mode, ENVELOPE_NAME, KEYSTORE_NAME};
+use super::super::envelope::{
+    self, keystore, Encryption, Mode, ENVELOPE_NAME, KEYSTORE_BRANCH_NAME, KEYSTORE_NAME,
+};
 use super::super::gzip::GzMembers;
 use super::super::manifest::parse_manifest;
 use super::super::names::{display_name, is_root_name, normalize_member_name};
@@ -59,7 +62,8 @@ pub(super) fn read_layers<R: Read>(
 pub(super) struct SealedParts {
     /// The spooled `local.tgz.ve` and its length.
     envelope: Option<(File, u64)>,
-    keystore: Option<Vec<u8>>,
+    /// The key store and the name it came under.
+    keystore: Option<(Vec<u8>, &'static str)>,
     /// Set once the envelope was opened.
     pub(super) encryption: Option<Encryption>,
 }
@@ -100,14 +104,17 @@ impl ReadState<'_> {
                 self.read_inner(data)?;
             }
             MANIFEST_NAME => self.read_manifest(meta, data)?,
-            ENVELOPE_NAME | KEYSTORE_NAME if meta.kind != EntryKind::File => {
+            ENVELOPE_NAME | KEYSTORE_NAME | KEYSTORE_BRANCH_NAME
+                if meta.kind != EntryKind::File =>
+            {
                 self.problems.push(Problem::error(format!(
                     "member `{name}` in state.tgz is {}",
                     meta.kind.describe()
                 )));
             }
             ENVELOPE_NAME => self.spool_envelope(data)?,
-            KEYSTORE_NAME => self.read_keystore(meta, data)?,
+            KEYSTORE_NAME => self.read_keystore(KEYSTORE_NAME, meta, data)?,
+            KEYSTORE_BRANCH_NAME => self.read_keystore(KEYSTORE_BRANCH_NAME, meta, data)?,
             other => self.problems.push(Problem::warning(format!(
                 "unexpected member `{other}` in state.tgz (ignored)"
             ))),
@@ -173,21 +180,28 @@ impl ReadState<'_> {
         Ok(())
     }
 
-    fn read_keystore(&mut self, meta: &EntryMeta, data: &mut dyn Read) -> Result<(), WalkError> {
-        if self.sealed.keystore.is_some() {
-            return Err(twice(KEYSTORE_NAME));
+    fn read_keystore(
+        &mut self,
+        name: &'static str,
+        meta: &EntryMeta,
+        data: &mut dyn Read,
+    ) -> Result<(), WalkError> {
+        match &self.sealed.keystore {
+            Some((_, seen)) if *seen == name => return Err(twice(name)),
+            Some(_) => return Err(WalkError::Format(envelope::both_keystores_message())),
+            None => {}
         }
         if meta.size > keystore::MAX_KEYSTORE {
             return Err(WalkError::Format(format!(
-                "{KEYSTORE_NAME} is {} bytes, over the {}-byte limit",
+                "{name} is {} bytes, over the {}-byte limit",
                 meta.size,
                 keystore::MAX_KEYSTORE
             )));
         }
         let mut text = Vec::with_capacity(meta.size as usize);
         data.read_to_end(&mut text)
-            .map_err(|err| WalkError::Format(format!("{KEYSTORE_NAME}: {}", describe_io(&err))))?;
-        self.sealed.keystore = Some(text);
+            .map_err(|err| WalkError::Format(format!("{name}: {}", describe_io(&err))))?;
+        self.sealed.keystore = Some((text, name));
         Ok(())
     }
 
@@ -199,7 +213,7 @@ impl ReadState<'_> {
         let (envelope, keystore) = match (envelope, keystore) {
             (None, None) => return Ok(()),
             (Some(_), None) => return Err(missing(KEYSTORE_NAME, ENVELOPE_NAME)),
-            (None, Some(_)) => return Err(missing(ENVELOPE_NAME, KEYSTORE_NAME)),
+            (None, Some((_, name))) => return Err(missing(ENVELOPE_NAME, name)),
             (Some(envelope), Some(keystore)) => (envelope, keystore),
         };
         if self.inner_seen {
@@ -208,6 +222,7 @@ impl ReadState<'_> {
             )));
         }
         let (spool, len) = envelope;
+        let (keystore, keystore_name) = keystore;
         let (mut plain, header) = envelope::open(spool, len, &keystore)
             .map_err(|reason| WalkError::Format(format!("{ENVELOPE_NAME}: {reason}")))?;
         self.inner_seen = true;
@@ -215,6 +230,7 @@ impl ReadState<'_> {
         self.sealed.encryption = Some(Encryption {
             mode: Mode::NoneMode,
             keystore,
+            keystore_name,
             header: Some(header),
         });
         Ok(())
