@@ -4,4 +4,6 @@
 //! bundles are read only through the one hardened bundle reader.
 
 pub mod copy;
+pub mod drift;
+pub mod history;
 pub mod store;
