@@ -10,6 +10,7 @@ mod bank_locks;
 mod banks;
 mod bootcfg_faults;
 mod bundles;
+mod copies;
 mod crash;
 mod durability;
 mod encrypted;

@@ -118,10 +118,12 @@ fn copy_state(host: &Host, report: &BackupReport, copy: &CopyOptions) -> Result<
     }
     if report.action == Action::Unchanged {
         if let Some(current) = current_copy(host, &dir, report.sha256.as_deref(), &mut warnings) {
+            // Finishes the retention of a run killed after its rename (a no-op otherwise).
+            let removed = prune(&dir, &current, copy)?;
             return Ok(CopyReport {
                 copy: Some(shown(&current)),
                 written: false,
-                removed: Vec::new(),
+                removed,
                 warnings,
             });
         }
@@ -192,13 +194,16 @@ fn bank_of(host: &Host, path: &Path) -> Bank {
     Bank::read(name, path)
 }
 
-/// Removes this host's copies beyond retention, never `written`.
-fn prune(dir: &Path, written: &Path, copy: &CopyOptions) -> Result<Vec<PathBuf>> {
+/// Removes this host's copies beyond retention as of the newest copy's time (the run that
+/// wrote it), never `newest`.
+fn prune(dir: &Path, newest: &Path, copy: &CopyOptions) -> Result<Vec<PathBuf>> {
     let copies = copies_in(dir)?;
-    let now = crate::ops::clock::now();
+    let Some(now) = copies.iter().find(|c| c.path == newest).map(|c| c.time) else {
+        return Ok(Vec::new());
+    };
     let mut removed = Vec::new();
     for old in beyond_retention(&copies, copy.keep, copy.keep_daily, now) {
-        if old.path == written {
+        if old.path == newest {
             continue;
         }
         match std::fs::remove_file(&old.path) {
