@@ -20,6 +20,7 @@ mod esxi_tree;
 mod fat;
 mod faults;
 mod firmware;
+mod fleet;
 mod hostile;
 mod large_archive;
 mod load;
