@@ -7,6 +7,7 @@
 #   scripts/bench.sh --dir D   lay the hosts out under D (default: $TMPDIR/statectl-bench)
 #   scripts/bench.sh --keep    keep the hosts afterwards (for perf/callgrind)
 #   scripts/bench.sh --scale-only [--scale-sizes 1000,10000]   only the scale section
+#   scripts/bench.sh --fleet-only   only drift/history over 100 and 1,000 hosts x 24 copies
 #   STATECTL_BENCH_BIN=PATH scripts/bench.sh ...   measure another statectl build (before/after)
 set -euo pipefail
 cd "$(dirname "$0")/.."
