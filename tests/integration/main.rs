@@ -3,6 +3,7 @@
 
 mod testenv;
 
+mod ansible;
 mod archive_inputs;
 mod archive_tools;
 mod backup;
