@@ -1,9 +1,8 @@
 //! Off-host copies (`backup --copy-to`, `[copy]`): many hosts backing up into one directory at
 //! the same moment, retention, a bank that cannot be written (the copy still holds the new
 //! state), a copy directory that is missing or read-only (the bank is written, the next run
-//! catches the copy up), an encrypted host's copy, and a kill sweep over the copy step.
-//! The read-only cases need root and `unshare` (private mount namespaces), the sweep `strace`
-//! (SKIPPED otherwise).
+//! catches the copy up), and an encrypted host's copy (`copies_sweep` kills the copy step).
+//! The read-only cases need root and `unshare` (private mount namespaces; SKIPPED otherwise).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -14,11 +13,10 @@ use std::process::Command;
 use sha2::{Digest, Sha256};
 
 use crate::encrypted::{encrypted_host, encryption_of, member};
-use crate::sweep::{injected, traced_command};
 use crate::testenv::{have, skipped, TestEnv};
 
 /// 2026-11-30T00:53:20Z; rounds are a day apart.
-const T0: i64 = 1_796_000_000;
+pub(crate) const T0: i64 = 1_796_000_000;
 const DAY: i64 = 86_400;
 
 /// An esxi host with its own name and UUID (`esxNN`, `uuid-NN`).
@@ -31,7 +29,7 @@ pub(crate) fn fleet_host(i: usize) -> TestEnv {
     env
 }
 
-fn text(path: &Path) -> &str {
+pub(crate) fn text(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
@@ -40,7 +38,7 @@ pub(crate) fn stamp(secs: i64) -> String {
 }
 
 /// The file names in `dir`, sorted (empty when it does not exist).
-fn names(dir: &Path) -> Vec<String> {
+pub(crate) fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -313,8 +311,14 @@ fn a_read_only_bank_still_gets_its_copy_and_a_read_only_directory_catches_up() {
     let old_bank = fs::read(env.state("bootbank")).unwrap();
     env.flagged("etc/hosts", "10.0.0.3 esx03 # new\n");
     let args = ["backup", "--copy-to", text(store.path())];
+    let run_files = names(&env.run_dir);
     let (code, err) = with_read_only(&env, &env.bank("bootbank"), &args);
     assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        names(&env.run_dir),
+        run_files,
+        "the spool left files in the run dir"
+    );
     assert!(err.contains("bootbank`"), "names no bank: {err}");
     let copy = dir.join(&names(&dir)[0]);
     assert!(
@@ -356,88 +360,4 @@ fn a_read_only_bank_still_gets_its_copy_and_a_read_only_directory_catches_up() {
     assert_eq!(names(&dir).len(), 1, "{}", out.stderr);
     let bank = fs::read(env.state("bootbank")).unwrap();
     assert_eq!(member(&dir.join(&names(&dir)[0]), "state.tgz"), bank);
-}
-
-/// Every syscall through which the copy step can leave something on disk.
-const SYSCALLS: &[&str] = &[
-    "openat",
-    "write",
-    "fsync",
-    "mkdir",
-    "rename",
-    "renameat",
-    "renameat2",
-    "unlink",
-    "unlinkat",
-];
-
-#[test]
-fn a_kill_anywhere_in_the_copy_step_leaves_no_torn_bundle_and_the_next_run_fixes_the_set() {
-    if !have("strace") {
-        return;
-    }
-    // Every invocation of each syscall, SQLite-style: N = 1, 2, ... until a run gets past all.
-    let mut kills = 0;
-    for syscall in SYSCALLS {
-        let mut n = 1;
-        while kill_once(syscall, n) {
-            kills += 1;
-            n += 1;
-        }
-    }
-    eprintln!("copy sweep: {kills} kills");
-    assert!(kills > 60, "only {kills} runs were killed");
-}
-
-/// A host with two copies (keep 2) and a pending change, its `backup --copy-to` killed at
-/// `syscall` invocation `n`; false when the run never got there.
-fn kill_once(syscall: &str, n: usize) -> bool {
-    let env = fleet_host(4);
-    let store = env.dir.path().join("store");
-    fs::create_dir(&store).unwrap();
-    let dir = store.join("uuid-04");
-    let run = |now: i64| {
-        env.command(&["-q", "backup", "--copy-to", text(&store), "--keep", "2"])
-            .env("STATECTL_NOW", now.to_string())
-            .output()
-            .unwrap()
-    };
-    for round in 0..2 {
-        env.flagged("etc/hosts", &format!("round {round}\n"));
-        assert!(run(T0 + round * 60).status.success());
-    }
-    env.flagged("etc/hosts", "killed round\n");
-    let inject = format!("{syscall}:signal=SIGKILL:when={n}");
-    let now = (T0 + 120).to_string();
-    let args = ["-q", "backup", "--copy-to", text(&store), "--keep", "2"];
-    let mut inner = env.command(&args);
-    inner.env("STATECTL_NOW", &now);
-    let (out, log) = traced_command(&env, inner, syscall, Some(&inject));
-    let what = format!("killed at {inject}");
-    let killed = injected(&log) || out.code == -1;
-    // Whatever the kill left: every bundle there is complete and readable.
-    for name in names(&dir)
-        .iter()
-        .filter(|n| n.starts_with("configBundle-"))
-    {
-        member(&dir.join(name), "state.tgz");
-    }
-    let history = env.run(&["--json", "history", text(&store)]).ok().json();
-    assert_eq!(history["warnings"], serde_json::json!([]), "{what}");
-    // The next run leaves the right set: the two newest, the newest holding the bank's state.
-    let out = run(T0 + 180);
-    assert!(
-        out.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let left = names(&dir);
-    assert_eq!(left.len(), 2, "{what}: {left:?}");
-    assert!(
-        left.iter().all(|n| n.starts_with("configBundle-esx04-")),
-        "{what}: {left:?}"
-    );
-    let bank = fs::read(env.state("bootbank")).unwrap();
-    assert_eq!(member(&dir.join(&left[1]), "state.tgz"), bank, "{what}");
-    killed
 }

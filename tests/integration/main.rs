@@ -12,6 +12,7 @@ mod banks;
 mod bootcfg_faults;
 mod bundles;
 mod copies;
+mod copies_sweep;
 mod crash;
 mod durability;
 mod encrypted;

@@ -21,6 +21,7 @@ use super::store::{beyond_retention, check_store, copies_in, host_id};
 use crate::archive::bundle::read_bundle;
 use crate::archive::{open_archive, read_archive_from, CheckOnly, STATE_NAME};
 use crate::atomic;
+use crate::bank::lock::lock_path;
 use crate::bank::{lock_banks, Bank, BankName};
 use crate::detect::cache::cache_path;
 use crate::error::Error;
@@ -271,7 +272,12 @@ fn spool_and_copy(host: &Host, options: &BackupOptions, copy: &CopyOptions) -> R
         .unwrap_or_else(|| host.bootbank.clone());
     seed_spool(&bank, spool.path())?;
     let run_dir = host.run_dir()?.to_path_buf();
+    // The spool's stat cache and lock file are of no later use (its name is never seen again).
     let cache = cache_path(&run_dir, &host.root, spool.path());
+    let lock = spool
+        .path()
+        .canonicalize()
+        .map(|canonical| lock_path(&run_dir, &canonical));
     let spooled = backup(
         host,
         &BackupOptions {
@@ -280,7 +286,10 @@ fn spool_and_copy(host: &Host, options: &BackupOptions, copy: &CopyOptions) -> R
             ..options.clone()
         },
     );
-    let _ = std::fs::remove_file(&cache); // the spool's stat cache is of no later use
+    let _ = std::fs::remove_file(&cache);
+    if let Ok(lock) = lock {
+        let _ = std::fs::remove_file(lock);
+    }
     let report = spooled?;
     let state = spool.path().join(STATE_NAME);
     let warnings = report.warnings;

@@ -13,37 +13,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use anyhow::Result;
 use serde::Serialize;
 
+use super::ignore::Ignored;
 use super::store::{copies_in, host_dirs};
 use crate::archive::bundle::read_bundle;
 use crate::archive::{InnerEntry, Limits, Visitor};
 use crate::ops::restore::shown;
-
-/// Files ignored by default: per-host by nature (keys, certificates, seeds, leases, counters,
-/// the ConfigStore database).
-pub const DEFAULT_IGNORED: [&str; 7] = [
-    "etc/ssh/*key*",
-    "etc/vmware/ssl/*",
-    "etc/random-seed",
-    "etc/dhclient*.leases",
-    "etc/vmware/.backup.counter",
-    "var/lib/vmware/configstore/**",
-    "etc/vmware/configstore/**",
-];
-
-/// `esx.conf` keys that are a host's identity (`[*]` stands for any child index; a trailing
-/// `*` for any rest of the key).
-pub const IDENTITY_KEYS: [&str; 6] = [
-    "/system/uuid",
-    "/adv/Misc/HostName",
-    "/adv/Misc/HostIPAddr",
-    "/adv/Net/ManagementAddr",
-    "/net/vmkernelnic/child[*]/ipv4*",
-    "/net/pnic/child[*]/mac",
-];
 
 const ESX_CONF: &str = "etc/vmware/esx.conf";
 /// Largest `esx.conf` compared key by key (a real one is tens of KiB); a larger one is
@@ -150,68 +127,6 @@ pub fn drift(store: &Path, ignore: &[String], limits: &Limits) -> Result<DriftRe
         drift,
         warnings,
     })
-}
-
-/// The default and the given ignore globs: paths, and `esx.conf` keys.
-struct Ignored {
-    paths: GlobSet,
-    keys: GlobSet,
-}
-
-impl Ignored {
-    fn new(extra: &[String]) -> Result<Ignored> {
-        let mut paths = GlobSetBuilder::new();
-        let mut keys = GlobSetBuilder::new();
-        let defaults = DEFAULT_IGNORED.iter().map(|p| p.to_string());
-        for pattern in defaults.chain(extra.iter().cloned()) {
-            let glob = GlobBuilder::new(&pattern)
-                .literal_separator(true)
-                .build()
-                .with_context(|| format!("bad --ignore pattern `{pattern}`; fix the glob"))?;
-            if pattern.starts_with('/') {
-                keys.add(glob);
-            } else {
-                paths.add(glob);
-            }
-        }
-        Ok(Ignored {
-            paths: paths
-                .build()
-                .context("cannot compile the --ignore patterns")?,
-            keys: keys
-                .build()
-                .context("cannot compile the --ignore patterns")?,
-        })
-    }
-
-    fn path(&self, path: &str) -> bool {
-        self.paths.is_match(path)
-    }
-
-    fn key(&self, key: &str) -> bool {
-        is_identity_key(key) || self.keys.is_match(key)
-    }
-}
-
-/// True for an identity key of [`IDENTITY_KEYS`].
-pub fn is_identity_key(key: &str) -> bool {
-    let mut general = String::with_capacity(key.len());
-    let mut rest = key;
-    while let Some(open) = rest.find('[') {
-        let Some(close) = rest[open..].find(']') else {
-            break;
-        };
-        general.push_str(&rest[..open]);
-        general.push_str("[*]");
-        rest = &rest[open + close + 1..];
-    }
-    general.push_str(rest);
-    IDENTITY_KEYS
-        .iter()
-        .any(|pattern| match pattern.strip_suffix('*') {
-            Some(prefix) if !pattern.ends_with("[*]") => general.starts_with(prefix),
-            _ => general == *pattern,
-        })
 }
 
 /// Keeps the text of `etc/vmware/esx.conf` while the reader checks the whole archive.
@@ -340,48 +255,6 @@ fn push_item(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn identity_keys_match_any_child() {
-        for key in [
-            "/system/uuid",
-            "/adv/Misc/HostName",
-            "/net/vmkernelnic/child[0000]/ipv4address",
-            "/net/vmkernelnic/child[0001]/ipv4netmask",
-            "/net/pnic/child[0003]/mac",
-        ] {
-            assert!(is_identity_key(key), "{key}");
-        }
-        for key in [
-            "/adv/Misc/LogHost",
-            "/net/pnic/child[0003]/name",
-            "/net/pnic/child[0003]/mac2",
-            "/system/uuidx",
-            "/net/vmkernelnic/child[0000]/ipv6address",
-        ] {
-            assert!(!is_identity_key(key), "{key}");
-        }
-    }
-
-    #[test]
-    fn per_host_files_are_ignored_and_extra_globs_split_paths_from_keys() {
-        let ignored = Ignored::new(&["etc/motd".into(), "/adv/UserVars/*".into()]).unwrap();
-        for path in [
-            "etc/ssh/ssh_host_rsa_key",
-            "etc/vmware/ssl/rui.crt",
-            "etc/dhclient-vmk0.leases",
-            "var/lib/vmware/configstore/backup/current-store-1",
-            "etc/motd",
-        ] {
-            assert!(ignored.path(path), "{path}");
-        }
-        assert!(!ignored.path("etc/ntp.conf"));
-        assert!(
-            !ignored.path("etc/vmware/ssl/sub/x"),
-            "`*` stays in one directory"
-        );
-        assert!(ignored.key("/adv/UserVars/Foo") && !ignored.key("/adv/Syslog/global/logHost"));
-    }
 
     #[test]
     fn keys_missing_on_one_host_drift() {

@@ -6,4 +6,5 @@
 pub mod copy;
 pub mod drift;
 pub mod history;
+pub mod ignore;
 pub mod store;
