@@ -61,24 +61,23 @@ pub struct DriftArgs {
 
 pub fn history_cmd(host: &Host, out: &Output, args: &HistoryArgs) -> Result<ExitCode> {
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut first = true;
-    if out.json {
-        write!(stdout, "{{\"hosts\": [")?;
-    }
+    // The JSON document is opened with its first host, so an unreadable DIR prints none.
+    let mut opened = false;
     let mut each = |entry: HostHistory| -> Result<()> {
         if out.json {
-            let separator = if first { "\n" } else { ",\n" };
+            let separator = if opened { ",\n" } else { "{\"hosts\": [\n" };
             write!(stdout, "{separator}")?;
             serde_json::to_writer(&mut stdout, &entry)?;
         } else {
             print_history(&mut stdout, &entry)?;
         }
-        first = false;
+        opened = true;
         Ok(())
     };
     let warnings = history(&args.dir, args.host.as_deref(), &host.limits, &mut each)?;
     if out.json {
-        write!(stdout, "\n], \"warnings\": ")?;
+        let open = if opened { "\n" } else { "{\"hosts\": [" };
+        write!(stdout, "{open}], \"warnings\": ")?;
         serde_json::to_writer(&mut stdout, &warnings)?;
         writeln!(stdout, "}}")?;
     }

@@ -264,3 +264,29 @@ fn history_lists_each_copy_newest_first_with_its_changes() {
         .json();
     assert_eq!(all["hosts"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn a_missing_directory_is_exit_1_naming_it_with_no_json_and_an_empty_one_lists_nothing() {
+    let env = TestEnv::new();
+    let missing = env.dir.path().join("not-mounted");
+    for command in ["history", "drift"] {
+        let out = env
+            .run(&["--json", command, missing.to_str().unwrap()])
+            .code(1);
+        assert!(out.stdout.is_empty(), "{command}: {}", out.stdout);
+        assert!(
+            out.stderr.contains("not-mounted`"),
+            "{command}: {}",
+            out.stderr
+        );
+    }
+    let empty = env.dir.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    let history = env
+        .run(&["--json", "history", empty.to_str().unwrap()])
+        .ok();
+    let expected = serde_json::json!({"hosts": [], "warnings": []});
+    assert_eq!(history.json(), expected);
+    let drift = drift(&env, &empty, 0);
+    assert_eq!(drift["hosts"], serde_json::json!([]));
+}
