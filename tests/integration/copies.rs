@@ -361,3 +361,34 @@ fn a_read_only_bank_still_gets_its_copy_and_a_read_only_directory_catches_up() {
     let bank = fs::read(env.state("bootbank")).unwrap();
     assert_eq!(member(&dir.join(&names(&dir)[0]), "state.tgz"), bank);
 }
+
+#[test]
+fn an_encrypted_hosts_copy_of_a_state_its_read_only_bank_refused_is_encrypted_again() {
+    if !can_unshare() {
+        return;
+    }
+    let env = encrypted_host();
+    let store = tempfile::tempdir().unwrap();
+    let keys_before = encryption_of(&env.state("bootbank")).keystore;
+    env.flagged("etc/hosts", "10.0.0.9 esx01 # new\n");
+    let args = ["backup", "--copy-to", text(store.path())];
+    let (code, err) = with_read_only(&env, &env.bank("bootbank"), &args);
+    assert_eq!(code, 1, "{err}");
+    let dir = store.path().join("5f1c-01");
+    let state = store.path().join("state.tgz");
+    fs::write(&state, member(&dir.join(&names(&dir)[0]), "state.tgz")).unwrap();
+    assert_eq!(
+        encryption_of(&state).keystore,
+        keys_before,
+        "not the host's key store"
+    );
+    let listed = env.run(&["list", text(&state)]).ok();
+    assert!(listed.stdout.contains("etc/hosts"), "{}", listed.stdout);
+    let extracted = store.path().join("out");
+    env.run(&["extract", text(&state), "--to", text(&extracted)])
+        .ok();
+    assert_eq!(
+        fs::read(extracted.join("etc/hosts")).unwrap(),
+        b"10.0.0.9 esx01 # new\n"
+    );
+}
