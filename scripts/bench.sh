@@ -8,6 +8,7 @@
 #   scripts/bench.sh --keep    keep the hosts afterwards (for perf/callgrind)
 #   scripts/bench.sh --scale-only [--scale-sizes 1000,10000]   only the scale section
 #   scripts/bench.sh --configstore-only   only the ConfigStore case (a 64 MiB live store)
+#   scripts/bench.sh --fleet-only   only drift/history over 100 and 1,000 hosts x 24 copies
 #   STATECTL_BENCH_BIN=PATH scripts/bench.sh ...   measure another statectl build (before/after)
 set -euo pipefail
 cd "$(dirname "$0")/.."

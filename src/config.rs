@@ -24,6 +24,39 @@ struct ConfigFile {
     #[serde(default)]
     required: Vec<String>,
     esxi: Option<EsxiSection>,
+    copy: Option<CopyConfig>,
+}
+
+/// `[copy]`: where `backup` keeps off-host copies (bundles) and how many.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyConfig {
+    /// The shared directory (a datastore); copies go into `<to>/<host id>/`.
+    pub to: Option<std::path::PathBuf>,
+    /// The newest copies kept per host.
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+    /// The newest copy of each of the last this many UTC days is kept too.
+    #[serde(default = "default_keep_daily")]
+    pub keep_daily: usize,
+}
+
+impl Default for CopyConfig {
+    fn default() -> Self {
+        CopyConfig {
+            to: None,
+            keep: default_keep(),
+            keep_daily: default_keep_daily(),
+        }
+    }
+}
+
+fn default_keep() -> usize {
+    24
+}
+
+fn default_keep_daily() -> usize {
+    30
 }
 
 /// `[esxi]`: how the VIB's init script wires statectl into ESXi (read by that script too).
@@ -77,6 +110,8 @@ pub struct Selection {
     exclude_patterns: Vec<String>,
     /// `[esxi] wire` (the init script acts on it; statectl only validates it).
     pub wire: Wire,
+    /// The `[copy]` table (its defaults when absent).
+    pub copy: CopyConfig,
 }
 
 impl Default for Selection {
@@ -90,6 +125,7 @@ impl Default for Selection {
             exclude: GlobSet::empty(),
             exclude_patterns: Vec::new(),
             wire: Wire::default(),
+            copy: CopyConfig::default(),
         }
     }
 }
@@ -142,6 +178,10 @@ impl Selection {
         }
         selection.include = file.include;
         selection.required = file.required;
+        selection.copy = file.copy.unwrap_or_default();
+        if selection.copy.keep == 0 {
+            bail!("[copy] keep must be at least 1 (the copy just written is always kept)");
+        }
         for path in selection
             .scan
             .iter()
@@ -288,6 +328,21 @@ mod tests {
             "var/lib/vmware/configstore/backup/x",
         ];
         assert_eq!(rules.outside(paths.into_iter()), vec!["hosts", "etcx/a"]);
+    }
+
+    #[test]
+    fn copy_table_has_defaults_and_refuses_keep_zero() {
+        assert_eq!(Selection::parse("").unwrap().copy, CopyConfig::default());
+        let copy = Selection::parse("[copy]\nto = \"/vmfs/volumes/ds/statectl\"\nkeep = 3\n")
+            .unwrap()
+            .copy;
+        assert_eq!(
+            copy.to.as_deref(),
+            Some(Path::new("/vmfs/volumes/ds/statectl"))
+        );
+        assert_eq!((copy.keep, copy.keep_daily), (3, 30));
+        assert!(Selection::parse("[copy]\nkeep = 0\n").is_err());
+        assert!(Selection::parse("[copy]\nkept = 1\n").is_err());
     }
 
     #[test]

@@ -11,11 +11,14 @@
 //! (see [`encrypted`]); (f) the scale section ([`scale`]): every command at 1,000 / 10,000 /
 //! 100,000 files with wall time and peak RSS against its baseline. Prints the tables and exits 1
 //! when a target is missed. `--quick` shrinks the hosts; `--scale-only` runs just (f),
-//! `--scale-sizes 1000,10000` picks its sizes; `--keep` leaves the hosts in place for profiling.
+//! `--scale-sizes 1000,10000` picks its sizes; `--keep` leaves the hosts in place for profiling;
+//! (g) the fleet section ([`fleet`]): `drift` and `history` over 100 and 1,000 hosts x 24
+//! copies (`--fleet-only` runs just that).
 
 mod configstore;
 mod corpus;
 mod encrypted;
+mod fleet;
 mod measure;
 mod scale;
 
@@ -77,17 +80,27 @@ fn main() {
         let _ = std::fs::remove_dir_all(&base);
         return;
     }
-    if !args.iter().any(|a| a == "--scale-only") {
+    let fleet_only = args.iter().any(|a| a == "--fleet-only");
+    if !args.iter().any(|a| a == "--scale-only") && !fleet_only {
         no_change(&base, &sizes, &mut rows);
         full_backup(&base, &sizes, &mut rows);
         encrypted::encrypted(&base, &sizes, &mut rows);
         configstore::configstore(&base, &sizes, &mut rows);
     }
-    let scale_rows = scale::scale(&base, &scale::sizes(&args, quick));
+    if !args.iter().any(|a| a == "--scale-only") {
+        fleet::fleet(&base, &mut rows);
+    }
+    let scale_rows = if fleet_only {
+        Vec::new()
+    } else {
+        scale::scale(&base, &scale::sizes(&args, quick))
+    };
     if !rows.is_empty() {
         print_table(&rows, &base, quick, started.elapsed().as_secs_f64());
     }
-    scale::print(&scale_rows);
+    if !scale_rows.is_empty() {
+        scale::print(&scale_rows);
+    }
     if !args.iter().any(|a| a == "--keep") {
         let _ = std::fs::remove_dir_all(&base);
     }

@@ -23,8 +23,10 @@ use tempfile::NamedTempFile;
 use super::entries::{walk, EntryKind, EntryMeta, WalkError};
 use super::gzip::GzMembers;
 use super::names::{display_name, is_root_name, normalize_member_name};
-use super::streams::{describe_io, drain, Budget, Budgeted};
-use super::{open_archive, Limits, INNER_NAME, STATE_NAME};
+use super::streams::{describe_io, drain, Budget, Budgeted, HashingReader};
+use super::{
+    open_archive, read_archive_stream, ArchiveSummary, Limits, Visitor, INNER_NAME, STATE_NAME,
+};
 use crate::error::Error;
 
 /// Name of the bundle's manifest member.
@@ -87,44 +89,18 @@ pub enum Input {
 /// Looks at the outer layer of `path` and tells a `state.tgz` from a bundle; a bundle's
 /// `state.tgz` is copied into a temp file in `scratch`.
 pub fn open_input(path: &Path, limits: &Limits, scratch: &Path) -> Result<Input> {
-    let file = open_archive(path)?;
-    let mut outer = Outer {
-        scratch,
-        keys: RandomState::new(),
-        seen: HashSet::new(),
-        problems: Vec::new(),
-        manifest: None,
-        state: None,
-        has_inner: false,
-    };
-    let gz = GzMembers::new(BufReader::with_capacity(64 << 10, file));
-    let walked = walk(
-        Budgeted::new(gz, Budget::new(limits.max_expanded)),
+    let mut outer = Outer::new(Sink::Spool(scratch));
+    walk_outer(
+        open_archive(path)?,
+        path,
         limits,
-        "bundle",
-        |meta, data| outer.member(meta, data),
-    )
-    .and_then(|mut rest| {
-        drain(&mut rest)
-            .map(|_| ())
-            .map_err(|e| WalkError::Format(format!("bundle: {}", describe_io(&e))))
-    });
+        &mut outer,
+        "nothing was installed",
+    )?;
     let bad = |reason: String| Error::BadArchive {
         archive: path.to_path_buf(),
         reason,
     };
-    match walked {
-        Ok(()) => {}
-        Err(WalkError::Format(reason)) => return Err(bad(reason).into()),
-        Err(WalkError::Visitor(err)) => return Err(err),
-    }
-    if let Some(problem) = outer.problems.first() {
-        return Err(Error::UnsafeArchive {
-            archive: path.to_path_buf(),
-            reason: format!("{problem}; nothing was installed"),
-        }
-        .into());
-    }
     match (outer.has_inner, outer.manifest, outer.state) {
         (true, None, None) => Ok(Input::State),
         (false, Some(manifest), Some(state)) => Ok(Input::Bundle { manifest, state }),
@@ -141,8 +117,114 @@ pub fn open_input(path: &Path, limits: &Limits, scratch: &Path) -> Result<Input>
     }
 }
 
+/// A bundle read to its end by [`read_bundle`].
+pub struct BundleRead {
+    /// Its `Manifest.txt`, when it has one (advisory: nothing is taken from it on trust).
+    pub manifest: Option<BundleManifest>,
+    /// The complete read of its `state.tgz` by the one archive reader.
+    pub state: ArchiveSummary,
+    /// Size and sha256 of the bundle file itself.
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// Reads the bundle at `path` completely, streaming: the outer layer as [`open_input`] checks
+/// it, its `state.tgz` member by the one archive reader with `visitor` (no temp file), the
+/// bundle file hashed on the way. A bare `state.tgz`, a bundle without `state.tgz` or with an
+/// error-level problem in it is refused, naming `path`.
+pub fn read_bundle(path: &Path, limits: &Limits, visitor: &mut dyn Visitor) -> Result<BundleRead> {
+    let mut summary = None;
+    let mut outer = Outer::new(Sink::Read {
+        path,
+        limits,
+        visitor,
+        summary: &mut summary,
+    });
+    let mut file = HashingReader::new(open_archive(path)?);
+    walk_outer(&mut file, path, limits, &mut outer, "it was left out")?;
+    let manifest = outer.manifest.take();
+    let has_inner = outer.has_inner;
+    drop(outer);
+    let state = match summary {
+        Some(state) if !has_inner => state,
+        _ => {
+            return Err(Error::BadArchive {
+                archive: path.to_path_buf(),
+                reason: format!("it is not a configBundle (holding {STATE_NAME})"),
+            }
+            .into())
+        }
+    };
+    state.ensure_clean("it was left out")?;
+    // What the gzip reader left unread (nothing in a well-formed file) still counts in the hash.
+    std::io::copy(&mut file, &mut std::io::sink())
+        .with_context(|| format!("cannot read `{}`", path.display()))?;
+    let bytes = file.bytes;
+    Ok(BundleRead {
+        manifest,
+        state,
+        bytes,
+        sha256: file.hex_digest(),
+    })
+}
+
+/// Walks the outer layer of the bundle open as `file` into `outer`, drained to its end; the
+/// first problem refuses it (`outcome` says what did not happen).
+fn walk_outer(
+    file: impl Read,
+    path: &Path,
+    limits: &Limits,
+    outer: &mut Outer,
+    outcome: &str,
+) -> Result<()> {
+    let gz = GzMembers::new(BufReader::with_capacity(64 << 10, file));
+    let walked = walk(
+        Budgeted::new(gz, Budget::new(limits.max_expanded)),
+        limits,
+        "bundle",
+        |meta, data| outer.member(meta, data),
+    )
+    .and_then(|mut rest| {
+        drain(&mut rest)
+            .map(|_| ())
+            .map_err(|e| WalkError::Format(format!("bundle: {}", describe_io(&e))))
+    });
+    match walked {
+        Ok(()) => {}
+        Err(WalkError::Format(reason)) => {
+            return Err(Error::BadArchive {
+                archive: path.to_path_buf(),
+                reason,
+            }
+            .into())
+        }
+        Err(WalkError::Visitor(err)) => return Err(err),
+    }
+    match outer.problems.first() {
+        Some(problem) => Err(Error::UnsafeArchive {
+            archive: path.to_path_buf(),
+            reason: format!("{problem}; {outcome}"),
+        }
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// Where the bundle's `state.tgz` member goes.
+enum Sink<'a> {
+    /// Copied into a 0600 temp file in this directory.
+    Spool(&'a Path),
+    /// Read in place by the archive reader; its summary is left in `summary`.
+    Read {
+        path: &'a Path,
+        limits: &'a Limits,
+        visitor: &'a mut dyn Visitor,
+        summary: &'a mut Option<ArchiveSummary>,
+    },
+}
+
 struct Outer<'a> {
-    scratch: &'a Path,
+    sink: Sink<'a>,
     keys: RandomState,
     seen: HashSet<u64>,
     problems: Vec<String>,
@@ -151,7 +233,19 @@ struct Outer<'a> {
     has_inner: bool,
 }
 
-impl Outer<'_> {
+impl<'a> Outer<'a> {
+    fn new(sink: Sink<'a>) -> Outer<'a> {
+        Outer {
+            sink,
+            keys: RandomState::new(),
+            seen: HashSet::new(),
+            problems: Vec::new(),
+            manifest: None,
+            state: None,
+            has_inner: false,
+        }
+    }
+
     fn member(&mut self, meta: &EntryMeta, data: &mut dyn Read) -> Result<(), WalkError> {
         if meta.kind == EntryKind::Directory && is_root_name(&meta.raw_name) {
             return Ok(());
@@ -188,11 +282,22 @@ impl Outer<'_> {
                 data.read_to_string(&mut text).map_err(io)?;
                 self.manifest = Some(BundleManifest::parse(&text));
             }
-            STATE_NAME => {
-                let mut temp = crate::atomic::temp_in(self.scratch)?;
-                std::io::copy(data, temp.as_file_mut()).map_err(io)?;
-                self.state = Some(temp);
-            }
+            STATE_NAME => match &mut self.sink {
+                Sink::Spool(scratch) => {
+                    let mut temp = crate::atomic::temp_in(scratch)?;
+                    std::io::copy(data, temp.as_file_mut()).map_err(io)?;
+                    self.state = Some(temp);
+                }
+                Sink::Read {
+                    path,
+                    limits,
+                    visitor,
+                    summary,
+                } => {
+                    let read = read_archive_stream(data, path, limits, &mut **visitor)?;
+                    **summary = Some(read);
+                }
+            },
             _ => {}
         }
         Ok(())

@@ -13,6 +13,7 @@ use super::Output;
 use crate::exit::Exit;
 use crate::host::Host;
 use crate::ops::backup::{backup, Action, BackupOptions, BackupReport};
+use crate::ops::fleet::copy::{backup_with_copy, copy_options, CopyReport};
 use crate::syslog::{self, Severity};
 
 /// Save the flagged files into state.tgz on the bootbank (and a staged upgrade's bank), if anything changed
@@ -32,10 +33,18 @@ is never overwritten (a warning; --bank writes it on purpose). Each bank written
 with ESXi's <root>/tmp/<bank>.lck. Silent on success unless -v, a terminal, or --json. An \
 encrypted archive (ESXi 7.0 U2+ local.tgz.ve) is replaced by one encrypted again with its key store \
 and a fresh IV; a plaintext archive never replaces an encrypted one, not even with --force, unless \
---allow-plaintext (logged to syslog); a TPM-sealed one is never replaced without it.",
+--allow-plaintext (logged to syslog); a TPM-sealed one is never replaced without it. With \
+--copy-to DIR (or [copy] to in the config), a bundle of the new state (the export format; an \
+encrypted host's stays encrypted) also goes into DIR/<host id>/ (the host UUID, else its name) \
+after every backup that wrote, or that could not write the bank; a run that changed nothing \
+writes a copy only when the newest one there is missing or holds another state. DIR is never \
+created; the newest --keep N (default 24) copies and the newest of each of the last 30 UTC days \
+are kept. A failed copy is exit 1 naming DIR (the bank stays written); a failed bank with a \
+good copy is exit 1 naming the bank and the copy.",
     after_help = "Examples:\n  statectl backup                 # what cron runs hourly\n  \
 statectl backup --dry-run --json # what would be saved\n  statectl backup --shutdown      # at \
-shutdown: wait at most 60 s"
+shutdown: wait at most 60 s\n  \
+statectl backup --copy-to /vmfs/volumes/shared/statectl   # and a copy on the datastore"
 )]
 pub struct BackupArgs {
     /// Write even if nothing changed
@@ -56,6 +65,13 @@ pub struct BackupArgs {
     /// Let a plaintext archive replace an encrypted one (ESXi 7.0 U2+ local.tgz.ve); logged
     #[arg(long)]
     pub allow_plaintext: bool,
+    /// Also keep a copy (a bundle) in DIR/<host id>/ [default: the config's [copy] to]
+    #[arg(long, value_name = "DIR")]
+    pub copy_to: Option<PathBuf>,
+    /// Copies kept in DIR/<host id>/ besides one a day [default: [copy] keep, 24]
+    #[arg(long, value_name = "N", requires = "copy_to",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep: Option<u64>,
 }
 
 impl BackupArgs {
@@ -76,12 +92,22 @@ impl BackupArgs {
 struct JsonReport<'a> {
     #[serde(flatten)]
     report: &'a BackupReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    copy: Option<Option<&'a PathBuf>>,
     warnings: Vec<&'a String>,
 }
 
 pub fn run(host: &Host, out: &Output, args: &BackupArgs) -> Result<ExitCode> {
-    let report = backup(host, &args.options())?;
+    let keep = args.keep.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let (report, copy) = match copy_options(host, args.copy_to.clone(), keep)? {
+        Some(copy) => backup_with_copy(host, &args.options(), &copy)?,
+        None => (backup(host, &args.options())?, None),
+    };
     out.warn_all(&report.warnings);
+    if let Some(copy) = &copy {
+        out.warn_all(&copy.warnings);
+        log_copy(copy);
+    }
     report.notes.iter().for_each(|note| out.note(note));
     if report.action == Action::Written {
         log_written(&report);
@@ -89,7 +115,13 @@ pub fn run(host: &Host, out: &Output, args: &BackupArgs) -> Result<ExitCode> {
     if out.json {
         out.json(&JsonReport {
             report: &report,
-            warnings: report.warnings.iter().chain(&report.notes).collect(),
+            copy: copy.as_ref().map(|copy| copy.copy.as_ref()),
+            warnings: report
+                .warnings
+                .iter()
+                .chain(&report.notes)
+                .chain(copy.iter().flat_map(|copy| &copy.warnings))
+                .collect(),
         })?;
         return Ok(Exit::Success.into());
     }
@@ -121,6 +153,13 @@ pub fn run(host: &Host, out: &Output, args: &BackupArgs) -> Result<ExitCode> {
             ),
         };
         out.line_or_detail(on_stdout, &line);
+        if let Some(path) = copy
+            .as_ref()
+            .filter(|c| c.written)
+            .and_then(|c| c.copy.as_ref())
+        {
+            out.line_or_detail(on_stdout, &format!("copied to {}", path.display()));
+        }
         if report.action == Action::DryRun || out.verbose > 0 {
             let (added, modified, removed) = (&report.added, &report.modified, &report.removed);
             let paths_on_stdout = report.action == Action::DryRun;
@@ -128,6 +167,13 @@ pub fn run(host: &Host, out: &Output, args: &BackupArgs) -> Result<ExitCode> {
         }
     }
     Ok(Exit::Success.into())
+}
+
+/// A syslog notice for a copy written.
+fn log_copy(copy: &CopyReport) {
+    if let Some(path) = copy.copy.as_ref().filter(|_| copy.written) {
+        syslog::log(Severity::Notice, &format!("copied to {}", path.display()));
+    }
 }
 
 /// One syslog notice per archive written (one per bank).

@@ -10,6 +10,7 @@ mod diff;
 mod docs_check;
 mod dropin;
 mod export;
+mod fleet;
 mod install;
 mod json_probe;
 mod man;
@@ -107,6 +108,8 @@ pub enum Command {
     Restore(restore::RestoreArgs),
     Install(install::InstallArgs),
     Export(export::ExportArgs),
+    History(fleet::HistoryArgs),
+    Drift(fleet::DriftArgs),
     Bank(bank::BankArgs),
     Man(man::ManArgs),
     Completions(completions::CompletionsArgs),
@@ -177,6 +180,8 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Command::Restore(args) => restore::run(&host, &out, args),
         Command::Install(args) => install::run(&host, &out, args),
         Command::Export(args) => export::run(&host, &out, args),
+        Command::History(args) => fleet::history_cmd(&host, &out, args),
+        Command::Drift(args) => fleet::drift_cmd(&host, &out, args),
         Command::Bank(args) => bank::run(&host, &out, args),
         Command::Man(args) => man::run(&out, args),
         Command::Completions(args) => completions::run(&out, args),

@@ -64,27 +64,8 @@ pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
         .with_context(|| format!("cannot open archive `{}`", state.display()))?;
     let summary = read_archive_from(reader, &state, &host.limits, &mut CheckOnly)?;
     summary.ensure_safe()?;
-    let mut warnings = Vec::new();
-    let manifest = bundle_manifest(host, &bank, &build, &mut warnings)?;
+    let (target, warnings) = write_bundle_in(host, &bank, &build, &mut file, &state, dir)?;
     let name = safe_host_name(&host.hostname());
-    let (now, target) = free_bundle_name(dir, &name)?;
-    let fail = || {
-        format!(
-            "cannot write bundle `{}`; check that the directory is writable and has free space",
-            target.display()
-        )
-    };
-    atomic::remove_stale_temps(dir).with_context(fail)?;
-    let mut temp = atomic::temp_in(dir).with_context(fail)?;
-    write_bundle(
-        temp.as_file_mut(),
-        &manifest,
-        &mut file,
-        &state,
-        now.max(0) as u64,
-    )
-    .with_context(fail)?;
-    atomic::commit_new(temp, &target).with_context(fail)?;
     let removed = match options.keep {
         Some(keep) => prune(dir, &name, &target, keep)?,
         None => Vec::new(),
@@ -96,6 +77,41 @@ pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
         removed,
         warnings: pending_warning(host).into_iter().chain(warnings).collect(),
     })
+}
+
+/// Writes a bundle of the `state.tgz` open as `file` (`state`, from `bank` of `build`) into
+/// `dir`, named for this host and now, atomically (temp file, fsync, rename; never over an
+/// existing file), after removing the temps a dead run left there. Returns its path and the
+/// manifest's warnings.
+pub(crate) fn write_bundle_in(
+    host: &Host,
+    bank: &Bank,
+    build: &str,
+    file: &mut std::fs::File,
+    state: &Path,
+    dir: &Path,
+) -> Result<(PathBuf, Vec<String>)> {
+    let mut warnings = Vec::new();
+    let manifest = bundle_manifest(host, bank, build, &mut warnings)?;
+    let (now, target) = free_bundle_name(dir, &safe_host_name(&host.hostname()))?;
+    let fail = || {
+        format!(
+            "cannot write bundle `{}`; check that the directory is writable and has free space",
+            target.display()
+        )
+    };
+    atomic::remove_stale_temps(dir).with_context(fail)?;
+    let mut temp = atomic::temp_in(dir).with_context(fail)?;
+    write_bundle(
+        temp.as_file_mut(),
+        &manifest,
+        file,
+        state,
+        now.max(0) as u64,
+    )
+    .with_context(fail)?;
+    atomic::commit_new(temp, &target).with_context(fail)?;
+    Ok((target, warnings))
 }
 
 /// The bundle path for now, never an existing file: a bundle of this same second makes the
@@ -178,7 +194,7 @@ fn bundle_manifest(
 }
 
 /// A host name usable in a file name: anything but letters, digits, `.`, `_` and `-` becomes `_`.
-fn safe_host_name(name: &str) -> String {
+pub(crate) fn safe_host_name(name: &str) -> String {
     let cleaned: String = name
         .chars()
         .map(|c| {
@@ -197,6 +213,11 @@ fn safe_host_name(name: &str) -> String {
 
 /// The stamp of a bundle name of exactly `configBundle-<host>-<yyyymmddThhmmssZ>.tgz`.
 fn bundle_stamp<'a>(file_name: &'a str, host: &str) -> Option<&'a str> {
+    bundle_name_parts(file_name).and_then(|(name, stamp)| (name == host).then_some(stamp))
+}
+
+/// The host and stamp of a bundle name of the form `configBundle-<host>-<yyyymmddThhmmssZ>.tgz`.
+pub(crate) fn bundle_name_parts(file_name: &str) -> Option<(&str, &str)> {
     let rest = file_name
         .strip_prefix("configBundle-")?
         .strip_suffix(".tgz")?;
@@ -209,7 +230,7 @@ fn bundle_stamp<'a>(file_name: &'a str, host: &str) -> Option<&'a str> {
             .iter()
             .chain(&bytes[9..15])
             .all(u8::is_ascii_digit);
-    (name == host && shaped).then_some(stamp)
+    shaped.then_some((name, stamp))
 }
 
 /// Removes this host's bundles in `dir` beyond the newest `keep`, never `written`.

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod diff;
 pub mod export;
 pub mod extract;
+pub mod fleet;
 pub mod install;
 pub mod pack;
 pub mod passwd;

@@ -3,6 +3,7 @@
 
 mod testenv;
 
+mod ansible;
 mod archive_inputs;
 mod archive_tools;
 mod backup;
@@ -11,6 +12,8 @@ mod banks;
 mod bootcfg_faults;
 mod bundles;
 mod configstore;
+mod copies;
+mod copies_sweep;
 mod crash;
 mod dissect_target;
 mod durability;
@@ -21,6 +24,7 @@ mod esxi_tree;
 mod fat;
 mod faults;
 mod firmware;
+mod fleet;
 mod hostile;
 mod init_script;
 mod keystore_names;

@@ -223,8 +223,17 @@ pub fn traced(
     trace: &str,
     inject: Option<&str>,
 ) -> (Outcome, String) {
+    traced_command(env, env.command(args), trace, inject)
+}
+
+/// As [`traced`], for a command prepared by the caller (extra environment, say).
+pub fn traced_command(
+    env: &TestEnv,
+    inner: Command,
+    trace: &str,
+    inject: Option<&str>,
+) -> (Outcome, String) {
     let log = env.dir.path().join("strace.log");
-    let inner = env.command(args);
     let mut cmd = Command::new("strace");
     cmd.arg("-f")
         .arg("-o")
