@@ -26,3 +26,4 @@ pub mod restore;
 pub mod root_lock;
 pub mod syslog;
 pub mod timefmt;
+pub mod walk;

@@ -2,7 +2,7 @@
 //!
 //! # Security
 //! Every path is walked one component at a time from an open descriptor of the root with
-//! `O_NOFOLLOW | O_DIRECTORY` ([`super::walk`]): a directory symlink among the parents is
+//! `O_NOFOLLOW | O_DIRECTORY` ([`crate::walk`]): a directory symlink among the parents is
 //! resolved by that walk *within* the root (a link whose target is missing there is refused),
 //! so nothing can land outside the root, even when the root is `/` and even if a link is
 //! planted while we work. The file itself goes to a 0600 temp file in its directory (created
@@ -30,7 +30,7 @@ use rustix::io::Errno;
 
 use super::dircache::DirCache;
 use super::temps::{self, create_temp, TempId};
-use super::walk::{Walk, DIR_FLAGS};
+use crate::walk::{Walk, DIR_FLAGS};
 
 /// Metadata a placed file gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
