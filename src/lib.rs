@@ -20,6 +20,7 @@ pub mod durable;
 pub mod error;
 pub mod exit;
 pub mod host;
+pub mod hostfile;
 pub mod lockfile;
 pub mod ops;
 pub mod restore;

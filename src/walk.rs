@@ -84,7 +84,7 @@ impl Walk<'_> {
                     let (link, target) = &links[step.link.unwrap_or_default()];
                     bail!(
                         "`{}` is a symlink to `{}`, which does not exist inside the root; \
-                         refusing to write through it",
+                         refusing to go through it",
                         link.display(),
                         target.display()
                     )
@@ -95,13 +95,13 @@ impl Walk<'_> {
                     let target = match rfs::readlinkat(dir, name, Vec::new()) {
                         Ok(target) => PathBuf::from(OsStr::from_bytes(target.as_bytes())),
                         Err(_) => bail!(
-                            "`{}` is not a directory; refusing to write through it",
+                            "`{}` is not a directory; refusing to go through it",
                             shown.display()
                         ),
                     };
                     if links.len() >= MAX_LINKS {
                         bail!(
-                            "`{}`: too many levels of symbolic links; refusing to write through it",
+                            "`{}`: too many levels of symbolic links; refusing to go through it",
                             shown.display()
                         );
                     }

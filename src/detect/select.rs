@@ -24,7 +24,9 @@ use anyhow::{bail, Context, Result};
 
 use super::files::FileTable;
 use super::inroot::{bad_component, resolve_in_root, PATH_MAX};
+use crate::archive::Limits;
 use crate::config::{Rule, Selection};
+use crate::hostfile::RootReader;
 
 const STICKY: u32 = 0o1000;
 const BRANCH_PREFIX: &str = ".#";
@@ -46,6 +48,7 @@ pub fn select(root: &Path, rules: &Selection) -> Result<Selected> {
         notes: Vec::new(),
         ancestors: Vec::new(),
         dir_problem: None,
+        budget: Budget::default(),
     };
     for dir in &rules.scan {
         walker.start(dir, false, true)?;
@@ -58,8 +61,12 @@ pub fn select(root: &Path, rules: &Selection) -> Result<Selected> {
     }
     let mut found = walker.found;
     found.retain(|path| !rules.is_excluded(path));
+    let reader = match rules.required.is_empty() {
+        true => None,
+        false => Some(RootReader::open(root)?),
+    };
     for path in &rules.required {
-        let (meta, branched) = required_file(root, path)?;
+        let (meta, branched) = required_file(reader.as_ref(), root, path)?;
         found.push(path, None, &meta, branched)?;
     }
     // Byte-wise path order; where a path was found twice, the later finding wins.
@@ -79,6 +86,50 @@ struct Walker<'a> {
     ancestors: Vec<(u64, u64)>,
     /// Why the path of the directory being walked could not be persisted, if it could not.
     dir_problem: Option<&'static str>,
+    budget: Budget,
+}
+
+/// What the walk has visited so far, against its limits: however directory links multiply
+/// the paths (a loop-free "diamond" of links doubles them at each level), the walk stops.
+#[derive(Debug, Default)]
+struct Budget {
+    dirs: u64,
+    entries: u64,
+}
+
+/// Directories one selection walk may visit: the entry limit of every archive reader.
+const MAX_DIRS: u64 = 100_000;
+/// Directory entries one selection walk may look at (ten for each entry an archive may hold).
+const MAX_LISTED: u64 = 1_000_000;
+
+impl Budget {
+    /// Counts one directory with `entries` entries (met as `rel`), and the `files` selected so
+    /// far; past a limit the selection stops with an error naming it.
+    fn count(&mut self, rel: &str, entries: usize, files: usize) -> Result<()> {
+        self.dirs += 1;
+        self.entries += entries as u64;
+        let max_files = Limits::default().max_entries;
+        let over = if files as u64 > max_files {
+            Some(format!(
+                "{files} files, over the {max_files}-entry limit of every archive reader"
+            ))
+        } else if self.dirs > MAX_DIRS {
+            Some(format!("{MAX_DIRS} directories visited"))
+        } else if self.entries > MAX_LISTED {
+            Some(format!("{MAX_LISTED} directory entries looked at"))
+        } else {
+            None
+        };
+        match over {
+            Some(what) => bail!(
+                "the selection walk stopped at `{}`: {what} (directory links may multiply the \
+                 paths); nothing was written; exclude directories (statectl.toml `exclude` or \
+                 `scan`) and run again",
+                rel.escape_debug()
+            ),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A directory entry waiting for its kind to be looked at.
@@ -140,6 +191,7 @@ impl Walker<'_> {
 
     fn walk_entries(&mut self, abs: &Path, rel: &str, all: bool) -> Result<()> {
         let (entries, branched) = list(abs)?;
+        self.budget.count(rel, entries.len(), self.found.len())?;
         for entry in entries {
             let path = format!("{rel}/{}", entry.name.to_string_lossy());
             let entry_abs = abs.join(&entry.name);
@@ -278,19 +330,25 @@ fn check_name(
     }
 }
 
-/// The stat of the required file `path`, and whether it has a `.#` sibling.
-fn required_file(root: &Path, path: &str) -> Result<(Metadata, bool)> {
+/// The stat of the required file `path` (opened through the in-root walk of `reader`, as
+/// the writer will read it: the root's links lead to the root's files), and whether it has a
+/// `.#` sibling.
+fn required_file(reader: Option<&RootReader>, root: &Path, path: &str) -> Result<(Metadata, bool)> {
     let abs = root.join(path);
-    let meta = match std::fs::symlink_metadata(&abs) {
-        Ok(meta) => meta,
-        Err(_) => bail!(
+    let opened = match reader {
+        Some(reader) => reader.open_file(Path::new(path)),
+        None => Ok(None),
+    };
+    let meta = match opened {
+        Ok(Some((_, meta))) => meta,
+        Ok(None) => bail!(
             "required file `{}` is missing; restore it or remove it from `required` in the config",
             abs.display()
         ),
+        Err(err) => {
+            return Err(err.context(format!("required file `{}` cannot be read", abs.display())))
+        }
     };
-    if !meta.is_file() {
-        bail!("required file `{}` is not a regular file", abs.display());
-    }
     if meta.len() == 0 {
         bail!(
             "required file `{}` is empty; restore it or remove it from `required` in the config",
