@@ -121,10 +121,8 @@ const USEROPTS_MAX: u64 = 64 << 10;
 /// `firmwareConfig.sh` does); `None` when the bank has none.
 pub fn read_useropts(bank: &Path) -> Result<Option<String>> {
     let path = bank.join(USEROPTS);
-    let file = match File::open(&path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(err).with_context(|| format!("cannot open `{}`", path.display())),
+    let Some((file, _)) = crate::hostfile::open_regular(&path)? else {
+        return Ok(None);
     };
     let mut text = Vec::new();
     flate2::read::MultiGzDecoder::new(file)

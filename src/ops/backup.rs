@@ -196,7 +196,7 @@ fn backup_bank(
     } = detection;
     let mut files = selected.files;
     let label = ArchiveLabel {
-        host: host.hostname(),
+        host: host.hostname()?,
         build: target.build.clone(),
     };
     // Encrypted again over an encrypted archive; plaintext over one only with --allow-plaintext.

@@ -66,7 +66,7 @@ pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
     summary.ensure_safe()?;
     let mut warnings = Vec::new();
     let manifest = bundle_manifest(host, &bank, &build, &mut warnings)?;
-    let name = safe_host_name(&host.hostname());
+    let name = safe_host_name(&host.hostname()?);
     let (now, target) = free_bundle_name(dir, &name)?;
     let fail = || {
         format!(

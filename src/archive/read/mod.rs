@@ -173,20 +173,25 @@ pub fn read_archive(
 }
 
 /// Opens an archive for reading, refusing directories with a clear message.
+/// It is opened without blocking and must be a regular file, so a FIFO or device planted at
+/// its name cannot hang or flood the run.
 pub fn open_archive(path: &Path) -> Result<File> {
-    let file =
-        File::open(path).with_context(|| format!("cannot open archive `{}`", path.display()))?;
-    let meta = file
-        .metadata()
-        .with_context(|| format!("cannot stat archive `{}`", path.display()))?;
-    if meta.is_dir() {
-        return Err(Error::BadArchive {
-            archive: path.to_path_buf(),
-            reason: "it is a directory; name the state.tgz file inside it".into(),
-        }
-        .into());
+    let (file, meta) = crate::hostfile::open_nonblocking(path)
+        .and_then(|opened| opened.context("it does not exist"))
+        .with_context(|| format!("cannot open archive `{}`", path.display()))?;
+    let reason = match meta.is_dir() {
+        true => "it is a directory; name the state.tgz file inside it".to_string(),
+        false if !meta.is_file() => format!(
+            "it is {}, not a regular file",
+            crate::hostfile::kind_of(&meta)
+        ),
+        false => return Ok(file),
+    };
+    Err(Error::BadArchive {
+        archive: path.to_path_buf(),
+        reason,
     }
-    Ok(file)
+    .into())
 }
 
 /// Opens the archive at `path` and copies it into a private, unnamed temp file (0600, created
@@ -205,7 +210,9 @@ pub fn open_private_copy(path: &Path) -> Result<File> {
         )
     };
     let mut copy = tempfile::tempfile().with_context(fail)?;
-    std::io::copy(&mut source, &mut copy).with_context(fail)?;
+    // At most the size it had when opened: the copy never outgrows its input.
+    let size = source.metadata().with_context(fail)?.len();
+    std::io::copy(&mut (&mut source).take(size), &mut copy).with_context(fail)?;
     copy.rewind().with_context(fail)?;
     Ok(copy)
 }
