@@ -129,6 +129,7 @@ fn write_layout<W: Write>(
 ) -> Result<WrittenArchive> {
     // Members in byte-wise path order (the selection is already: then this is one pass).
     files.sort_by_path();
+    within_name_limit(files.indices().map(|i| files.path(i).len() as u64).sum())?;
     let mut inner = tempfile::tempfile_in(scratch)
         .with_context(|| format!("cannot create a temp file in `{}`", scratch.display()))?;
     write_inner(&mut inner, files)?;
@@ -240,6 +241,19 @@ fn within_reader_limits(count: usize, content: u64, inner_len: u64) -> Result<()
              archive reader; nothing was written; exclude files (statectl.toml `exclude`) and \
              run again",
             limits.max_expanded
+        );
+    }
+    Ok(())
+}
+
+/// Refuses names the readers would not keep together (their bytes, all files together).
+fn within_name_limit(name_bytes: u64) -> Result<()> {
+    let cap = super::read::MAX_KEPT_NAME_BYTES;
+    if name_bytes > cap {
+        bail!(
+            "the selection's paths take {name_bytes} bytes together, over the {cap}-byte limit \
+             of every archive reader; nothing was written; exclude files (statectl.toml \
+             `exclude`) or shorten their paths, and run again"
         );
     }
     Ok(())
@@ -435,6 +449,15 @@ mod tests {
     fn hex_is_two_lowercase_digits_a_byte() {
         assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
         assert_eq!(hex(&[]), "");
+    }
+
+    #[test]
+    fn names_past_the_readers_cap_are_refused() {
+        let cap = super::super::read::MAX_KEPT_NAME_BYTES;
+        assert!(within_name_limit(100_000 * 200).is_ok());
+        assert!(within_name_limit(cap).is_ok());
+        let err = within_name_limit(cap + 1).unwrap_err();
+        assert!(err.to_string().contains("byte limit"), "{err}");
     }
 
     #[test]

@@ -85,7 +85,8 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
     let target_refs: Vec<&Path> = targets.iter().map(|t| t.path.as_path()).collect();
     // The one lock order: the root (no restore writes it while we read it), then the banks.
     let _root = lock_root(&run_dir, &host.root, RootAccess::Read, wait)?;
-    let _locks = lock_for_writing(host, &target_refs, wait)?;
+    let locks = lock_for_writing(host, &target_refs, wait)?;
+    warnings.extend(locks.warnings.iter().cloned());
     for bank in &target_refs {
         warnings.extend(clean_bank(host, bank)?);
     }

@@ -21,7 +21,8 @@
 //! - names over 4096 bytes or with a component over 255 are errors ([`super::names`]) and are
 //!   never kept; a message shows at most 200 bytes of a name;
 //! - the names kept (safe files and directories, for the consumers) are capped at
-//!   [`MAX_KEPT_NAME_BYTES`] together (8 MiB: 100,000 names of 80 bytes; ESXi's average 40);
+//!   [`MAX_KEPT_NAME_BYTES`] together (24 MiB: 100,000 names of 250 bytes; ESXi's average
+//!   40), a cap the writer enforces too, so every archive statectl writes is read back;
 //!   the records are a [`RecordTable`] (64 bytes a file besides its name): under 15 MiB at
 //!   100,000 entries;
 //! - duplicate, file-versus-directory and case checks keep a 64-bit hash per entry and per
@@ -56,8 +57,9 @@ mod outer;
 /// Largest manifest accepted (a 100,000-file manifest is about 25 MiB); it is streamed, so
 /// this bounds time, not memory.
 const MAX_MANIFEST: u64 = 48 << 20;
-/// Bytes of names a read keeps for its consumers, all entries together.
-pub const MAX_KEPT_NAME_BYTES: u64 = 8 << 20;
+/// Bytes of names a read keeps for its consumers, all entries together (the writer refuses a
+/// selection whose names pass it: `backup` and `pack` never write what a reader refuses).
+pub const MAX_KEPT_NAME_BYTES: u64 = 24 << 20;
 /// Problems kept per level; the rest are counted in one closing problem.
 pub const MAX_PROBLEMS: usize = 100;
 

@@ -53,12 +53,14 @@ pub fn lock_path(root: &Path, bank: &Path) -> Option<PathBuf> {
     Some(root.join("tmp").join(format!("{name}.lck")))
 }
 
-/// Takes ESXi's lock of `bank`, waiting for a live holder until `deadline`.
+/// Takes ESXi's lock of `bank`, waiting for a live holder until `deadline`; what was found
+/// there instead of a lock (and removed) goes to `warnings`.
 pub fn lock(
     root: &Path,
     bank: &Path,
     deadline: Instant,
     wait: Duration,
+    warnings: &mut Vec<String>,
 ) -> Result<Option<EsxiLock>> {
     let Some(path) = lock_path(root, bank) else {
         return Ok(None);
@@ -78,7 +80,13 @@ pub fn lock(
             }
         }
         match holder(&path, pid) {
-            Holder::NotALock(what) => remove_planted(&path, &what)?,
+            Holder::NotALock(what) => {
+                remove_planted(&path, &what)?;
+                warnings.push(format!(
+                    "ESXi's bank lock `{}` was {what}, not a PID file (planted?); removed",
+                    path.display()
+                ));
+            }
             Holder::Stale => match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {}
@@ -226,9 +234,15 @@ mod tests {
         let path = lock_path(root.path(), &bank).unwrap();
         fs::write(&path, "999999999\n").unwrap();
         let deadline = Instant::now();
-        let held = lock(root.path(), &bank, deadline, Duration::ZERO)
-            .unwrap()
-            .unwrap();
+        let held = lock(
+            root.path(),
+            &bank,
+            deadline,
+            Duration::ZERO,
+            &mut Vec::new(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(read_pid(&path), Some(std::process::id()));
         drop(held);
         assert!(!path.exists());
@@ -238,13 +252,26 @@ mod tests {
     fn a_live_holder_times_out_and_no_tmp_means_no_lock() {
         let root = tempfile::tempdir().unwrap();
         let bank = root.path().join("altbootbank");
-        assert!(lock(root.path(), &bank, Instant::now(), Duration::ZERO)
-            .unwrap()
-            .is_none());
+        assert!(lock(
+            root.path(),
+            &bank,
+            Instant::now(),
+            Duration::ZERO,
+            &mut Vec::new()
+        )
+        .unwrap()
+        .is_none());
         fs::create_dir(root.path().join("tmp")).unwrap();
         let path = lock_path(root.path(), &bank).unwrap();
         fs::write(&path, "1\n").unwrap();
-        let err = lock(root.path(), &bank, Instant::now(), Duration::ZERO).unwrap_err();
+        let err = lock(
+            root.path(),
+            &bank,
+            Instant::now(),
+            Duration::ZERO,
+            &mut Vec::new(),
+        )
+        .unwrap_err();
         assert!(matches!(
             err.downcast_ref::<Error>(),
             Some(Error::EsxiLockBusy { pid: 1, .. })
@@ -262,15 +289,34 @@ mod tests {
         rustix::fs::mkfifoat(rustix::fs::CWD, &path, fifo).unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         let started = Instant::now();
-        let held = lock(root.path(), &bank, deadline, Duration::from_secs(60));
+        let held = lock(
+            root.path(),
+            &bank,
+            deadline,
+            Duration::from_secs(60),
+            &mut Vec::new(),
+        );
         assert!(held.unwrap().is_some());
         assert!(started.elapsed() < Duration::from_secs(5));
         fs::create_dir(&path).unwrap();
-        assert!(lock(root.path(), &bank, deadline, Duration::ZERO)
-            .unwrap()
-            .is_some());
+        assert!(lock(
+            root.path(),
+            &bank,
+            deadline,
+            Duration::ZERO,
+            &mut Vec::new()
+        )
+        .unwrap()
+        .is_some());
         fs::create_dir_all(path.join("full")).unwrap();
-        let err = lock(root.path(), &bank, deadline, Duration::ZERO).unwrap_err();
+        let err = lock(
+            root.path(),
+            &bank,
+            deadline,
+            Duration::ZERO,
+            &mut Vec::new(),
+        )
+        .unwrap_err();
         assert!(
             format!("{err:#}").contains("a directory, not a PID file"),
             "{err:#}"
