@@ -206,7 +206,7 @@ impl RootReader {
             root_fd: &self.root_fd,
             root: &self.root,
         };
-        let found = walk.walk(&parts, false, &mut |_| {})?;
+        let found = walk.find(&parts)?;
         Ok(found.map(|fd| (parent.to_path_buf(), fd)))
     }
 }

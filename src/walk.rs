@@ -52,6 +52,23 @@ impl Walk<'_> {
         create: bool,
         created: &mut dyn FnMut(String),
     ) -> Result<Option<OwnedFd>> {
+        self.resolve(parts, create, false, created)
+    }
+
+    /// Walks `parts` below the root for reading: as [`Walk::walk`] without creating, except
+    /// that a link whose target is missing in the root is a missing part (`None`) too, not an
+    /// error (nothing is written through it).
+    pub fn find(&self, parts: &[&str]) -> Result<Option<OwnedFd>> {
+        self.resolve(parts, false, true, &mut |_| {})
+    }
+
+    fn resolve(
+        &self,
+        parts: &[&str],
+        create: bool,
+        reading: bool,
+        created: &mut dyn FnMut(String),
+    ) -> Result<Option<OwnedFd>> {
         let mut pending: Vec<Step> = parts
             .iter()
             .rev()
@@ -80,6 +97,7 @@ impl Walk<'_> {
             let name = OsStr::from_bytes(&step.name);
             let next = match rfs::openat(dir, name, DIR_FLAGS, Mode::empty()) {
                 Ok(fd) => fd,
+                Err(Errno::NOENT) if reading => return Ok(None),
                 Err(Errno::NOENT) if step.link.is_some() => {
                     let (link, target) = &links[step.link.unwrap_or_default()];
                     bail!(

@@ -20,6 +20,7 @@ mod fat;
 mod faults;
 mod firmware;
 mod hostile;
+mod inroot_reads;
 mod large_archive;
 mod load;
 mod loader_model;
