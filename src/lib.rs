@@ -28,3 +28,5 @@ pub mod root_lock;
 pub mod syslog;
 pub mod timefmt;
 pub mod walk;
+#[cfg(test)]
+mod walk_fuzz;

@@ -11,7 +11,9 @@
 //! (see [`encrypted`]); (f) the scale section ([`scale`]): every command at 1,000 / 10,000 /
 //! 100,000 files with wall time and peak RSS against its baseline. Prints the tables and exits 1
 //! when a target is missed. `--quick` shrinks the hosts; `--scale-only` runs just (f),
-//! `--scale-sizes 1000,10000` picks its sizes; `--keep` leaves the hosts in place for profiling.
+//! `--scale-sizes 1000,10000` picks its sizes (`--long-paths` adds the 100,000 200-byte-path
+//! rows of [`scale::long_paths`], part of every full run); `--keep` leaves the hosts in place
+//! for profiling.
 
 mod corpus;
 mod encrypted;
@@ -75,7 +77,10 @@ fn main() {
         full_backup(&base, &sizes, &mut rows);
         encrypted::encrypted(&base, &sizes, &mut rows);
     }
-    let scale_rows = scale::scale(&base, &scale::sizes(&args, quick));
+    let mut scale_rows = scale::scale(&base, &scale::sizes(&args, quick));
+    if scale::long_paths::wanted(&args, quick) {
+        scale_rows.extend(scale::long_paths::measure(&base));
+    }
     if !rows.is_empty() {
         print_table(&rows, &base, quick, started.elapsed().as_secs_f64());
     }

@@ -95,7 +95,7 @@ pub fn table_of(files: &[SourceFile]) -> Result<FileTable> {
 pub fn table_under<'p>(root: &Path, paths: impl IntoIterator<Item = &'p str>) -> Result<FileTable> {
     let mut table = FileTable::new(root);
     for path in paths {
-        table.push_unread(path, PathBuf::from(path))?;
+        table.push_unread_here(path)?;
     }
     Ok(table)
 }

@@ -155,6 +155,12 @@ impl FileTable {
         self.push_stat(path, Some(location), FileStat::default(), false)
     }
 
+    /// Appends a file not stat'ed yet, read from the table's root joined with `path` (no
+    /// location kept: at 100,000 long paths a copy of each would be tens of MiB).
+    pub fn push_unread_here(&mut self, path: &str) -> Result<()> {
+        self.push_stat(path, None, FileStat::default(), false)
+    }
+
     /// Sorts the files by path, byte-wise; where a path was pushed twice the later push wins.
     pub fn sort_by_path(&mut self) {
         let names = &self.names;

@@ -130,7 +130,11 @@ fn collect_files(dir: &Path) -> Result<FileTable> {
                 entry.path().display()
             )
         })?;
-        files.push_unread(&path, entry.path().to_path_buf())?;
+        if Path::new(&path) == rel {
+            files.push_unread_here(&path)?;
+        } else {
+            files.push_unread(&path, entry.path().to_path_buf())?;
+        }
     }
     Ok(files)
 }

@@ -26,6 +26,7 @@ mod large_archive;
 mod load;
 mod loader_model;
 mod loader_writes;
+mod long_paths;
 mod operator;
 mod planted;
 mod races;
