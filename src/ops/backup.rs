@@ -74,7 +74,6 @@ pub struct BackupReport {
 /// Runs a backup of `host` as `options` say.
 pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
     host.check_root()?;
-    crate::restore::keep_big_buffers_mapped();
     let rules = host.selection()?;
     let (targets, mut warnings) = target_banks(host, options)?;
     let wait = if options.shutdown {

@@ -31,7 +31,6 @@ pub struct StatusReport {
 /// Compares the host with the archive of the bank that boots next.
 pub fn status(host: &Host) -> Result<StatusReport> {
     host.check_root()?;
-    crate::restore::keep_big_buffers_mapped();
     let rules = host.selection()?;
     let banks = read_banks(host);
     let mut warnings = Vec::new();

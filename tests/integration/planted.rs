@@ -2,8 +2,10 @@
 //! block an open for reading forever) or a link to `/dev/zero` (endless bytes) at the config,
 //! `esx.conf`, a bank's `state.tgz`, `boot.cfg`, `configblacklist` and ESXi's PID lock. Every
 //! command finishes within `--wait` + 5 s, in under 64 MiB (GNU time), and where it needs the
-//! file it exits 1 naming it; ESXi's lock is no lock unless it is a root-owned regular file.
+//! file it exits 1 naming it; ESXi's lock is no lock unless it is a root-owned regular file. An
+//! envelope that expands far past the archive is refused before it is spooled whole.
 
+use std::io::Read;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -218,4 +220,59 @@ fn a_fifo_or_link_at_esxis_lock_is_no_holder_and_is_reported() {
     let started = Instant::now();
     env.run(&["backup", "--force", "--wait", "60"]).ok();
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// A `state.tgz` whose `local.tgz.ve` is `size` bytes of zeros: a few hundred KiB that expand
+/// to far more than any real envelope (ciphertext does not compress).
+fn zero_envelope(path: &Path, size: u64) {
+    use std::io::Write;
+    let file = std::fs::File::create(path).unwrap();
+    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::best());
+    let mut outer = tar::Builder::new(gz);
+    let mut append = |name: &str, size: u64, data: &mut dyn std::io::Read| {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(size);
+        header.set_mode(0o600);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        outer.append_data(&mut header, name, data).unwrap();
+    };
+    append("encryption.info", 2, &mut &b"{}"[..]);
+    append("local.tgz.ve", size, &mut std::io::repeat(0).take(size));
+    outer
+        .into_inner()
+        .unwrap()
+        .finish()
+        .unwrap()
+        .flush()
+        .unwrap();
+}
+
+#[test]
+fn a_compressed_envelope_is_refused_before_it_fills_the_temp_space() {
+    let env = TestEnv::new();
+    let archive = env.dir.path().join("bomb.tgz");
+    zero_envelope(&archive, 400 << 20);
+    let input = std::fs::metadata(&archive).unwrap().len();
+    assert!(input < 2 << 20, "{input} bytes");
+    // No file of this run may grow past 96 MiB (`ulimit -f` counts 512-byte blocks; the input
+    // plus 64 MiB, and some): a spool of the whole envelope would be killed (SIGXFSZ) instead.
+    let inner = env.command(&["verify", archive.to_str().unwrap()]);
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "ulimit -f 196608 && exec \"$@\"", "sh"]);
+    cmd.arg(inner.get_program()).args(inner.get_args());
+    for (key, value) in inner.get_envs() {
+        if let Some(value) = value {
+            cmd.env(key, value);
+        }
+    }
+    let out = outcome(cmd.output().unwrap());
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("local.tgz.ve") && out.stderr.contains("64"),
+        "{}",
+        out.stderr
+    );
 }
