@@ -6,6 +6,7 @@
 //! in full by the one reader (both layers drained, hashes computed from the real content), so
 //! archives made by ESXi or by hand, with no manifest, compare by content just the same.
 
+mod budget;
 pub mod cache;
 mod cachefile;
 pub mod changes;

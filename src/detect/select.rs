@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::budget::Budget;
 use super::files::FileTable;
 use super::inroot::{bad_component, resolve_in_root, PATH_MAX};
-use crate::archive::Limits;
 use crate::config::{Rule, Selection};
 use crate::hostfile::RootReader;
 
@@ -87,49 +87,6 @@ struct Walker<'a> {
     /// Why the path of the directory being walked could not be persisted, if it could not.
     dir_problem: Option<&'static str>,
     budget: Budget,
-}
-
-/// What the walk has visited so far, against its limits: however directory links multiply
-/// the paths (a loop-free "diamond" of links doubles them at each level), the walk stops.
-#[derive(Debug, Default)]
-struct Budget {
-    dirs: u64,
-    entries: u64,
-}
-
-/// Directories one selection walk may visit: the entry limit of every archive reader.
-const MAX_DIRS: u64 = 100_000;
-/// Directory entries one selection walk may look at (ten for each entry an archive may hold).
-const MAX_LISTED: u64 = 1_000_000;
-
-impl Budget {
-    /// Counts one directory with `entries` entries (met as `rel`), and the `files` selected so
-    /// far; past a limit the selection stops with an error naming it.
-    fn count(&mut self, rel: &str, entries: usize, files: usize) -> Result<()> {
-        self.dirs += 1;
-        self.entries += entries as u64;
-        let max_files = Limits::default().max_entries;
-        let over = if files as u64 > max_files {
-            Some(format!(
-                "{files} files, over the {max_files}-entry limit of every archive reader"
-            ))
-        } else if self.dirs > MAX_DIRS {
-            Some(format!("{MAX_DIRS} directories visited"))
-        } else if self.entries > MAX_LISTED {
-            Some(format!("{MAX_LISTED} directory entries looked at"))
-        } else {
-            None
-        };
-        match over {
-            Some(what) => bail!(
-                "the selection walk stopped at `{}`: {what} (directory links may multiply the \
-                 paths); nothing was written; exclude directories (statectl.toml `exclude` or \
-                 `scan`) and run again",
-                rel.escape_debug()
-            ),
-            None => Ok(()),
-        }
-    }
 }
 
 /// A directory entry waiting for its kind to be looked at.
