@@ -34,7 +34,9 @@ pub fn copy_verified(source: &Path, target: &Path, expected: Option<&str>) -> Re
         )
     };
     let mut temp = atomic::temp_in(bank).with_context(fail)?;
-    let file = File::open(source).with_context(|| format!("cannot open `{}`", source.display()))?;
+    // Non-blocking, a regular file: one swapped for a FIFO since it was verified cannot hang.
+    let (file, _) = crate::hostfile::open_regular(source)?
+        .with_context(|| format!("cannot open `{}`: it is gone", source.display()))?;
     let mut reader = HashingReader::new(file);
     io::copy(&mut reader, temp.as_file_mut()).with_context(fail)?;
     let source_sha = reader.hex_digest();
