@@ -22,6 +22,9 @@ pub use notes::LineNote;
 pub const BOOTSTATE_WINDOW: usize = 512;
 /// Separator of the `modules=` list.
 pub const MODULE_SEPARATOR: &str = " --- ";
+/// The largest `boot.cfg` read (a real one is a few hundred bytes; a modules line of hundreds
+/// of VIBs stays far below).
+pub const MAX_BOOTCFG_BYTES: u64 = 1 << 20;
 
 /// A `boot.cfg` with the loader's view of it.
 #[derive(Debug, Clone)]
@@ -90,11 +93,13 @@ impl BootCfg {
         }
     }
 
-    /// Reads `path`; a file the loader cannot use is a typed [`Error::BadBootCfg`] (statectl
+    /// Reads `path` (non-blocking, a regular file of at most [`MAX_BOOTCFG_BYTES`]); a file
+    /// the loader cannot use is a typed [`Error::BadBootCfg`] (statectl
     /// never rewrites one).
     pub fn load(path: &Path) -> Result<BootCfg> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+        let bytes = crate::hostfile::read_bounded(path, MAX_BOOTCFG_BYTES)
+            .and_then(|bytes| bytes.context("it does not exist"))
+            .with_context(|| format!("cannot read `{}`", path.display()))?;
         let cfg = BootCfg::from_bytes(&bytes);
         match cfg.loader_error() {
             Some(reason) => Err(Error::BadBootCfg {

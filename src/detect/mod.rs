@@ -6,6 +6,7 @@
 //! in full by the one reader (both layers drained, hashes computed from the real content), so
 //! archives made by ESXi or by hand, with no manifest, compare by content just the same.
 
+mod budget;
 pub mod cache;
 mod cachefile;
 pub mod changes;
@@ -17,7 +18,6 @@ pub mod select;
 
 use std::fs::{File, Metadata};
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 pub use crate::archive::table::{PathOrder, RecordRef, RecordTable, Records};
 use crate::archive::{self, CheckOnly, Limits};
 use crate::config::Selection;
+use crate::hostfile::RootReader;
 pub use cache::{Cache, StatKey};
 pub use changes::{compare, ChangeSet};
 pub use files::FileTable;
@@ -125,19 +126,19 @@ pub fn detect(
     })
 }
 
-/// The archive file and its stat, or what it counts as when there is none to read.
+/// The archive file and its stat, or what it counts as when there is none to read. It is
+/// opened without blocking: a FIFO, device or socket planted there is refused (exit 1).
 fn open_archive(path: &Path) -> Result<Result<(File, Metadata), Archived>> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Err(Archived::Missing))
-        }
-        Err(err) => return Ok(Err(Archived::Unreadable(format!("cannot open it: {err}")))),
+    let opened = match crate::hostfile::open_nonblocking(path) {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return Ok(Err(Archived::Missing)),
+        Err(err) => return Ok(Err(Archived::Unreadable(format!("{err:#}")))),
     };
-    let meta = file
-        .metadata()
-        .with_context(|| format!("cannot stat `{}`", path.display()))?;
-    Ok(Ok((file, meta)))
+    let meta = &opened.1;
+    if !meta.is_file() && !meta.is_dir() {
+        return Err(crate::hostfile::not_regular(path, meta));
+    }
+    Ok(Ok(opened))
 }
 
 /// Loads the stat cache, taking from it the digest of every selected file whose stat is the
@@ -189,6 +190,7 @@ fn read_archived(file: File, meta: &Metadata, path: &Path, limits: &Limits) -> A
 fn hash_where_needed(files: &mut FileTable, archived: &RecordTable) -> Result<()> {
     let order = PathOrder::of(archived);
     let metadata = |r: &RecordRef| (r.size, r.mode, r.uid, r.gid, r.mtime);
+    let mut reader: Option<RootReader> = None;
     for i in files.indices() {
         if files.sha256(i).is_some() {
             continue;
@@ -197,7 +199,13 @@ fn hash_where_needed(files: &mut FileTable, archived: &RecordTable) -> Result<()
             continue;
         };
         if metadata(&archived.get(order.at(k))) == metadata(&files.record(i)) {
-            let digest = hash_digest(&files.location(i))?;
+            let reader = match &mut reader {
+                Some(reader) => reader,
+                None => reader.insert(RootReader::open(files.root())?),
+            };
+            // The file selected, through the in-root walk (a swapped directory stops the run).
+            let (file, _) = files.open(reader, i)?;
+            let digest = digest_of(file, &files.location(i))?;
             files.set_sha256(i, digest);
         }
     }
@@ -267,18 +275,8 @@ fn refresh_cache(
     let _ = cache::save(file, &header, records.len(), record_of, stat_of);
 }
 
-/// The sha256 of a file's content as hex, never following a symlink.
-pub fn hash_file(path: &Path) -> Result<String> {
-    hash_digest(path).map(|digest| archive::writer::hex(&digest))
-}
-
-/// The sha256 of a file's content, never following a symlink.
-pub fn hash_digest(path: &Path) -> Result<[u8; 32]> {
-    let mut file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .with_context(|| format!("cannot open `{}`", path.display()))?;
+/// The sha256 of the content of `file` (read from `path`, for messages).
+pub fn digest_of(mut file: File, path: &Path) -> Result<[u8; 32]> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 << 10];
     loop {

@@ -82,7 +82,8 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
     let target_refs: Vec<&Path> = targets.iter().map(|t| t.path.as_path()).collect();
     // The one lock order: the root (no restore writes it while we read it), then the banks.
     let _root = lock_root(&run_dir, &host.root, RootAccess::Read, wait)?;
-    let _locks = lock_for_writing(host, &target_refs, wait)?;
+    let locks = lock_for_writing(host, &target_refs, wait)?;
+    warnings.extend(locks.warnings.iter().cloned());
     for bank in &target_refs {
         warnings.extend(clean_bank(host, bank)?);
     }
@@ -207,7 +208,7 @@ fn backup_bank(
     } = detection;
     let mut files = selected.files;
     let label = ArchiveLabel {
-        host: host.hostname(),
+        host: host.hostname()?,
         build: target.build.clone(),
     };
     // Encrypted again over an encrypted archive; plaintext over one only with --allow-plaintext.

@@ -67,7 +67,8 @@ const IDENTITY_MAX: u64 = 4 << 20;
 
 /// This host's UUID: `/system/uuid` in `etc/vmware/esx.conf`, else `etc/machine-id`.
 pub fn host_uuid(host: &Host) -> Option<String> {
-    let read = |rel: &str| std::fs::read_to_string(host.root.join(rel)).ok();
+    // (A FIFO or link planted there is no identity; hostname() reports it.)
+    let read = |rel: &str| host.identity_file(rel).ok().flatten();
     uuid_from(read(ESX_CONF).as_deref(), read(MACHINE_ID).as_deref())
 }
 
@@ -121,7 +122,7 @@ impl IdentityFiles {
 
 /// `/system/uuid` of the host's own `etc/vmware/esx.conf`, if it has one.
 pub fn esx_conf_uuid(host: &Host) -> Option<String> {
-    let text = std::fs::read_to_string(host.root.join(ESX_CONF)).ok()?;
+    let text = host.identity_file(ESX_CONF).ok()??;
     esx_conf_value(&text, "/system/uuid")
 }
 

@@ -30,7 +30,7 @@ pub struct PackReport {
 /// is encrypted. A plaintext archive never replaces an encrypted `output`.
 pub fn pack(host: &Host, dir: &Path, output: &Path, like: Option<&Path>) -> Result<PackReport> {
     let label = ArchiveLabel {
-        host: Host::new(dir.to_path_buf()).hostname(),
+        host: Host::new(dir.to_path_buf()).hostname()?,
         build: next_boot_build(host),
     };
     let encryption = match like {
@@ -130,7 +130,11 @@ fn collect_files(dir: &Path) -> Result<FileTable> {
                 entry.path().display()
             )
         })?;
-        files.push_unread(&path, entry.path().to_path_buf())?;
+        if Path::new(&path) == rel {
+            files.push_unread_here(&path)?;
+        } else {
+            files.push_unread(&path, entry.path().to_path_buf())?;
+        }
     }
     Ok(files)
 }

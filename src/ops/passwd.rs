@@ -13,7 +13,6 @@
 //! the old live file back. A root whose line differs (a rescue system) is never touched, and a
 //! warning says when the next backup of this root would revert the change.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -30,6 +29,8 @@ use crate::restore::{Existing, FileMeta, Placer};
 use crate::root_lock::{lock_root, RootAccess};
 
 const SHADOW: &str = "etc/shadow";
+/// The largest live `etc/shadow` read (a line a user: thousands of users fit many times).
+const MAX_SHADOW: u64 = 16 << 20;
 
 /// The new value of the hash field.
 #[derive(Debug, Clone)]
@@ -157,11 +158,8 @@ impl LiveShadow {
         let Existing::File { meta, .. } = placer.existing(SHADOW)? else {
             return Ok(None);
         };
-        let mut bytes = Vec::new();
-        placer
-            .open_existing(SHADOW)?
-            .read_to_end(&mut bytes)
-            .with_context(|| format!("cannot read `{}`", host.root.join(SHADOW).display()))?;
+        let file = placer.open_existing(SHADOW)?;
+        let bytes = crate::hostfile::read_capped(file, &host.root.join(SHADOW), MAX_SHADOW)?;
         Ok(Some(LiveShadow {
             placer,
             bytes,

@@ -124,7 +124,7 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
     }
     check_undo_free(options.undo.as_deref())?;
     let label = ArchiveLabel {
-        host: host.hostname(),
+        host: host.hostname()?,
         build: next.and_then(Bank::build).unwrap_or_default().to_string(),
     };
     let staged = stage(&placer, &plan, reread, &archive, &host.limits)

@@ -21,7 +21,8 @@
 //! - names over 4096 bytes or with a component over 255 are errors ([`super::names`]) and are
 //!   never kept; a message shows at most 200 bytes of a name;
 //! - the names kept (safe files and directories, for the consumers) are capped at
-//!   [`MAX_KEPT_NAME_BYTES`] together (8 MiB: 100,000 names of 80 bytes; ESXi's average 40);
+//!   [`MAX_KEPT_NAME_BYTES`] together (24 MiB: 100,000 names of 250 bytes; ESXi's average
+//!   40), a cap the writer enforces too, so every archive statectl writes is read back;
 //!   the records are a [`RecordTable`] (64 bytes a file besides its name): under 15 MiB at
 //!   100,000 entries;
 //! - duplicate, file-versus-directory and case checks keep a 64-bit hash per entry and per
@@ -56,8 +57,9 @@ mod outer;
 /// Largest manifest accepted (a 100,000-file manifest is about 25 MiB); it is streamed, so
 /// this bounds time, not memory.
 const MAX_MANIFEST: u64 = 48 << 20;
-/// Bytes of names a read keeps for its consumers, all entries together.
-pub const MAX_KEPT_NAME_BYTES: u64 = 8 << 20;
+/// Bytes of names a read keeps for its consumers, all entries together (the writer refuses a
+/// selection whose names pass it: `backup` and `pack` never write what a reader refuses).
+pub const MAX_KEPT_NAME_BYTES: u64 = 24 << 20;
 /// Problems kept per level; the rest are counted in one closing problem.
 pub const MAX_PROBLEMS: usize = 100;
 
@@ -173,20 +175,25 @@ pub fn read_archive(
 }
 
 /// Opens an archive for reading, refusing directories with a clear message.
+/// It is opened without blocking and must be a regular file, so a FIFO or device planted at
+/// its name cannot hang or flood the run.
 pub fn open_archive(path: &Path) -> Result<File> {
-    let file =
-        File::open(path).with_context(|| format!("cannot open archive `{}`", path.display()))?;
-    let meta = file
-        .metadata()
-        .with_context(|| format!("cannot stat archive `{}`", path.display()))?;
-    if meta.is_dir() {
-        return Err(Error::BadArchive {
-            archive: path.to_path_buf(),
-            reason: "it is a directory; name the state.tgz file inside it".into(),
-        }
-        .into());
+    let (file, meta) = crate::hostfile::open_nonblocking(path)
+        .and_then(|opened| opened.context("it does not exist"))
+        .with_context(|| format!("cannot open archive `{}`", path.display()))?;
+    let reason = match meta.is_dir() {
+        true => "it is a directory; name the state.tgz file inside it".to_string(),
+        false if !meta.is_file() => format!(
+            "it is {}, not a regular file",
+            crate::hostfile::kind_of(&meta)
+        ),
+        false => return Ok(file),
+    };
+    Err(Error::BadArchive {
+        archive: path.to_path_buf(),
+        reason,
     }
-    Ok(file)
+    .into())
 }
 
 /// Opens the archive at `path` and copies it into a private, unnamed temp file (0600, created
@@ -205,7 +212,9 @@ pub fn open_private_copy(path: &Path) -> Result<File> {
         )
     };
     let mut copy = tempfile::tempfile().with_context(fail)?;
-    std::io::copy(&mut source, &mut copy).with_context(fail)?;
+    // At most the size it had when opened: the copy never outgrows its input.
+    let size = source.metadata().with_context(fail)?.len();
+    std::io::copy(&mut (&mut source).take(size), &mut copy).with_context(fail)?;
     copy.rewind().with_context(fail)?;
     Ok(copy)
 }
