@@ -11,8 +11,8 @@ use super::output::without_os_error;
 use super::Output;
 use crate::archive::streams::HashingReader;
 use crate::archive::{
-    read_archive, record::mode_string, verify_against, CheckOnly, EntryKind, InnerEntry, Level,
-    RecordTable, Visitor,
+    read_archive, record::mode_string, verify::BundleFields, verify_against, CheckOnly, EntryKind,
+    InnerEntry, Level, RecordTable, Visitor,
 };
 use crate::exit::Exit;
 use crate::host::Host;
@@ -58,6 +58,13 @@ pub fn list(host: &Host, out: &Output, args: &ListArgs) -> Result<ExitCode> {
                 for problem in &summary.problems {
                     out.warn(&format!("{}: {}", archive.display(), problem.message));
                 }
+                if args.long && !out.json {
+                    let fields = summary
+                        .bundle
+                        .as_ref()
+                        .map(|b| BundleFields::of(&b.manifest));
+                    print_bundle(out, fields.as_ref());
+                }
                 print_files(out, args.long, &summary.files)?;
                 return Ok(Exit::Success.into());
             }
@@ -69,6 +76,13 @@ pub fn list(host: &Host, out: &Output, args: &ListArgs) -> Result<ExitCode> {
         print_files(out, args.long, &partial.files)?;
     }
     Err(refused)
+}
+
+/// A bundle's `Manifest.txt` fields, one `bundle: KEY=value` line each.
+fn print_bundle(out: &Output, fields: Option<&BundleFields>) {
+    for line in fields.iter().flat_map(|f| f.lines()) {
+        out.line(&format!("bundle: {line}"));
+    }
 }
 
 fn print_files(out: &Output, long: bool, files: &RecordTable) -> Result<()> {
@@ -153,6 +167,7 @@ pub fn verify(host: &Host, out: &Output, args: &VerifyArgs) -> Result<ExitCode> 
             };
             out.line(&format!("{level}: {}", without_os_error(&problem.message)));
         }
+        print_bundle(out, report.bundle.as_ref());
         if report.ok && !out.quiet {
             out.line(&format!(
                 "ok: {} ({} files)",

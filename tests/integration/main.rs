@@ -9,6 +9,7 @@ mod backup;
 mod bank_locks;
 mod banks;
 mod bootcfg_faults;
+mod bundle_readers;
 mod bundles;
 mod crash;
 mod durability;

@@ -47,7 +47,9 @@ use super::{Level, Limits, Problem, RecordTable};
 use crate::error::Error;
 
 pub use super::entries::EntryKind;
+pub use bundled::BundleInfo;
 
+mod bundled;
 mod index;
 mod inner;
 mod listed;
@@ -113,6 +115,8 @@ pub struct ArchiveSummary {
     pub sha256: String,
     /// The key store and envelope header of the encrypted layout; `None` for plain `local.tgz`.
     pub encryption: Option<Encryption>,
+    /// The bundle's `Manifest.txt` when the archive was a `configBundle-*.tgz`.
+    pub bundle: Option<BundleInfo>,
 }
 
 impl ArchiveSummary {
@@ -276,6 +280,7 @@ fn read_with<R: Read>(
         inner_seen: false,
         sealed: outer::SealedParts::default(),
         inner_done: false,
+        bundle: bundled::BundleParts::default(),
     };
     let outcome = outer::read_layers(file, &mut state);
     let (bytes, sha256) = match outcome {
@@ -290,6 +295,10 @@ fn read_with<R: Read>(
         }
     };
     state.finish_checks();
+    let bundle = state
+        .is_bundle()
+        .then(|| state.bundle.info.take())
+        .flatten();
     Ok(ArchiveSummary {
         archive: path.to_path_buf(),
         files: state.files,
@@ -300,6 +309,7 @@ fn read_with<R: Read>(
         bytes,
         sha256,
         encryption: state.sealed.encryption,
+        bundle,
     })
 }
 
@@ -336,6 +346,8 @@ struct ReadState<'v> {
     sealed: outer::SealedParts,
     /// `local.tgz` was read to its end (manifest records can be checked as they come).
     inner_done: bool,
+    /// The bundle layer, when the archive is a `configBundle-*.tgz`.
+    bundle: bundled::BundleParts,
 }
 
 impl ReadState<'_> {

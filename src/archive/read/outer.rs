@@ -70,7 +70,11 @@ pub(super) fn is_top_directory(meta: &EntryMeta) -> bool {
 }
 
 impl ReadState<'_> {
-    fn outer_member(&mut self, meta: &EntryMeta, data: &mut dyn Read) -> Result<(), WalkError> {
+    pub(super) fn outer_member(
+        &mut self,
+        meta: &EntryMeta,
+        data: &mut dyn Read,
+    ) -> Result<(), WalkError> {
         if is_top_directory(meta) {
             return Ok(());
         }
@@ -85,6 +89,7 @@ impl ReadState<'_> {
             }
         };
         match name.as_str() {
+            bundled if self.is_bundle_member(bundled) => self.bundle_member(bundled, meta, data)?,
             INNER_NAME if meta.kind != EntryKind::File => {
                 self.problems.push(Problem::error(format!(
                     "member `{name}` in state.tgz is {}",
