@@ -222,6 +222,7 @@ pub struct ExtractArgs {
 pub fn extract_cmd(host: &Host, out: &Output, args: &ExtractArgs) -> Result<ExitCode> {
     let archive = archive_or_default(host, args.archive.as_ref())?;
     let report = extract(&archive, &args.to, args.force, &host.limits)?;
+    out.warn_all(&report.warnings);
     if out.json {
         out.json(&report)?;
     } else if !out.quiet {

@@ -182,7 +182,11 @@ fn backup_bank(
             host.root.display()
         ));
     }
-    let unreadable = matches!(detection.archived, Archived::Unreadable(_));
+    if let Some(stale) = &detection.stale_manifest {
+        warnings.push(format!("{stale}; writing a fresh archive"));
+    }
+    let unreadable =
+        matches!(detection.archived, Archived::Unreadable(_)) || detection.stale_manifest.is_some();
     // `--shutdown` only waits less: like every run it writes nothing when nothing changed.
     let must_write =
         !nothing_to_save && (options.force || unreadable || !detection.changes.is_empty());

@@ -164,7 +164,7 @@ pub fn install(host: &Host, options: &InstallOptions) -> Result<InstallReport> {
         &mut identity,
     )?;
     summary.ensure_safe()?;
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = summary.stale_manifest_warning().into_iter().collect();
     check_contents(host, source, &summary, options.force, &mut warnings)?;
     check_release(source, &summary, manifest, &bank, &build, &mut warnings)?;
     let origin = match manifest {

@@ -128,12 +128,10 @@ pub fn passwd(
         live.iter().for_each(LiveShadow::put_back);
         return Err(err);
     }
-    let warnings = match changed_live {
-        Some(_) => Vec::new(),
-        None => revert_warning(host, archive, user, &updated)?
-            .into_iter()
-            .collect(),
-    };
+    let mut warnings: Vec<String> = checked.stale_manifest_warning().into_iter().collect();
+    if changed_live.is_none() {
+        warnings.extend(revert_warning(host, archive, user, &updated)?);
+    }
     Ok(PasswdReport {
         archive: archive.to_path_buf(),
         user: user.to_string(),

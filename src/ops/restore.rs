@@ -92,7 +92,7 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
     summary.ensure_fits(&host.root)?;
     let banks = read_banks(host);
     let next = next_boot(&banks).map(|name| banks.get(name));
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = summary.stale_manifest_warning().into_iter().collect();
     check_build(&summary, next, options.force, &mut warnings)?;
     check_host_uuid(host, &archive, &identity, options.force, &mut warnings)?;
     // The one lock order: the root, then the next-boot bank (no backup reads a half-restored

@@ -61,6 +61,7 @@ pub fn status(host: &Host) -> Result<StatusReport> {
         warnings.extend(warning);
         leave_out(&mut detection, &blacklist);
     }
+    warnings.extend(detection.stale_manifest.clone());
     let layout = archive.as_deref().map(|path| probe(path, &host.limits));
     if let Archived::Unreadable(reason) = &detection.archived {
         if let Some(Layout::Encrypted(encryption)) = &layout {

@@ -20,6 +20,7 @@ mod esxi_tree;
 mod fat;
 mod faults;
 mod firmware;
+mod hand_repacked;
 mod hostile;
 mod large_archive;
 mod load;

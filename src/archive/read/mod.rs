@@ -117,11 +117,23 @@ pub struct ArchiveSummary {
     pub encryption: Option<Encryption>,
     /// The bundle's `Manifest.txt` when the archive was a `configBundle-*.tgz`.
     pub bundle: Option<BundleInfo>,
+    /// Its `statectl.json` did not match `local.tgz` and was set aside (one warning says so).
+    pub stale_manifest: bool,
 }
 
 impl ArchiveSummary {
     pub fn first_error(&self) -> Option<&Problem> {
         self.problems.iter().find(|p| p.level == Level::Error)
+    }
+
+    /// The warning that set a stale `statectl.json` aside, naming the archive.
+    pub fn stale_manifest_warning(&self) -> Option<String> {
+        let problem = self
+            .problems
+            .iter()
+            .filter(|_| self.stale_manifest)
+            .find(|p| p.message.starts_with(super::MANIFEST_NAME))?;
+        Some(format!("{}: {}", self.archive.display(), problem.message))
     }
 
     /// Fails with the first error-level problem, naming the archive: the gate of every writer.
@@ -295,6 +307,7 @@ fn read_with<R: Read>(
         }
     };
     state.finish_checks();
+    let stale_manifest = state.stale_manifest();
     let bundle = state
         .is_bundle()
         .then(|| state.bundle.info.take())
@@ -310,6 +323,7 @@ fn read_with<R: Read>(
         sha256,
         encryption: state.sealed.encryption,
         bundle,
+        stale_manifest,
     })
 }
 
