@@ -83,13 +83,17 @@ pub fn run(host: &Host, out: &Output, args: &BackupArgs) -> Result<ExitCode> {
     let report = backup(host, &args.options())?;
     out.warn_all(&report.warnings);
     report.notes.iter().for_each(|note| out.note(note));
+    report.chosen.iter().for_each(|chosen| out.chosen(chosen));
     if report.action == Action::Written {
         log_written(&report);
     }
     if out.json {
         out.json(&JsonReport {
             report: &report,
-            warnings: report.warnings.iter().chain(&report.notes).collect(),
+            warnings: (report.warnings.iter())
+                .chain(&report.notes)
+                .chain(&report.chosen)
+                .collect(),
         })?;
         return Ok(Exit::Success.into());
     }

@@ -77,8 +77,12 @@ pub fn run(host: &Host, out: &Output, args: &RestoreArgs) -> Result<ExitCode> {
     } else {
         "restored"
     };
+    let dropped = match report.not_persisted.len() {
+        0 => String::new(),
+        n => format!(" ({n} not persisted by the next backup, see the warnings)"),
+    };
     out.line(&format!(
-        "{verb} {}: {} created, {} overwritten, {} unchanged",
+        "{verb} {}: {} created, {} overwritten, {} unchanged{dropped}",
         shown(&report.archive).display(),
         report.count(Action::Create),
         report.count(Action::Overwrite),
@@ -104,9 +108,13 @@ pub fn run(host: &Host, out: &Output, args: &RestoreArgs) -> Result<ExitCode> {
         }
     }
     if let Some(undo) = &report.undo {
+        let ram = match report.undo_on_ram {
+            true => "; on a RAM filesystem, lost at reboot: name a datastore with --undo",
+            false => "",
+        };
         out.line(&format!(
             "undo archive: {} (statectl restore {0} puts the overwritten files back and \
-             removes the created ones)",
+             removes the created ones{ram})",
             shown(undo).display()
         ));
     }

@@ -26,6 +26,7 @@ use crate::detect::{
 };
 use crate::error::Error;
 use crate::host::Host;
+use crate::ops::pending;
 use crate::root_lock::{lock_root, RootAccess};
 
 /// The longest a shutdown backup waits for the lock.
@@ -69,6 +70,10 @@ pub struct BackupReport {
     /// Selection notes (a skipped or missing configured path): warnings shown with `-v`.
     #[serde(skip)]
     pub notes: Vec<String>,
+    /// Known, chosen conditions (a bank left alone for a pending install, a rollback target
+    /// booting next): to syslog on every run, on stderr only with `-v`.
+    #[serde(skip)]
+    pub chosen: Vec<String>,
 }
 
 /// Runs a backup of `host` as `options` say.
@@ -101,6 +106,10 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
         )?);
     }
     let written = outcomes.iter().any(|o| o.written);
+    let chosen: Vec<String> = outcomes
+        .iter_mut()
+        .flat_map(|o| o.chosen.drain(..))
+        .collect();
     let primary = outcomes.swap_remove(0);
     let action = match (options.dry_run, written) {
         (true, _) => Action::DryRun,
@@ -118,6 +127,7 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
         warnings,
     );
     report.notes = primary.notes;
+    report.chosen = chosen;
     Ok(report)
 }
 
@@ -144,6 +154,7 @@ struct BankOutcome {
     sha256: Option<String>,
     changes: ChangeSet,
     notes: Vec<String>,
+    chosen: Vec<String>,
 }
 
 /// Detects against `target`'s own archive and writes it when something changed: each bank's
@@ -185,6 +196,12 @@ fn backup_bank(
     if let Some(stale) = &detection.stale_manifest {
         warnings.push(format!("{stale}; writing a fresh archive"));
     }
+    let pending = pending_install(host, run_dir, bank, &detection.archived);
+    if pending.is_some() && !options.force && !options.dry_run {
+        let mut outcome = kept(detection, bank, archive_path, false, warnings)?;
+        outcome.chosen.push(pending::left_alone(bank));
+        return Ok(outcome);
+    }
     let unreadable =
         matches!(detection.archived, Archived::Unreadable(_)) || detection.stale_manifest.is_some();
     // `--shutdown` only waits less: like every run it writes nothing when nothing changed.
@@ -210,6 +227,7 @@ fn backup_bank(
     let written = write_with_retry(bank, &mut files, &label, run_dir, encryption.as_ref())?;
     warnings.extend(ensure_state_listed(std::slice::from_ref(bank))?);
     save_cache(run_dir, host, bank, &files, &written, run_start);
+    pending.iter().for_each(pending::clear);
     Ok(BankOutcome {
         written: true,
         archive: archive_path,
@@ -218,7 +236,26 @@ fn backup_bank(
         sha256: Some(written.sha256.clone()),
         changes,
         notes: selected.notes,
+        chosen: Vec::new(),
     })
+}
+
+/// The pending install of `bank`, while its marker names the archive that is there; a marker
+/// that names another archive (the bank was written since) is cleared.
+fn pending_install(
+    host: &Host,
+    run_dir: &Path,
+    bank: &Path,
+    archived: &Archived,
+) -> Option<pending::Pending> {
+    let pending = pending::pending(run_dir, &host.root, bank)?;
+    match archived {
+        Archived::Present { sha256, .. } if *sha256 == pending.sha256 => Some(pending),
+        _ => {
+            pending::clear(&pending);
+            None
+        }
+    }
 }
 
 /// An empty selection never replaces a non-empty archive without `--force`; returns true when
@@ -280,6 +317,7 @@ fn kept(
         sha256,
         changes: detection.changes,
         notes: detection.selected.notes,
+        chosen: Vec::new(),
     })
 }
 
@@ -325,6 +363,7 @@ fn report(
         removed: changes.removed,
         warnings,
         notes: Vec::new(),
+        chosen: Vec::new(),
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod archive_path;
 pub mod backup;
 pub mod bank;
+pub mod checks;
 pub mod clock;
 pub mod diff;
 pub mod export;
@@ -10,6 +11,8 @@ pub mod extract;
 pub mod install;
 pub mod pack;
 pub mod passwd;
+pub mod pending;
 pub mod release;
 pub mod restore;
+pub mod restored;
 pub mod status;
