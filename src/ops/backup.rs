@@ -17,7 +17,7 @@ use crate::archive::envelope::Encryption;
 use crate::archive::{self, writer::ArchiveLabel, WrittenArchive, STATE_NAME};
 use crate::atomic;
 use crate::bank::install::ensure_state_listed;
-use crate::bank::targets::{backup_targets, Blacklist, Target};
+use crate::bank::targets::{alt_role, backup_targets, AltRole, Blacklist, Target};
 use crate::bank::{lock_for_writing, next_boot, read_banks, BootCfg};
 use crate::config::Selection;
 use crate::detect::cache::{self, cache_path, Header};
@@ -80,7 +80,7 @@ pub struct BackupReport {
 pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
     host.check_root()?;
     let rules = host.selection()?;
-    let (targets, mut warnings) = target_banks(host, options)?;
+    let (targets, mut warnings, mut chosen) = target_banks(host, options)?;
     let wait = if options.shutdown {
         options.wait.min(SHUTDOWN_WAIT)
     } else {
@@ -106,10 +106,7 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
         )?);
     }
     let written = outcomes.iter().any(|o| o.written);
-    let chosen: Vec<String> = outcomes
-        .iter_mut()
-        .flat_map(|o| o.chosen.drain(..))
-        .collect();
+    chosen.extend(outcomes.iter_mut().flat_map(|o| o.chosen.drain(..)));
     let primary = outcomes.swap_remove(0);
     let action = match (options.dry_run, written) {
         (true, _) => Action::DryRun,
@@ -368,8 +365,12 @@ fn report(
 }
 
 /// The banks to write, the bootbank first: `--bank` alone, else as `bank::targets` decides
-/// (the bootbank, plus a staged upgrade's bank; never a rollback target).
-fn target_banks(host: &Host, options: &BackupOptions) -> Result<(Vec<Target>, Vec<String>)> {
+/// (the bootbank, plus a staged upgrade's bank; never a rollback target); and the warnings,
+/// then the chosen conditions (a rollback target booting next) apart.
+fn target_banks(
+    host: &Host,
+    options: &BackupOptions,
+) -> Result<(Vec<Target>, Vec<String>, Vec<String>)> {
     if let Some(bank) = &options.bank {
         if !bank.is_dir() {
             bail!("bank `{}` is not a directory; check --bank", bank.display());
@@ -383,7 +384,7 @@ fn target_banks(host: &Host, options: &BackupOptions) -> Result<(Vec<Target>, Ve
             build,
             blacklist: Blacklist::default(),
         };
-        return Ok((vec![target], Vec::new()));
+        return Ok((vec![target], Vec::new(), Vec::new()));
     }
     let banks = read_banks(host);
     if next_boot(&banks).is_none() {
@@ -396,7 +397,12 @@ fn target_banks(host: &Host, options: &BackupOptions) -> Result<(Vec<Target>, Ve
             banks.altbootbank.eligibility().err().unwrap_or_default(),
         );
     }
-    Ok(backup_targets(&banks, &host.root))
+    let (targets, warnings) = backup_targets(&banks, &host.root);
+    // The one warning of a rollback target is a chosen condition: not mailed every hour.
+    match alt_role(&banks) {
+        AltRole::RollbackTarget => Ok((targets, Vec::new(), warnings)),
+        _ => Ok((targets, warnings, Vec::new())),
+    }
 }
 
 /// Writes the archive of `files` into `bank`; a file that changes while it is read gets one

@@ -20,6 +20,8 @@ pub struct StatusReport {
     pub archive: Option<PathBuf>,
     /// The archive's encrypted layout (`"none-mode"`, `"tpm"`), `None` when plain or absent.
     pub encrypted: Option<&'static str>,
+    /// The archive compared against is the next-boot bank's.
+    pub boots_next: bool,
     pub changes: ChangeSet,
     pub warnings: Vec<String>,
     /// Selection notes (a skipped or missing configured path): warnings shown with `-v`.
@@ -28,19 +30,21 @@ pub struct StatusReport {
     pub detection: Detection,
 }
 
-/// Compares the host with the archive of the bank that boots next.
+/// Compares the host with the archive `backup` would replace: the bootbank's, or the next-boot
+/// bank's when that is a staged upgrade (or manual switch) backup writes too; never a rollback
+/// target's, which backup leaves alone.
 pub fn status(host: &Host) -> Result<StatusReport> {
     host.check_root()?;
     let rules = host.selection()?;
     let banks = read_banks(host);
     let mut warnings = Vec::new();
-    let archive = match next_boot(&banks) {
-        Some(name) => Some(banks.get(name).state_archive()),
-        None => {
-            warnings.push("no eligible boot bank: every file counts as added".to_string());
-            None
-        }
-    };
+    let role = alt_role(&banks);
+    let archive = next_boot(&banks).map(|name| match role {
+        AltRole::UpgradeStaged | AltRole::ManualSwitch => banks.get(name).state_archive(),
+        _ => banks.bootbank.state_archive(),
+    });
+    let boots_next = next_boot(&banks)
+        .is_some_and(|name| archive.as_deref() == Some(banks.get(name).state_archive().as_path()));
     let cache = match (&archive, host.run_dir()) {
         (Some(path), Ok(run)) => path.parent().map(|bank| cache_path(run, &host.root, bank)),
         _ => None,
@@ -52,10 +56,10 @@ pub fn status(host: &Host) -> Result<StatusReport> {
         cache.as_deref(),
         &host.limits,
     )?;
-    if matches!(
-        alt_role(&banks),
-        AltRole::UpgradeStaged | AltRole::ManualSwitch
-    ) {
+    if archive.is_none() && !detection.current().is_empty() {
+        warnings.push("no eligible boot bank: every file counts as added".to_string());
+    }
+    if matches!(role, AltRole::UpgradeStaged | AltRole::ManualSwitch) {
         // backup leaves ESXi's configblacklist out of a staged upgrade's archive: not pending.
         let (blacklist, warning) = Blacklist::load(&host.root);
         warnings.extend(warning);
@@ -76,6 +80,7 @@ pub fn status(host: &Host) -> Result<StatusReport> {
     }
     Ok(StatusReport {
         encrypted: layout.and_then(|layout| layout.label()),
+        boots_next,
         // No archive in the next-boot bank yet: none to name (JSON `null`).
         archive: archive.filter(|path| path.symlink_metadata().is_ok()),
         changes: std::mem::take(&mut detection.changes),
