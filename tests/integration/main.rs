@@ -21,6 +21,7 @@ mod fat;
 mod faults;
 mod firmware;
 mod hand_repacked;
+mod host_to_host;
 mod hostile;
 mod large_archive;
 mod load;
