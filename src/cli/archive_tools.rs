@@ -12,7 +12,7 @@ use super::Output;
 use crate::archive::streams::HashingReader;
 use crate::archive::{
     read_archive, record::mode_string, verify::BundleFields, verify_against, CheckOnly, EntryKind,
-    InnerEntry, Level, RecordTable, Visitor,
+    InnerEntry, Level, Problem, RecordTable, Visitor,
 };
 use crate::exit::Exit;
 use crate::host::Host;
@@ -158,9 +158,11 @@ pub fn verify(host: &Host, out: &Output, args: &VerifyArgs) -> Result<ExitCode> 
     if out.json {
         out.json(&report)?;
     } else {
-        // Each problem once: a lone error is only the error line on stderr.
-        let listed = report.problems.len() > 1 || errors.is_empty();
-        for problem in report.problems.iter().filter(|_| listed) {
+        // Each problem once: a lone error is only on the error line on stderr (warnings are
+        // listed all the same).
+        let listed = errors.len() > 1;
+        let shown = |p: &&Problem| p.level == Level::Warning || listed;
+        for problem in report.problems.iter().filter(shown) {
             let level = match problem.level {
                 Level::Error => "error",
                 Level::Warning => "warning",
@@ -177,7 +179,7 @@ pub fn verify(host: &Host, out: &Output, args: &VerifyArgs) -> Result<ExitCode> 
         }
         if !report.ok {
             let what = match errors.as_slice() {
-                [only] if !listed => only.to_string(),
+                [only] => without_os_error(only),
                 [first, ..] => format!(
                     "{} (one of {} errors, listed above)",
                     without_os_error(first),

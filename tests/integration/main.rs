@@ -32,6 +32,7 @@ mod races;
 mod reads;
 mod release;
 mod restore;
+mod small_fixes;
 mod sweep;
 mod untrusted;
 mod untrusted_build;
