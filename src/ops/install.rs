@@ -199,17 +199,24 @@ pub fn install(host: &Host, options: &InstallOptions) -> Result<InstallReport> {
     let kept = stage_replaced(&target)?;
     let sha256 = copy_verified(&state_path, &target, Some(&summary.sha256))?;
     let replaced = commit_replaced(kept, &bank.path)?;
-    pending::remember(
+    if let Some(bundle) = manifest {
+        apply_boot_options(&bank.path, &bundle.kernelopts, &bundle.useropts)?;
+    }
+    warnings.extend(ensure_state_listed(std::slice::from_ref(&bank.path))?);
+    // Still under the bank lock: no backup runs between the copy and the marker.
+    let marker = pending::remember(
         &run_dir,
         &host.root,
         &bank.path,
         &sha256,
         replaced.as_deref(),
-    )?;
-    if let Some(bundle) = manifest {
-        apply_boot_options(&bank.path, &bundle.kernelopts, &bundle.useropts)?;
+    );
+    if let Err(err) = marker {
+        warnings.push(format!(
+            "the install is in place but could not be remembered until the reboot ({err:#}); \
+             a backup before the reboot would save the running state over it: reboot now"
+        ));
     }
-    warnings.extend(ensure_state_listed(std::slice::from_ref(&bank.path))?);
     Ok(InstallReport {
         source: shown(source),
         kind: if manifest.is_some() {
