@@ -18,7 +18,7 @@ use crate::archive::{self, writer::ArchiveLabel, WrittenArchive, STATE_NAME};
 use crate::atomic;
 use crate::bank::install::ensure_state_listed;
 use crate::bank::targets::{alt_role, backup_targets, AltRole, Blacklist, Target};
-use crate::bank::{lock_for_writing, next_boot, read_banks, BootCfg};
+use crate::bank::{is_tie, lock_for_writing, next_boot, read_banks, BootCfg};
 use crate::config::Selection;
 use crate::detect::cache::{self, cache_path, Header};
 use crate::detect::{
@@ -193,7 +193,7 @@ fn backup_bank(
     if let Some(stale) = &detection.stale_manifest {
         warnings.push(format!("{stale}; writing a fresh archive"));
     }
-    let pending = pending_install(host, run_dir, bank, &detection.archived);
+    let pending = pending::standing(run_dir, &host.root, bank, &detection.archived);
     if pending.is_some() && !options.force && !options.dry_run {
         let mut outcome = kept(detection, bank, archive_path, false, warnings)?;
         outcome.chosen.push(pending::left_alone(bank));
@@ -235,24 +235,6 @@ fn backup_bank(
         notes: selected.notes,
         chosen: Vec::new(),
     })
-}
-
-/// The pending install of `bank`, while its marker names the archive that is there; a marker
-/// that names another archive (the bank was written since) is cleared.
-fn pending_install(
-    host: &Host,
-    run_dir: &Path,
-    bank: &Path,
-    archived: &Archived,
-) -> Option<pending::Pending> {
-    let pending = pending::pending(run_dir, &host.root, bank)?;
-    match archived {
-        Archived::Present { sha256, .. } if *sha256 == pending.sha256 => Some(pending),
-        _ => {
-            pending::clear(&pending);
-            None
-        }
-    }
 }
 
 /// An empty selection never replaces a non-empty archive without `--force`; returns true when
@@ -399,10 +381,18 @@ fn target_banks(
     }
     let (targets, warnings) = backup_targets(&banks, &host.root);
     // The one warning of a rollback target is a chosen condition: not mailed every hour.
-    match alt_role(&banks) {
-        AltRole::RollbackTarget => Ok((targets, Vec::new(), warnings)),
-        _ => Ok((targets, warnings, Vec::new())),
+    let (warnings, mut chosen) = match alt_role(&banks) {
+        AltRole::RollbackTarget => (Vec::new(), warnings),
+        _ => (warnings, Vec::new()),
+    };
+    if is_tie(&banks) {
+        chosen.push(format!(
+            "tie: both banks are eligible with updated={}; the loader boots the first partition, \
+             which statectl cannot see: it takes the bootbank (bank set-next ends the tie)",
+            banks.bootbank.updated()
+        ));
     }
+    Ok((targets, warnings, chosen))
 }
 
 /// Writes the archive of `files` into `bank`; a file that changes while it is read gets one

@@ -14,6 +14,7 @@ use anyhow::Result;
 use sha2::{Digest, Sha256};
 
 use crate::archive::writer::hex;
+use crate::detect::Archived;
 
 /// Largest marker read (it holds two lines).
 const MAX_MARKER: u64 = 16 << 10;
@@ -81,6 +82,20 @@ pub fn pending(run_dir: &Path, root: &Path, bank: &Path) -> Option<Pending> {
             .map(PathBuf::from),
         marker,
     })
+}
+
+/// The pending install of `bank`, while its marker names the archive that is there
+/// (`archived`, as detection found it); a marker that names another archive (the bank was
+/// written since) is cleared.
+pub fn standing(run_dir: &Path, root: &Path, bank: &Path, archived: &Archived) -> Option<Pending> {
+    let pending = pending(run_dir, root, bank)?;
+    match archived {
+        Archived::Present { sha256, .. } if *sha256 == pending.sha256 => Some(pending),
+        _ => {
+            clear(&pending);
+            None
+        }
+    }
 }
 
 /// Clears the marker (advisory: a marker that cannot be removed is cleared by the next run

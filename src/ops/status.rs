@@ -1,11 +1,12 @@
 //! `status`: the pending changes against the next-boot bank's archive.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
 use crate::archive::envelope::probe::{probe, Layout};
 use crate::archive::envelope::seal::check_sealable;
+use crate::archive::open_archive;
 
 use crate::bank::targets::{alt_role, AltRole, Blacklist};
 use crate::bank::{next_boot, read_banks};
@@ -34,19 +35,31 @@ pub struct StatusReport {
 /// bank's when that is a staged upgrade (or manual switch) backup writes too; never a rollback
 /// target's, which backup leaves alone.
 pub fn status(host: &Host) -> Result<StatusReport> {
+    status_against(host, None)
+}
+
+/// As [`status`], or against the `named` archive (a `state.tgz` or a bundle, `diff --archive`):
+/// read in full (no stat cache), every selected file compared with it.
+pub fn status_against(host: &Host, named: Option<&Path>) -> Result<StatusReport> {
     host.check_root()?;
     let rules = host.selection()?;
     let banks = read_banks(host);
     let mut warnings = Vec::new();
-    let role = alt_role(&banks);
-    let archive = next_boot(&banks).map(|name| match role {
-        AltRole::UpgradeStaged | AltRole::ManualSwitch => banks.get(name).state_archive(),
-        _ => banks.bootbank.state_archive(),
-    });
+    let role = match named {
+        Some(_) => AltRole::Fallback,
+        None => alt_role(&banks),
+    };
+    let archive = match named {
+        Some(path) => Some(open_archive(path).map(|_| path.to_path_buf())?),
+        None => next_boot(&banks).map(|name| match role {
+            AltRole::UpgradeStaged | AltRole::ManualSwitch => banks.get(name).state_archive(),
+            _ => banks.bootbank.state_archive(),
+        }),
+    };
     let boots_next = next_boot(&banks)
         .is_some_and(|name| archive.as_deref() == Some(banks.get(name).state_archive().as_path()));
-    let cache = match (&archive, host.run_dir()) {
-        (Some(path), Ok(run)) => path.parent().map(|bank| cache_path(run, &host.root, bank)),
+    let cache = match (&archive, host.run_dir(), named) {
+        (Some(path), Ok(run), None) => path.parent().map(|bank| cache_path(run, &host.root, bank)),
         _ => None,
     };
     let mut detection = detect(
@@ -73,6 +86,9 @@ pub fn status(host: &Host) -> Result<StatusReport> {
             if check_sealable(encryption).is_err() {
                 bail!("{reason}");
             }
+        }
+        if named.is_some() {
+            bail!("{reason}");
         }
         warnings.push(format!(
             "archive cannot be read ({reason}); every file counts as added"

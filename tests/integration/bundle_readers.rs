@@ -1,6 +1,6 @@
 //! Bundles are archives: every command that takes an ARCHIVE reads a `configBundle-*.tgz`'s
 //! `state.tgz` (issue 21): `list` (with `Manifest.txt` under `-l`), `verify` (its `"bundle"`
-//! fields), `extract`, `restore --dry-run` and `passwd --archive`, which
+//! fields), `extract`, `restore --dry-run`, `diff --archive` and `passwd --archive`, which
 //! rewrites the bundle with its `Manifest.txt` byte for byte.
 
 use std::fs;
@@ -84,7 +84,7 @@ fn list_and_verify_read_a_bundle_and_show_its_manifest() {
 }
 
 #[test]
-fn extract_and_restore_read_a_bundle() {
+fn extract_diff_and_restore_read_a_bundle() {
     let (env, bundle) = exported();
     let path = bundle.to_str().unwrap();
     let to = env.dir.path().join("x");
@@ -104,6 +104,16 @@ fn extract_and_restore_read_a_bundle() {
         .iter()
         .any(|p| p == "etc/hosts"));
     env.flagged("etc/hosts", "10.0.0.1 changed\n");
+    let diff = env.run(&["diff", "--archive", path, "etc/hosts"]).code(3);
+    assert!(diff.stdout.contains("+10.0.0.1 changed"), "{}", diff.stdout);
+    assert!(
+        diff.stdout.contains("-127.0.0.1 localhost"),
+        "{}",
+        diff.stdout
+    );
+    let missing = env.dir.path().join("missing.tgz");
+    env.run(&["diff", "--archive", missing.to_str().unwrap()])
+        .code(1);
     env.run(&["restore", path]).ok();
     assert_eq!(env.read("etc/hosts"), b"127.0.0.1 localhost\n");
 }

@@ -67,6 +67,10 @@ fn job_1_the_hourly_cron_is_silent_also_with_a_rollback_target_or_a_pending_inst
         "{}",
         verbose.stderr
     );
+    // A tie: the same.
+    env.boot_cfg("altbootbank", 3, 0, "7.0.3-0.20.19193900");
+    let log = quiet(&env);
+    assert!(log.iter().any(|m| m.contains("tie: both banks")), "{log:?}");
 
     // A pending install: the cron run leaves the installed archive alone, silently.
     let env = crate::banks::healthy();
@@ -262,5 +266,33 @@ fn a_default_undo_path_on_a_ram_filesystem_says_it_is_lost_at_reboot() {
         .ok();
     if crate::testenv::sh(disk.dir.path(), "stat -f -c %T .").trim() != "tmpfs" {
         assert!(!out.stdout.contains("lost at reboot"), "{}", out.stdout);
+    }
+}
+
+#[test]
+fn install_refuses_once_naming_every_failed_check_and_its_override() {
+    let (_h1, bundle) = exported();
+    let bundle = bundle.to_str().unwrap();
+    let other = TestEnv::new();
+    other.boot_cfg("bootbank", 3, 0, "8.0.1-0.0.21495797");
+    other.flagged("etc/vmware/esx.conf", "/system/uuid = \"6a2d-02\"\n");
+    let path = other.stub_vmware("VMware ESXi 8.0.1 Update 1");
+    for args in [&["install", bundle][..], &["install", "--force", bundle]] {
+        let out = other.run_with_path(&path, args).code(1);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        assert!(!other.state("bootbank").exists());
+        let text = &out.stderr;
+        assert!(text.contains("never installed"), "{text}");
+        assert!(
+            text.contains(&format!("install `{RELEASE}` (build 7.0.3-")),
+            "{text}"
+        );
+        if args.len() == 2 {
+            assert!(
+                text.contains("fails 2 checks") && text.contains("UUID"),
+                "{text}"
+            );
+            assert!(text.contains("--force overrides this"), "{text}");
+        }
     }
 }
