@@ -45,7 +45,7 @@ pick_target() {
   fi
 }
 
-# build DIR: a release build into target dir DIR; prints the binary's path.
+# build DIR: a build of the dist profile (release + LTO, one codegen unit) into target dir DIR; prints the binary's path.
 build() {
   local dir=$1 start=$SECONDS
   local flags="-C target-feature=+crt-static -C link-arg=-Wl,--build-id=none"
@@ -54,11 +54,11 @@ build() {
   # The same flags for both builds (they feed cargo's hashes); CARGO_ENCODED_RUSTFLAGS would
   # override them, so it goes.
   env -u CARGO_ENCODED_RUSTFLAGS RUSTFLAGS="$flags" CARGO_INCREMENTAL=0 \
-    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 CARGO_PROFILE_RELEASE_STRIP=symbols \
-    CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_PANIC=unwind \
-    cargo build --release --locked --quiet --bin statectl --target "$target" --target-dir "$dir"
+    CARGO_PROFILE_DIST_STRIP=symbols \
+    CARGO_PROFILE_DIST_DEBUG=0 CARGO_PROFILE_DIST_PANIC=unwind \
+    cargo build --profile dist --locked --quiet --bin statectl --target "$target" --target-dir "$dir"
   echo "release.sh: build in $dir took $((SECONDS - start)) s" >&2
-  echo "$dir/$target/release/statectl"
+  echo "$dir/$target/dist/statectl"
 }
 
 check_static() {

@@ -65,14 +65,11 @@ pub fn temp_in_use(name: &str) -> bool {
     let Some(pid) = name
         .strip_prefix(TEMP_PREFIX)
         .and_then(|rest| rest.split('-').next())
-        .and_then(|pid| pid.parse::<i32>().ok())
-        .filter(|pid| *pid > 0)
+        .and_then(|pid| pid.parse::<u32>().ok())
     else {
         return false;
     };
-    // SAFETY: kill with signal 0 only checks that the process exists; it sends nothing.
-    let alive = unsafe { libc::kill(pid, 0) } == 0;
-    alive || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    crate::process::is_alive(pid)
 }
 
 /// Flushes `temp` to disk, renames it over `target` and makes the rename durable.

@@ -96,8 +96,7 @@ fn ensure_private_dir(dir: &Path) -> Result<()> {
     }
     let meta = std::fs::symlink_metadata(dir)
         .with_context(|| format!("cannot stat run directory `{}`", dir.display()))?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
+    let euid = crate::process::effective_uid();
     if !meta.is_dir() || meta.uid() != euid || meta.permissions().mode() & 0o022 != 0 {
         bail!(
             "run directory `{}` is not a private directory owned by uid {euid}; \

@@ -22,6 +22,7 @@ pub mod exit;
 pub mod host;
 pub mod lockfile;
 pub mod ops;
+pub mod process;
 pub mod restore;
 pub mod root_lock;
 pub mod syslog;

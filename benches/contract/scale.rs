@@ -1,6 +1,6 @@
 //! The scale section of the benchmark: the same commands at 1,000, 10,000 and 100,000 flagged
 //! files, each with its wall time and peak RSS next to a baseline run on the same files in the
-//! same run (SPEC.md "Performance contract", "Scale").
+//! same run (docs/performance.md "Targets").
 //!
 //! Baselines: a bare stat walk (`find -perm -1000`) for the no-change backup; GNU `tar -x` of the
 //! same inner `local.tgz` followed by one `sync -f` for `extract` and `restore` (both durable at

@@ -13,7 +13,7 @@
 
 /// Longest name component a target filesystem holds (Linux `NAME_MAX`).
 pub const MAX_COMPONENT: usize = 255;
-/// Longest path accepted, in bytes (Linux `PATH_MAX`; SPEC.md: "a path over 4096 bytes").
+/// Longest path accepted, in bytes (Linux `PATH_MAX`; docs/reference.md "Limits").
 pub const MAX_PATH: usize = 4096;
 /// Bytes of a raw name shown in a message; the rest is summarized by its length.
 pub const SHOWN_BYTES: usize = 200;

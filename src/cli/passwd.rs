@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions, Termios};
 
 use super::Output;
 use crate::exit::Exit;
@@ -143,35 +144,27 @@ fn prompt_hidden(prompt: &str) -> Result<String> {
 
 /// Terminal echo turned off on stdin for as long as it lives.
 struct EchoOff {
-    saved: libc::termios,
+    saved: Termios,
 }
 
 impl EchoOff {
     fn new() -> Result<EchoOff> {
-        // SAFETY: tcgetattr/tcsetattr on fd 0 with a valid termios buffer; fd 0 is a terminal.
-        unsafe {
-            let mut saved: libc::termios = std::mem::zeroed();
-            if libc::tcgetattr(libc::STDIN_FILENO, &mut saved) != 0 {
-                return Err(std::io::Error::last_os_error())
-                    .context("cannot read the terminal settings of standard input");
-            }
-            let mut quiet = saved;
-            quiet.c_lflag &= !libc::ECHO;
-            if libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &quiet) != 0 {
-                return Err(std::io::Error::last_os_error())
-                    .context("cannot turn off the terminal echo");
-            }
-            Ok(EchoOff { saved })
-        }
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin)
+            .map_err(std::io::Error::from)
+            .context("cannot read the terminal settings of standard input")?;
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        tcsetattr(&stdin, OptionalActions::Now, &quiet)
+            .map_err(std::io::Error::from)
+            .context("cannot turn off the terminal echo")?;
+        Ok(EchoOff { saved })
     }
 }
 
 impl Drop for EchoOff {
     fn drop(&mut self) {
-        // SAFETY: restores the settings read in `new` on the same fd.
-        unsafe {
-            libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &self.saved);
-        }
+        let _ = tcsetattr(std::io::stdin(), OptionalActions::Now, &self.saved);
     }
 }
 

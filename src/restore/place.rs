@@ -77,8 +77,7 @@ impl Placer {
         Ok(Placer {
             root: root.to_path_buf(),
             root_fd,
-            // SAFETY: geteuid has no preconditions.
-            set_owner: unsafe { libc::geteuid() } == 0,
+            set_owner: crate::process::effective_uid() == 0,
             created: RefCell::new(Vec::new()),
             cleaned: RefCell::new(HashSet::new()),
             dirs: DirCache::per_file(),

@@ -107,9 +107,8 @@ pub fn save_undo(
     temp.rewind().with_context(|| fail(&target))?;
     let meta = FileMeta {
         mode: 0o600,
-        // SAFETY: geteuid/getegid have no preconditions and cannot fail.
-        uid: unsafe { libc::geteuid() },
-        gid: unsafe { libc::getegid() },
+        uid: crate::process::effective_uid(),
+        gid: crate::process::effective_gid(),
         mtime: now,
     };
     placer

@@ -1,4 +1,4 @@
-//! Encrypted configuration (issue 11, SPEC.md "Encrypted configuration"): hosts whose
+//! Encrypted configuration (docs/reference.md "Encrypted archives"): hosts whose
 //! `state.tgz` holds `local.tgz.ve` + `encryption.info` as ESXi 7.0 U2+ writes it. The
 //! envelopes are made with statectl's own encoder and checked by an independent reader
 //! (dissect.hypervisor, through `tests/helpers/dissect_envelope.py`; SKIPPED when missing).

@@ -1,4 +1,4 @@
-//! Untrusted archives at any size (SPEC.md "Limits on untrusted input", "Guarantees"): each
+//! Untrusted archives at any size (docs/reference.md "Limits", "Guarantees"): each
 //! class of hostile input is built once, every archive-reading command runs on it under GNU
 //! time, and each stays under 64 MiB of peak RSS; every refusal exits 1 with one line naming
 //! the archive and the member, and leaves the host tree (root and banks) byte-identical and no

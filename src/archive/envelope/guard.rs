@@ -1,4 +1,4 @@
-//! The no-downgrade rule (SPEC.md "Encrypted configuration"): an archive written over an
+//! The no-downgrade rule (docs/reference.md "Encrypted archives"): an archive written over an
 //! encrypted one is encrypted again with the same key store, and a plaintext one replaces it
 //! only when the caller was told `--allow-plaintext`; an encrypted archive whose key cannot be
 //! had (TPM-sealed, or a damaged key store) is never replaced otherwise.

@@ -116,7 +116,7 @@ enum Holder {
 
 fn holder(path: &Path, own: u32) -> Holder {
     match read_pid(path) {
-        Some(pid) if pid != own && alive(pid) => Holder::Live(pid),
+        Some(pid) if pid != own && crate::process::is_alive(pid) => Holder::Live(pid),
         Some(_) => Holder::Stale,
         None if recently_written(path) => Holder::Live(0),
         None => Holder::Stale,
@@ -138,16 +138,6 @@ fn recently_written(path: &Path) -> bool {
         .ok()
         .and_then(|mtime| SystemTime::now().duration_since(mtime).ok())
         .is_some_and(|age| age < EMPTY_GRACE)
-}
-
-/// True when a process `pid` exists (signal 0; EPERM means it exists but is not ours).
-fn alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: kill with signal 0 only checks for the process; it has no other effect.
-    let result = unsafe { libc::kill(pid, 0) };
-    result == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 #[cfg(test)]
