@@ -66,11 +66,11 @@ pub fn write_archive<W: Write>(
     label: &ArchiveLabel,
     scratch: &Path,
 ) -> Result<WrittenArchive> {
-    write_layout(out, &mut table_of(files)?, &[], label, scratch, None)
+    write_layout(out, &mut table_of(files)?, None, label, scratch, None)
 }
 
-/// As [`write_archive`] of a table, with a manifest that lists `remove`: the paths a restore
-/// of it removes (an undo archive's record of the files its restore created).
+/// As [`write_archive`], for an undo archive: its manifest says `"undo": true` and lists
+/// `remove`, the paths a restore of it removes (the files its restore created).
 pub fn write_archive_removing<W: Write>(
     out: W,
     files: &mut FileTable,
@@ -78,7 +78,7 @@ pub fn write_archive_removing<W: Write>(
     label: &ArchiveLabel,
     scratch: &Path,
 ) -> Result<WrittenArchive> {
-    write_layout(out, files, remove, label, scratch, None)
+    write_layout(out, files, Some(remove), label, scratch, None)
 }
 
 /// The files to write as a table, each read from its `abs`.
@@ -112,7 +112,7 @@ pub fn write_archive_file(
     scratch: &Path,
     encryption: Option<&Encryption>,
 ) -> Result<WrittenArchive> {
-    let written = write_layout(&mut *out, files, &[], label, scratch, encryption)?;
+    let written = write_layout(&mut *out, files, None, label, scratch, encryption)?;
     if encryption.is_some() {
         check_written(out, files)?;
     }
@@ -122,7 +122,7 @@ pub fn write_archive_file(
 fn write_layout<W: Write>(
     out: W,
     files: &mut FileTable,
-    remove: &[String],
+    undo: Option<&[String]>,
     label: &ArchiveLabel,
     scratch: &Path,
     encryption: Option<&Encryption>,
@@ -144,7 +144,7 @@ fn write_layout<W: Write>(
     let member_mtime = mtimes.max().unwrap_or(0).max(0) as u64;
     // The manifest's JSON streams from the table into a temp file: at 100,000 files a copy
     // of the records would be tens of MiB.
-    let (mut json, json_len) = manifest_file(files, label, remove, scratch)?;
+    let (mut json, json_len) = manifest_file(files, label, undo, scratch)?;
     let mut counted = HashingWriter::new(BufWriter::with_capacity(COPY_BUFFER, out));
     {
         let gz = OuterGzip::new(&mut counted).context("cannot write the archive")?;
@@ -185,13 +185,13 @@ fn write_layout<W: Write>(
 fn manifest_file(
     files: &FileTable,
     label: &ArchiveLabel,
-    remove: &[String],
+    undo: Option<&[String]>,
     scratch: &Path,
 ) -> Result<(File, u64)> {
     let mut file = tempfile::tempfile_in(scratch)
         .with_context(|| format!("cannot create a temp file in `{}`", scratch.display()))?;
     let mut out = BufWriter::with_capacity(COPY_BUFFER, &mut file);
-    write_table_json(&mut out, &label.host, &label.build, files, remove)
+    write_table_json(&mut out, &label.host, &label.build, files, undo)
         .and_then(|()| out.flush())
         .context("cannot write the manifest")?;
     drop(out);

@@ -210,7 +210,9 @@ impl BootCfg {
             .view(&key)
             .ok_or_else(|| format!("`{key}` is not a key the loader reads"))?;
         let target = view.line_of(&key).or_else(|| self.lookalike(&key));
-        let canonical = encode(&format!("{key}={value}"))
+        // The key as the file spells it (`MODULES=` stays upper case).
+        let spelled = target.and_then(|index| self.key_spelling(index, &key));
+        let canonical = encode(&format!("{}={value}", spelled.as_deref().unwrap_or(&key)))
             .ok_or_else(|| format!("`{value}` is not Latin-1 text"))?;
         let mut bytes = Vec::with_capacity(self.bytes.len() + value.len() + 12);
         match target {
@@ -237,6 +239,17 @@ impl BootCfg {
         let changed = BootCfg::from_bytes(&bytes);
         self.check_rewrite(&changed, &key, value)?;
         Ok(changed)
+    }
+
+    /// How line `index` spells `key` (the text before its `=`, blanks trimmed), when it does.
+    fn key_spelling(&self, index: usize, key: &str) -> Option<String> {
+        let line = &self.lines[index];
+        let text = &self.bytes[line.start..line.end];
+        let eq = text.iter().position(|&b| b == b'=')?;
+        let spelled = std::str::from_utf8(&text[..eq]).ok()?.trim();
+        spelled
+            .eq_ignore_ascii_case(key)
+            .then(|| spelled.to_string())
     }
 
     /// The last line that looks like `key` but has a blank before `=`.
@@ -331,6 +344,20 @@ mod tests {
     use super::*;
 
     const SAMPLE: &str = "bootstate=0\r\ntitle=Loading VMware ESXi\r\ntimeout=5\r\n# a comment\r\nprefix=\r\nkernel=/b.b00\r\nkernelopt=autoPartition=FALSE\r\nmodules=/jumpstrt.gz --- /useropts.gz --- /k.b00\r\nbuild=7.0.3-0.20.19193900\r\nupdated=3\r\n";
+
+    #[test]
+    fn a_rewritten_line_keeps_the_files_spelling_of_its_key() {
+        let text = SAMPLE.replace("modules=", "MODULES=");
+        let cfg = BootCfg::parse(&text).unwrap();
+        let updated = cfg.with_module("state.tgz").unwrap().unwrap();
+        let bytes = String::from_utf8(updated.bytes().to_vec()).unwrap();
+        assert!(
+            bytes
+                .contains("\r\nMODULES=/jumpstrt.gz --- /useropts.gz --- /k.b00 --- state.tgz\r\n"),
+            "{bytes}"
+        );
+        assert_eq!(bytes.replace(" --- state.tgz", ""), text);
+    }
 
     #[test]
     fn values_are_the_loaders() {

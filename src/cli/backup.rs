@@ -109,6 +109,7 @@ pub fn run(host: &Host, out: &Output, args: &BackupArgs) -> Result<ExitCode> {
         log_copy(copy);
     }
     report.notes.iter().for_each(|note| out.note(note));
+    report.chosen.iter().for_each(|chosen| out.chosen(chosen));
     if report.action == Action::Written {
         log_written(&report);
     }
@@ -121,6 +122,7 @@ pub fn run(host: &Host, out: &Output, args: &BackupArgs) -> Result<ExitCode> {
                 .iter()
                 .chain(&report.notes)
                 .chain(copy.iter().flat_map(|copy| &copy.warnings))
+                .chain(&report.chosen)
                 .collect(),
         })?;
         return Ok(Exit::Success.into());

@@ -82,6 +82,14 @@ impl Output {
         }
     }
 
+    /// A known, chosen condition (a rollback target booting next, a pending install, a tie):
+    /// to syslog on every run, on stderr only with `-v`, always in the JSON document, so a
+    /// cron run that did its job prints nothing.
+    pub fn chosen(&self, text: &str) {
+        syslog::log(Severity::Notice, text);
+        self.note(text);
+    }
+
     /// Each of an operation's warnings, as [`Output::warn`] shows one.
     pub fn warn_all(&self, warnings: &[String]) {
         for warning in warnings {

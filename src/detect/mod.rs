@@ -65,6 +65,9 @@ pub struct Detection {
     pub selected: Selected,
     pub archived: Archived,
     pub changes: ChangeSet,
+    /// The warning of an archive whose `statectl.json` did not match (read without it): a
+    /// backup writes a fresh archive over it.
+    pub stale_manifest: Option<String>,
 }
 
 impl Detection {
@@ -97,6 +100,7 @@ pub fn detect(
     let stamp = opened.as_ref().ok().map(|(_, meta)| StatKey::of(meta));
     let mut cache =
         cache_file.and_then(|file| load_cache(file, stamp.as_ref(), &mut selected.files));
+    let mut stale_manifest = None;
     let archived = match (opened, cache.as_mut().filter(|c| c.vouched)) {
         (Err(archived), _) => archived,
         // The cache stands for this archive: its records are the archive's (moved out).
@@ -107,11 +111,17 @@ pub fn detect(
         },
         // (An opened archive always has a path.)
         (Ok((file, meta)), None) => {
-            read_archived(file, &meta, archive_path.unwrap_or(Path::new("")), limits)
+            let path = archive_path.unwrap_or(Path::new(""));
+            let (archived, stale) = read_archived(file, &meta, path, limits);
+            stale_manifest = stale;
+            archived
         }
     };
     hash_where_needed(&mut selected.files, archived.records())?;
     let changes = compare(&selected.files, archived.records());
+    // No cache for a stale manifest's archive: each run reads it (and warns) until a backup
+    // writes a fresh one.
+    let stamp = stamp.filter(|_| stale_manifest.is_none());
     if let (Some(file), Some(stamp)) = (cache_file, stamp) {
         let run = Run {
             files: &selected.files,
@@ -123,6 +133,7 @@ pub fn detect(
         selected,
         archived,
         changes,
+        stale_manifest,
     })
 }
 
@@ -167,20 +178,28 @@ fn load_cache(file: &Path, stamp: Option<&StatKey>, files: &mut FileTable) -> Op
     cache
 }
 
-/// Reads the whole archive through the one reader: what it holds, or why it cannot be read.
-fn read_archived(file: File, meta: &Metadata, path: &Path, limits: &Limits) -> Archived {
+/// Reads the whole archive through the one reader: what it holds, or why it cannot be read;
+/// and the warning about its manifest when that did not match.
+fn read_archived(
+    file: File,
+    meta: &Metadata,
+    path: &Path,
+    limits: &Limits,
+) -> (Archived, Option<String>) {
     if meta.is_dir() {
-        return Archived::Unreadable("it is a directory".into());
+        return (Archived::Unreadable("it is a directory".into()), None);
     }
     let summary = match archive::read_archive_from(file, path, limits, &mut CheckOnly) {
         Ok(summary) => summary,
-        Err(err) => return Archived::Unreadable(format!("{err:#}")),
+        Err(err) => return (Archived::Unreadable(format!("{err:#}")), None),
     };
-    Archived::Present {
+    let stale = summary.stale_manifest_warning();
+    let archived = Archived::Present {
         records: summary.files,
         sha256: summary.sha256,
         bytes: summary.bytes,
-    }
+    };
+    (archived, stale)
 }
 
 /// Hashes the selected files whose content decides whether they changed: those the cache did

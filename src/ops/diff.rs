@@ -10,7 +10,7 @@ use crate::archive::{read_archive, FileRecord, InnerEntry, Visitor};
 use crate::detect::{Detection, FileTable, Records};
 use crate::host::Host;
 use crate::hostfile::RootReader;
-use crate::ops::status::status;
+use crate::ops::status::status_against;
 
 /// Files larger than this are reported as differing, not diffed.
 const MAX_DIFF_BYTES: u64 = 1 << 20;
@@ -46,8 +46,10 @@ fn check_persisted(host: &Host, paths: &[String], detection: &Detection) -> Resu
 
 /// Diffs the pending changes, limited to `paths` (root-relative or absolute under the root;
 /// a directory selects everything under it) when any are given.
-pub fn diff(host: &Host, paths: &[String]) -> Result<DiffReport> {
-    let report = status(host)?;
+/// `archive`: compare with that archive (a `state.tgz` or a bundle) instead of the one backup
+/// would replace.
+pub fn diff(host: &Host, paths: &[String], archive: Option<&Path>) -> Result<DiffReport> {
+    let report = status_against(host, archive)?;
     let wanted = |path: &str| {
         paths.is_empty()
             || paths.iter().any(|p| {

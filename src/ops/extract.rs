@@ -33,6 +33,9 @@ pub struct ExtractReport {
     pub archive: PathBuf,
     pub dir: PathBuf,
     pub files: usize,
+    /// The archive's warning-level problems (a stale manifest set aside, say).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// Extracts `archive` under `dir` (created 0700; must be empty unless `force`).
@@ -42,6 +45,7 @@ pub fn extract(archive: &Path, dir: &Path, force: bool, limits: &Limits) -> Resu
     let mut checked = read_archive_from(clone(&file, archive)?, archive, limits, &mut CheckOnly)?;
     checked.ensure_safe()?;
     checked.ensure_fits(dir)?;
+    let warnings = checked.stale_manifest_warning().into_iter().collect();
     // The second read compares only the archive's sha256: the records of the first are not
     // kept while it holds its own (at 100,000 files they are about 20 MiB).
     checked.files = RecordTable::default();
@@ -59,6 +63,7 @@ pub fn extract(archive: &Path, dir: &Path, force: bool, limits: &Limits) -> Resu
         archive: archive.to_path_buf(),
         dir: dir.to_path_buf(),
         files: written.files.len(),
+        warnings,
     })
 }
 

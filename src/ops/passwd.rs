@@ -24,7 +24,7 @@ use crate::bank::lock_for_writing;
 use crate::host::Host;
 use crate::ops::archive_path::archive_or_default;
 use crate::ops::extract::write_entries;
-use crate::ops::pack::pack_tree;
+use crate::ops::pack::{pack_tree, pack_tree_into_bundle};
 use crate::restore::{Existing, FileMeta, Placer};
 use crate::root_lock::{lock_root, RootAccess};
 
@@ -118,23 +118,21 @@ pub fn passwd(
         None => None,
     };
     let encryption = checked.encryption.as_ref();
-    let packed = pack_tree(
-        work.path(),
-        archive,
-        &label_of(&checked),
-        &run_dir,
-        encryption,
-    );
+    let label = label_of(&checked);
+    let packed = match &checked.bundle {
+        None => pack_tree(work.path(), archive, &label, &run_dir, encryption),
+        Some(bundle) => {
+            pack_tree_into_bundle(work.path(), archive, bundle, &label, &run_dir, encryption)
+        }
+    };
     if let Err(err) = packed {
         live.iter().for_each(LiveShadow::put_back);
         return Err(err);
     }
-    let warnings = match changed_live {
-        Some(_) => Vec::new(),
-        None => revert_warning(host, archive, user, &updated)?
-            .into_iter()
-            .collect(),
-    };
+    let mut warnings: Vec<String> = checked.stale_manifest_warning().into_iter().collect();
+    if changed_live.is_none() {
+        warnings.extend(revert_warning(host, archive, user, &updated)?);
+    }
     Ok(PasswdReport {
         archive: archive.to_path_buf(),
         user: user.to_string(),

@@ -143,7 +143,10 @@ fn export_manifest_is_what_the_script_writes() {
              USEROPTS=ignoreHeadless=TRUE\n"
         )
     );
-    let plain = env.run(&["export", "--to", dir.to_str().unwrap()]).ok();
+    // Off a terminal the warning shows with -v only (a cron line mails what it prints).
+    let plain = env
+        .run(&["export", "-v", "--to", dir.to_str().unwrap()])
+        .ok();
     assert!(plain.stderr.contains("may refuse"), "{}", plain.stderr);
 }
 

@@ -238,6 +238,9 @@ fn demo_runs_every_step_with_the_given_binary() {
         );
     }
     assert!(done.stdout.contains("demo host kept at"), "{done:?}");
+    // Exit 3 says what it means where the demo shows it.
+    let pending = "(exit 3: changes are pending, the next backup saves them)";
+    assert!(done.stdout.contains(pending), "{done:?}");
 }
 
 #[test]

@@ -64,7 +64,11 @@ impl Outcome {
 impl TestEnv {
     /// A host with an empty `etc`, a bootbank (updated=3) and an altbootbank (updated=2).
     pub fn new() -> TestEnv {
-        let dir = tempfile::tempdir().expect("temp dir");
+        TestEnv::in_dir(tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// As [`TestEnv::new`], laid out in `dir` (a RAM filesystem's, say).
+    pub fn in_dir(dir: TempDir) -> TestEnv {
         let root = dir.path().join("root");
         let run_dir = dir.path().join("run");
         fs::create_dir_all(root.join("etc")).unwrap();
@@ -167,6 +171,28 @@ impl TestEnv {
     pub fn run(&self, args: &[&str]) -> Outcome {
         let output = self.command(args).output().expect("run statectl");
         outcome(output)
+    }
+
+    /// Runs the binary with a datagram socket standing in for /dev/log; returns its outcome
+    /// and the syslog messages it sent.
+    pub fn run_logged(&self, args: &[&str]) -> (Outcome, Vec<String>) {
+        let path = self.dir.path().join("log.sock");
+        let _ = fs::remove_file(&path);
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let mut command = self.command(args);
+        let out = outcome(
+            command
+                .env("STATECTL_SYSLOG_SOCKET", &path)
+                .output()
+                .unwrap(),
+        );
+        let mut messages = Vec::new();
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = socket.recv(&mut buf) {
+            messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        (out, messages)
     }
 
     /// Puts a `vmware` stub answering `-l` with `level` (as ESXi's `vmware -l`) into this

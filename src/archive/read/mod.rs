@@ -48,7 +48,9 @@ use super::{Level, Limits, Problem, RecordTable};
 use crate::error::Error;
 
 pub use super::entries::EntryKind;
+pub use bundled::BundleInfo;
 
+mod bundled;
 mod index;
 mod inner;
 mod listed;
@@ -115,11 +117,25 @@ pub struct ArchiveSummary {
     pub sha256: String,
     /// The key store and envelope header of the encrypted layout; `None` for plain `local.tgz`.
     pub encryption: Option<Encryption>,
+    /// The bundle's `Manifest.txt` when the archive was a `configBundle-*.tgz`.
+    pub bundle: Option<BundleInfo>,
+    /// Its `statectl.json` did not match `local.tgz` and was set aside (one warning says so).
+    pub stale_manifest: bool,
 }
 
 impl ArchiveSummary {
     pub fn first_error(&self) -> Option<&Problem> {
         self.problems.iter().find(|p| p.level == Level::Error)
+    }
+
+    /// The warning that set a stale `statectl.json` aside, naming the archive.
+    pub fn stale_manifest_warning(&self) -> Option<String> {
+        let problem = self
+            .problems
+            .iter()
+            .filter(|_| self.stale_manifest)
+            .find(|p| p.message.starts_with(super::MANIFEST_NAME))?;
+        Some(format!("{}: {}", self.archive.display(), problem.message))
     }
 
     /// Fails with the first error-level problem, naming the archive: the gate of every writer.
@@ -285,6 +301,7 @@ fn read_with<R: Read>(
         inner_seen: false,
         sealed: outer::SealedParts::default(),
         inner_done: false,
+        bundle: bundled::BundleParts::default(),
     };
     let outcome = outer::read_layers(file, &mut state);
     let (bytes, sha256) = match outcome {
@@ -299,6 +316,11 @@ fn read_with<R: Read>(
         }
     };
     state.finish_checks();
+    let stale_manifest = state.stale_manifest();
+    let bundle = state
+        .is_bundle()
+        .then(|| state.bundle.info.take())
+        .flatten();
     Ok(ArchiveSummary {
         archive: path.to_path_buf(),
         files: state.files,
@@ -309,6 +331,8 @@ fn read_with<R: Read>(
         bytes,
         sha256,
         encryption: state.sealed.encryption,
+        bundle,
+        stale_manifest,
     })
 }
 
@@ -345,6 +369,8 @@ struct ReadState<'v> {
     sealed: outer::SealedParts,
     /// `local.tgz` was read to its end (manifest records can be checked as they come).
     inner_done: bool,
+    /// The bundle layer, when the archive is a `configBundle-*.tgz`.
+    bundle: bundled::BundleParts,
 }
 
 impl ReadState<'_> {

@@ -99,7 +99,7 @@ impl<R: Read> Read for Consumed<R> {
 const SPOOL_SLACK: u64 = 64 << 20;
 
 impl ReadState<'_> {
-    fn outer_member(
+    pub(super) fn outer_member(
         &mut self,
         meta: &EntryMeta,
         data: &mut dyn Read,
@@ -119,6 +119,9 @@ impl ReadState<'_> {
             }
         };
         match name.as_str() {
+            bundled if self.is_bundle_member(bundled) => {
+                self.bundle_member(bundled, meta, data, consumed)?
+            }
             INNER_NAME if meta.kind != EntryKind::File => {
                 self.problems.push(Problem::error(format!(
                     "member `{name}` in state.tgz is {}",
