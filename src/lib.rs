@@ -24,6 +24,7 @@ pub mod hostfile;
 pub mod lockfile;
 pub mod ops;
 pub mod process;
+pub mod records;
 pub mod restore;
 pub mod root_lock;
 pub mod syslog;

@@ -43,10 +43,7 @@ pub fn lock_root(
         .canonicalize()
         .with_context(|| format!("cannot open root `{}`; pass --root DIR", root.display()))?;
     let digest = Sha256::digest(root.as_os_str().as_encoded_bytes());
-    let path = run_dir.join(format!(
-        "root-{}.lock",
-        crate::archive::writer::hex(&digest[..8])
-    ));
+    let path = run_dir.join(format!("root-{}.lock", crate::records::hex(&digest[..8])));
     let deadline = Instant::now() + wait;
     match crate::lockfile::take(&path, access == RootAccess::Read, deadline)? {
         Some(file) => Ok(RootLock { _file: file, root }),

@@ -76,8 +76,8 @@ pub struct EntryMeta {
 
 impl EntryMeta {
     /// The compact record of a regular file with this header, `path` and content digest.
-    pub fn record_ref<'a>(&self, path: &'a str, sha256: [u8; 32]) -> super::RecordRef<'a> {
-        super::RecordRef {
+    pub fn record_ref<'a>(&self, path: &'a str, sha256: [u8; 32]) -> crate::records::RecordRef<'a> {
+        crate::records::RecordRef {
             path,
             sha256,
             size: self.size,

@@ -18,8 +18,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use serde::{Deserialize, Serialize};
 
 use super::names::MAX_PATH;
-use super::table::{AsFileRecords, Records as RecordSource};
-use super::FileRecord;
+use crate::records::{AsFileRecords, FileRecord, Records as RecordSource};
 
 /// Current manifest format version.
 pub const FORMAT: u32 = 1;
@@ -355,7 +354,7 @@ mod tests {
     #[test]
     fn a_table_of_records_writes_the_same_bytes_as_the_records() {
         let files = vec![record("etc/a"), record("etc/b \"q\"")];
-        let table = crate::detect::RecordTable::from_records(&files).unwrap();
+        let table = crate::records::RecordTable::from_records(&files).unwrap();
         let remove = vec!["etc/gone".to_string()];
         let mut bytes = Vec::new();
         write_table_json(&mut bytes, "esx01", "7.0.3", &table, Some(&remove)).unwrap();

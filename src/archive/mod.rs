@@ -14,10 +14,8 @@ pub mod manifest;
 pub mod names;
 pub mod problem;
 pub mod read;
-pub mod record;
 pub mod recover;
 pub mod streams;
-pub mod table;
 pub mod verify;
 pub mod writer;
 
@@ -27,8 +25,6 @@ pub use read::{
     open_archive, open_private_copy, read_archive, read_archive_from, read_archive_stream,
     reread_archive_from, ArchiveSummary, CheckOnly, EntryKind, InnerEntry, Visitor,
 };
-pub use record::FileRecord;
-pub use table::{RecordRef, RecordTable, Records};
 pub use verify::{verify_against, verify_archive, VerifyReport};
 pub use writer::{write_archive, write_archive_file, ArchiveLabel, SourceFile, WrittenArchive};
 

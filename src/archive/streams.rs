@@ -93,7 +93,7 @@ impl<R> HashingReader<R> {
 
     /// The lower-case hex sha256 of everything read so far.
     pub fn hex_digest(self) -> String {
-        super::writer::hex(&self.digest())
+        crate::records::hex(&self.digest())
     }
 }
 

@@ -27,8 +27,8 @@ use super::envelope::{seal, Encryption, ENVELOPE_NAME};
 use super::gzip_writer::{self, OuterGzip, ParallelGzip};
 use super::manifest::write_table_json;
 use super::{Limits, INNER_NAME, MANIFEST_NAME};
-use crate::detect::{FileTable, Records};
 use crate::hostfile::RootReader;
+use crate::records::{hex, FileTable, Records};
 
 /// Deflate level of `local.tgz` (what `gzip -6` uses).
 const INNER_LEVEL: u32 = 6;
@@ -443,26 +443,9 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Lower-case hex of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(DIGITS[usize::from(byte >> 4)] as char);
-        text.push(DIGITS[usize::from(byte & 0xf)] as char);
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_is_two_lowercase_digits_a_byte() {
-        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
-        assert_eq!(hex(&[]), "");
-    }
 
     #[test]
     fn names_past_the_readers_cap_are_refused() {

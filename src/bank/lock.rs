@@ -109,7 +109,7 @@ pub fn lock_for_writing(host: &Host, banks: &[&Path], wait: Duration) -> Result<
 /// The lock file of a bank (by canonical path).
 pub fn lock_path(run_dir: &Path, canonical_bank: &Path) -> PathBuf {
     let digest = Sha256::digest(canonical_bank.as_os_str().as_encoded_bytes());
-    let key = crate::archive::writer::hex(&digest[..8]);
+    let key = crate::records::hex(&digest[..8]);
     run_dir.join(format!("bank-{key}.lock"))
 }
 

@@ -11,13 +11,14 @@ use super::output::without_os_error;
 use super::Output;
 use crate::archive::streams::HashingReader;
 use crate::archive::{
-    read_archive, record::mode_string, verify::BundleFields, verify_against, CheckOnly, EntryKind,
-    InnerEntry, Level, Problem, RecordTable, Visitor,
+    read_archive, verify::BundleFields, verify_against, CheckOnly, EntryKind, InnerEntry, Level,
+    Problem, Visitor,
 };
 use crate::exit::Exit;
 use crate::host::Host;
 use crate::ops::archive_path::archive_or_default;
 use crate::ops::{extract::extract, pack::pack};
+use crate::records::{record::mode_string, RecordTable};
 
 /// List the files inside an archive (both layers)
 #[derive(Debug, Clone, Args)]

@@ -22,10 +22,10 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest, Sha256};
 
-use super::files::{FileStat, FileTable};
 use super::inroot::resolve_in_root;
-use crate::archive::writer::hex;
 use crate::config::Selection;
+use crate::records::hex;
+use crate::records::{FileStat, FileTable};
 
 /// The live store, root-relative.
 pub const LIVE_STORE: &str = "etc/vmware/configstore/current-store-1";

@@ -11,9 +11,7 @@ pub mod cache;
 mod cachefile;
 pub mod changes;
 pub mod configstore;
-pub mod files;
 pub mod inroot;
-pub mod paths;
 pub mod select;
 
 use std::fs::{File, Metadata};
@@ -23,14 +21,12 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-pub use crate::archive::table::{PathOrder, RecordRef, RecordTable, Records};
 use crate::archive::{self, CheckOnly, Limits};
 use crate::config::Selection;
 use crate::hostfile::RootReader;
-pub use cache::{Cache, StatKey};
+use crate::records::{FileTable, PathOrder, RecordRef, RecordTable, Records, StatKey};
+pub use cache::Cache;
 pub use changes::{compare, ChangeSet};
-pub use files::FileTable;
-pub use paths::PathList;
 pub use select::{select, Selected};
 
 /// What the archive in a bank holds.

@@ -23,10 +23,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::budget::Budget;
-use super::files::FileTable;
 use super::inroot::{bad_component, resolve_in_root, PATH_MAX};
 use crate::config::{Rule, Selection};
 use crate::hostfile::RootReader;
+use crate::records::FileTable;
 
 const STICKY: u32 = 0o1000;
 const BRANCH_PREFIX: &str = ".#";

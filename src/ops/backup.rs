@@ -22,12 +22,11 @@ use crate::bank::{is_tie, lock_for_writing, next_boot, read_banks, BootCfg};
 use crate::config::Selection;
 use crate::detect::cache::{self, cache_path, Header};
 use crate::detect::configstore::SnapshotOptions;
-use crate::detect::{
-    detect, now_secs, Archived, ChangeSet, Detection, FileTable, PathList, Records, StatKey,
-};
+use crate::detect::{detect, now_secs, Archived, ChangeSet, Detection};
 use crate::error::Error;
 use crate::host::Host;
 use crate::ops::pending;
+use crate::records::{FileTable, PathList, Records, StatKey};
 use crate::root_lock::{lock_root, RootAccess};
 
 /// The longest a shutdown backup waits for the lock.

@@ -20,8 +20,9 @@ use anyhow::{bail, Context, Result};
 
 use crate::archive::{
     open_private_copy, read_archive_from, reread_archive_from, ArchiveSummary, CheckOnly,
-    EntryKind, InnerEntry, Limits, RecordTable, Visitor,
+    EntryKind, InnerEntry, Limits, Visitor,
 };
+use crate::records::RecordTable;
 use crate::restore::{FileMeta, Placer};
 use crate::walk::DIR_FLAGS;
 use rustix::fs::{self as rfs, Mode};

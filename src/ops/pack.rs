@@ -16,8 +16,8 @@ use crate::archive::{
 };
 use crate::atomic;
 use crate::bank::{next_boot, read_banks};
-use crate::detect::FileTable;
 use crate::host::Host;
+use crate::records::FileTable;
 
 /// What `pack` wrote.
 #[derive(Debug, Clone, serde::Serialize)]

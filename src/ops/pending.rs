@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 
-use crate::archive::writer::hex;
 use crate::detect::Archived;
+use crate::records::hex;
 
 /// Largest marker read (it holds two lines).
 const MAX_MARKER: u64 = 16 << 10;

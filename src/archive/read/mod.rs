@@ -44,8 +44,9 @@ use super::envelope::Encryption;
 use super::manifest::ManifestLabels;
 use super::names::display_name;
 use super::streams::{Budget, OVER_BUDGET};
-use super::{Level, Limits, Problem, RecordTable};
+use super::{Level, Limits, Problem};
 use crate::error::Error;
+use crate::records::RecordTable;
 
 pub use super::entries::EntryKind;
 pub use bundled::BundleInfo;

@@ -195,9 +195,9 @@ impl Tally {
     fn drift(self, ids: &[&str]) -> Vec<DriftItem> {
         let mut items = Vec::new();
         for (path, by_content) in self.files {
-            let groups = by_content.into_iter().map(|(digest, hosts)| {
-                (Content::Sha256(crate::archive::writer::hex(&digest)), hosts)
-            });
+            let groups = by_content
+                .into_iter()
+                .map(|(digest, hosts)| (Content::Sha256(crate::records::hex(&digest)), hosts));
             push_item(&mut items, path, None, groups.collect(), ids);
         }
         for (key, by_value) in self.keys {
