@@ -284,7 +284,7 @@ impl<'a> Outer<'a> {
             }
             STATE_NAME => match &mut self.sink {
                 Sink::Spool(scratch) => {
-                    let mut temp = crate::atomic::temp_in(scratch)?;
+                    let mut temp = crate::fs::atomic::temp_in(scratch)?;
                     std::io::copy(data, temp.as_file_mut()).map_err(io)?;
                     self.state = Some(temp);
                 }

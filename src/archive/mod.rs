@@ -19,6 +19,7 @@ pub mod streams;
 pub mod verify;
 pub mod writer;
 
+pub use crate::config::Limits;
 pub use manifest::Manifest;
 pub use problem::{Level, Problem};
 pub use read::{
@@ -34,24 +35,3 @@ pub const INNER_NAME: &str = "local.tgz";
 pub const MANIFEST_NAME: &str = "statectl.json";
 /// Name of the archive in a bank.
 pub const STATE_NAME: &str = "state.tgz";
-
-/// Limits on untrusted input (docs/reference.md "Limits").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Total decompressed bytes of both layers.
-    pub max_expanded: u64,
-    /// Entries per layer.
-    pub max_entries: u64,
-    /// Bytes of one header extension (GNU long name, PAX records).
-    pub max_header: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_expanded: 1 << 30,
-            max_entries: 100_000,
-            max_header: 64 << 10,
-        }
-    }
-}

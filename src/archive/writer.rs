@@ -27,7 +27,7 @@ use super::envelope::{seal, Encryption, ENVELOPE_NAME};
 use super::gzip_writer::{self, OuterGzip, ParallelGzip};
 use super::manifest::write_table_json;
 use super::{Limits, INNER_NAME, MANIFEST_NAME};
-use crate::hostfile::RootReader;
+use crate::fs::hostfile::RootReader;
 use crate::records::{hex, FileTable, Records};
 
 /// Deflate level of `local.tgz` (what `gzip -6` uses).

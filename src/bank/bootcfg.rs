@@ -97,7 +97,7 @@ impl BootCfg {
     /// the loader cannot use is a typed [`Error::BadBootCfg`] (statectl
     /// never rewrites one).
     pub fn load(path: &Path) -> Result<BootCfg> {
-        let bytes = crate::hostfile::read_bounded(path, MAX_BOOTCFG_BYTES)
+        let bytes = crate::fs::hostfile::read_bounded(path, MAX_BOOTCFG_BYTES)
             .and_then(|bytes| bytes.context("it does not exist"))
             .with_context(|| format!("cannot read `{}`", path.display()))?;
         let cfg = BootCfg::from_bytes(&bytes);
@@ -336,7 +336,7 @@ pub fn save(path: &Path, cfg: &BootCfg) -> Result<()> {
     let mode = std::fs::metadata(path)
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o644);
-    crate::atomic::write_atomically(path, cfg.bytes(), mode)
+    crate::fs::atomic::write_atomically(path, cfg.bytes(), mode)
 }
 
 #[cfg(test)]

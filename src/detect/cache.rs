@@ -67,7 +67,7 @@ pub fn save<'a>(
     stat_of: impl Fn(usize) -> Option<StatKey>,
 ) -> anyhow::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temp = crate::atomic::temp_in(dir)?;
+    let mut temp = crate::fs::atomic::temp_in(dir)?;
     cachefile::encode(temp.as_file_mut(), header, count, record_of, stat_of)?;
     temp.persist(path).map_err(|err| err.error)?;
     Ok(())

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::archive::{self, CheckOnly, Limits};
 use crate::config::Selection;
-use crate::hostfile::RootReader;
+use crate::fs::hostfile::RootReader;
 use crate::records::{FileTable, PathOrder, RecordRef, RecordTable, Records, StatKey};
 pub use cache::Cache;
 pub use changes::{compare, ChangeSet};
@@ -136,14 +136,14 @@ pub fn detect(
 /// The archive file and its stat, or what it counts as when there is none to read. It is
 /// opened without blocking: a FIFO, device or socket planted there is refused (exit 1).
 fn open_archive(path: &Path) -> Result<Result<(File, Metadata), Archived>> {
-    let opened = match crate::hostfile::open_nonblocking(path) {
+    let opened = match crate::fs::hostfile::open_nonblocking(path) {
         Ok(Some(opened)) => opened,
         Ok(None) => return Ok(Err(Archived::Missing)),
         Err(err) => return Ok(Err(Archived::Unreadable(format!("{err:#}")))),
     };
     let meta = &opened.1;
     if !meta.is_file() && !meta.is_dir() {
-        return Err(crate::hostfile::not_regular(path, meta));
+        return Err(crate::fs::hostfile::not_regular(path, meta));
     }
     Ok(Ok(opened))
 }

@@ -8,8 +8,8 @@ use anyhow::Result;
 
 use crate::archive::{read_archive, InnerEntry, Visitor};
 use crate::detect::Detection;
+use crate::fs::hostfile::RootReader;
 use crate::host::Host;
-use crate::hostfile::RootReader;
 use crate::ops::status::status_against;
 use crate::records::{FileRecord, FileTable, Records};
 

@@ -20,9 +20,9 @@ use serde::Serialize;
 
 use crate::archive::bundle::{write_bundle, BundleManifest};
 use crate::archive::{open_archive, read_archive_from, CheckOnly};
-use crate::atomic;
 use crate::bank::install::read_useropts;
 use crate::bank::{lock, lock_banks, Bank};
+use crate::fs::atomic;
 use crate::host::Host;
 use crate::ops::install::{host_uuid, next_bank};
 use crate::ops::release::HostRelease;

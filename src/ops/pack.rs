@@ -14,8 +14,8 @@ use crate::archive::read::BundleInfo;
 use crate::archive::{
     read_archive, write_archive_file, ArchiveLabel, CheckOnly, WrittenArchive, STATE_NAME,
 };
-use crate::atomic;
 use crate::bank::{next_boot, read_banks};
+use crate::fs::atomic;
 use crate::host::Host;
 use crate::records::FileTable;
 

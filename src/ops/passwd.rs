@@ -93,7 +93,7 @@ pub fn passwd(
     };
     // A 0700 temp directory in the run directory (never on the bank), removed when dropped
     // or, after a kill, by the next run.
-    let work = crate::atomic::temp_dir_in(&run_dir)?;
+    let work = crate::fs::atomic::temp_dir_in(&run_dir)?;
     let placer = Placer::open(work.path())?;
     write_entries(file, &checked, archive, &placer, &host.limits)?;
     let current =
@@ -157,7 +157,7 @@ impl LiveShadow {
             return Ok(None);
         };
         let file = placer.open_existing(SHADOW)?;
-        let bytes = crate::hostfile::read_capped(file, &host.root.join(SHADOW), MAX_SHADOW)?;
+        let bytes = crate::fs::hostfile::read_capped(file, &host.root.join(SHADOW), MAX_SHADOW)?;
         Ok(Some(LiveShadow {
             placer,
             bytes,

@@ -52,7 +52,7 @@ pub fn remember(
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     let text = format!("sha256={sha256}\nreplaced={replaced}\n");
-    crate::atomic::write_atomically(&marker, text.as_bytes(), 0o600)?;
+    crate::fs::atomic::write_atomically(&marker, text.as_bytes(), 0o600)?;
     Ok(marker)
 }
 

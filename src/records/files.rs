@@ -23,7 +23,7 @@ use anyhow::{bail, Context, Result};
 
 use super::stat::FileStat;
 use super::table::{RecordRef, Records};
-use crate::hostfile::{Identity, RootReader};
+use crate::fs::hostfile::{Identity, RootReader};
 
 const NO_LOCATION: u32 = u32::MAX;
 
@@ -199,7 +199,7 @@ impl FileTable {
             // A pinned file is statectl's own snapshot in its private run directory, outside
             // the root: opened where it is, and it must still be a regular file.
             let path = self.location(i);
-            return crate::hostfile::open_regular(&path)?
+            return crate::fs::hostfile::open_regular(&path)?
                 .with_context(|| format!("`{}` does not exist", path.display()));
         }
         let rel = self.read_path(i);

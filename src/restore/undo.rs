@@ -23,7 +23,7 @@ use super::place::{FileMeta, Placer};
 use super::plan::{Action, Plan};
 use crate::archive::writer::{table_under, write_archive_removing};
 use crate::archive::ArchiveLabel;
-use crate::atomic;
+use crate::fs::atomic;
 
 /// The directory of default undo archives, relative to the root.
 pub const UNDO_DIR: &str = "var/lib/statectl";

@@ -71,7 +71,7 @@ pub fn set_next(host: &Host, options: &SetNextOptions) -> Result<SetNextReport> 
     )?;
     // A cut FAT rename may have left the archive only under a temp name: recover it first.
     crate::archive::recover::recover_state(path, &host.limits)?;
-    crate::atomic::remove_stale_temps(path)
+    crate::fs::atomic::remove_stale_temps(path)
         .with_context(|| format!("cannot clean bank `{}`", path.display()))?;
     let file = path.join("boot.cfg");
     let cfg = BootCfg::load(&file)?;

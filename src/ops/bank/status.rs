@@ -116,7 +116,7 @@ fn entry(bank: &Bank, warnings: &mut Vec<String>) -> BankEntry {
 
 /// Size, mtime and sha256 of `path`; `None` when there is no such file.
 pub fn archive_info(path: &std::path::Path) -> io::Result<Option<ArchiveInfo>> {
-    let (file, meta) = match crate::hostfile::open_nonblocking(path) {
+    let (file, meta) = match crate::fs::hostfile::open_nonblocking(path) {
         Ok(Some(opened)) => opened,
         Ok(None) => return Ok(None),
         Err(err) => return Err(io::Error::other(format!("{err:#}"))),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::atomic::is_temp_name;
+use crate::fs::atomic::is_temp_name;
 use crate::host::Host;
 use crate::ops::export::{bundle_name_parts, safe_host_name};
 use crate::ops::install::host_uuid;
