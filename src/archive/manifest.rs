@@ -15,7 +15,7 @@ use std::fmt;
 use std::io::{self, Read};
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::names::MAX_PATH;
 use crate::records::{AsFileRecords, FileRecord, Records as RecordSource};
@@ -27,7 +27,9 @@ pub const MAX_JSON_STRING: usize = 32 << 10;
 /// Longest host name or build accepted.
 pub const MAX_LABEL: usize = 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A whole manifest as one value (tests build and parse them; the writer streams its parts).
+#[cfg(test)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Manifest {
     pub format: u32,
     pub host: String,
@@ -58,6 +60,7 @@ pub struct ManifestLabels {
 /// Most paths an undo archive's `remove` list may name (the entry limit of an archive).
 pub const MAX_REMOVE: usize = 100_000;
 
+#[cfg(test)]
 impl Manifest {
     pub fn to_json(&self) -> Vec<u8> {
         let mut bytes = Vec::new();

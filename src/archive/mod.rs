@@ -5,29 +5,31 @@
 //! then the manifest `statectl.json`; `local.tgz` holds the persisted files by root-relative
 //! path, sorted.
 
-pub mod bundle;
-pub mod entries;
+pub(crate) mod bundle;
+pub(crate) mod entries;
 pub mod envelope;
-pub mod gzip;
-pub mod gzip_writer;
-pub mod manifest;
-pub mod names;
-pub mod problem;
-pub mod read;
-pub mod recover;
-pub mod streams;
-pub mod verify;
-pub mod writer;
+pub(crate) mod gzip;
+pub(crate) mod gzip_writer;
+pub(crate) mod manifest;
+pub(crate) mod names;
+pub(crate) mod problem;
+pub(crate) mod read;
+pub(crate) mod recover;
+pub(crate) mod streams;
+pub(crate) mod verify;
+pub(crate) mod writer;
 
 pub use crate::config::Limits;
-pub use manifest::Manifest;
-pub use problem::{Level, Problem};
-pub use read::{
-    open_archive, open_private_copy, read_archive, read_archive_from, read_archive_stream,
-    reread_archive_from, ArchiveSummary, CheckOnly, EntryKind, InnerEntry, Visitor,
+pub(crate) use problem::{Level, Problem};
+pub(crate) use read::{
+    open_archive, open_private_copy, read_archive, read_archive_from, reread_archive_from,
+    ArchiveSummary, EntryKind,
 };
-pub use verify::{verify_against, verify_archive, VerifyReport};
-pub use writer::{write_archive, write_archive_file, ArchiveLabel, SourceFile, WrittenArchive};
+pub use read::{read_archive_stream, CheckOnly, InnerEntry, Visitor};
+pub(crate) use verify::{verify_against, verify_archive};
+#[cfg(test)]
+pub(crate) use writer::{write_archive, SourceFile};
+pub(crate) use writer::{write_archive_file, ArchiveLabel, WrittenArchive};
 
 /// Name of the inner archive member.
 pub const INNER_NAME: &str = "local.tgz";

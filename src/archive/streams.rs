@@ -45,10 +45,6 @@ impl<R> Budgeted<R> {
     pub fn new(inner: R, budget: Budget) -> Self {
         Budgeted { inner, budget }
     }
-
-    pub fn into_inner(self) -> R {
-        self.inner
-    }
 }
 
 impl<R: Read> Read for Budgeted<R> {

@@ -85,6 +85,7 @@ impl BootCfg {
     }
 
     /// [`BootCfg::from_bytes`], refusing a file the loader cannot use.
+    #[cfg(test)]
     pub fn parse(text: &str) -> Result<BootCfg, String> {
         let cfg = BootCfg::from_bytes(text.as_bytes());
         match cfg.loader_error() {
@@ -170,11 +171,6 @@ impl BootCfg {
     /// `build`, `None` when absent or empty.
     pub fn build(&self) -> Option<&str> {
         self.get("build")
-    }
-
-    /// An mboot integer option (`skip`, `timeout`, ...).
-    pub fn mboot_int(&self, key: &str) -> i32 {
-        self.mboot.int(key)
     }
 
     /// True when the loader can patch `bootstate` in place (needed for states other than 0).

@@ -121,7 +121,9 @@ pub struct Selection {
     pub required: Vec<String>,
     exclude: GlobSet,
     exclude_patterns: Vec<String>,
-    /// `[esxi] wire` (the init script acts on it; statectl only validates it).
+    /// `[esxi] wire` (the init script acts on it; statectl only validates it, so only the
+    /// tests read it back).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub wire: Wire,
     /// The `[copy]` table (its defaults when absent).
     pub copy: CopyConfig,

@@ -32,9 +32,10 @@ use crate::archive::{
     open_archive, read_archive_from, ArchiveSummary, EntryKind, InnerEntry, Visitor, STATE_NAME,
 };
 use crate::bank::install::{apply_boot_options, copy_verified, ensure_state_listed};
-use crate::bank::{lock, lock_for_writing, next_boot, read_banks, Bank};
+use crate::bank::{next_boot, read_banks, Bank};
 use crate::fs::atomic;
 use crate::host::{esx_conf_value, Host};
+use crate::lock::{self, lock_for_writing};
 use crate::ops::checks::{other_release, Checks};
 use crate::ops::pending;
 use crate::ops::release::{release_of_build, version_triple, HostRelease};

@@ -20,13 +20,13 @@ use anyhow::{bail, Context, Result};
 use sha_crypt::{PasswordHasher, ShaCrypt};
 
 use crate::archive::{open_archive, read_archive_from, ArchiveLabel, ArchiveSummary, CheckOnly};
-use crate::bank::lock_for_writing;
 use crate::host::Host;
+use crate::lock::lock_for_writing;
+use crate::lock::{lock_root, RootAccess};
 use crate::ops::archive_path::archive_or_default;
 use crate::ops::extract::write_entries;
 use crate::ops::pack::{pack_tree, pack_tree_into_bundle};
 use crate::restore::{Existing, FileMeta, Placer};
-use crate::root_lock::{lock_root, RootAccess};
 
 const SHADOW: &str = "etc/shadow";
 /// The largest live `etc/shadow` read (a line a user: thousands of users fit many times).

@@ -12,8 +12,10 @@ use anyhow::{Context, Result};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 use crate::archive::{open_private_copy, read_archive_from, ArchiveLabel, ArchiveSummary};
-use crate::bank::{lock_banks, next_boot, read_banks, Bank, BankLock};
+use crate::bank::{next_boot, read_banks, Bank};
 use crate::host::Host;
+use crate::lock::{lock_banks, BankLock};
+use crate::lock::{lock_root, RootAccess};
 use crate::ops::archive_path::archive_or_default;
 use crate::ops::checks::{other_release, Checks};
 use crate::ops::install::{esx_conf_uuid, IdentityFiles};
@@ -22,7 +24,6 @@ use crate::ops::restored;
 use crate::restore::plan::{self, PlannedFiles};
 use crate::restore::undo::{check_undo_free, save_undo};
 use crate::restore::{apply::stage, Action, Placer};
-use crate::root_lock::{lock_root, RootAccess};
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {

@@ -13,7 +13,7 @@ pub mod stat;
 pub mod table;
 
 pub use files::FileTable;
-pub use hex::{digest_of_hex, hex};
+pub use hex::hex;
 pub use paths::PathList;
 pub use record::FileRecord;
 pub use stat::{FileStat, StatKey};

@@ -53,7 +53,7 @@ impl RecordRef<'_> {
     }
 
     /// The record in its ordinary (owned) form.
-    pub fn to_record(&self) -> FileRecord {
+    pub fn to_record(self) -> FileRecord {
         FileRecord {
             path: self.path.to_string(),
             sha256: hex(&self.sha256),

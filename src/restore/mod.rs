@@ -52,8 +52,7 @@ pub mod undo;
 mod walk_links;
 
 pub use place::{Existing, FileMeta, Placer};
-pub use plan::{Action, Plan};
-pub use temps::TempId;
+pub use plan::Action;
 
 /// Keeps glibc's mmap threshold at its default (128 KiB) for the rest of the run. glibc raises
 /// it each time a mapped buffer is freed, so after the first read of a two-read writer freed

@@ -64,7 +64,7 @@ pub struct Placer {
     cleaned: RefCell<HashSet<String>>,
     /// The last directory staged in, and the filesystems to flush when batched.
     dirs: DirCache,
-    /// The root is a directory this run created and no one else writes ([`Placer::open_fresh`]).
+    /// The root is a directory this run created and no one else writes ([`Placer::into_fresh`]).
     fresh: bool,
 }
 
@@ -103,19 +103,14 @@ impl Placer {
         self
     }
 
-    /// This placer over a fresh root (see [`Placer::open_fresh`]).
+    /// This placer over `root`, a directory this run just created, private, that no one else
+    /// writes (extract's temp directory beside its target), batched; [`Placer::place`] then
+    /// creates each file at its name directly: there is nothing to replace, and no one sees a
+    /// file half-written, since the directory takes its public name only after [`Placer::flush`].
     pub fn into_fresh(self) -> Placer {
         let mut placer = self.into_batched();
         placer.fresh = true;
         placer
-    }
-
-    /// Opens `root`, a directory this run just created, private, that no one else writes
-    /// (extract's temp directory beside its target), batched; [`Placer::place`] then creates
-    /// each file at its name directly: there is nothing to replace, and no one sees a file
-    /// half-written, since the directory takes its public name only after [`Placer::flush`].
-    pub fn open_fresh(root: &Path) -> Result<Placer> {
-        Ok(Placer::open(root)?.into_fresh())
     }
 
     /// Makes everything placed, staged or removed so far durable (no-op without batching,

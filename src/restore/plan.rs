@@ -53,10 +53,6 @@ impl PlannedFiles {
         self.actions.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.actions.is_empty()
-    }
-
     /// The path of file `i` (archive order).
     pub fn path(&self, i: usize) -> &str {
         self.paths.get(i)

@@ -14,10 +14,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::bank::{
-    bootcfg, is_tie, lock_for_writing, next_boot, read_banks, Bank, BankName, BootCfg,
-};
+use crate::bank::{bootcfg, is_tie, next_boot, read_banks, Bank, BankName, BootCfg};
 use crate::host::Host;
+use crate::lock::lock_for_writing;
 
 #[derive(Debug, Clone)]
 pub struct SetNextOptions {

@@ -59,17 +59,6 @@ pub struct ArchiveInfo {
     pub encrypted: Option<&'static str>,
 }
 
-impl BankStatus {
-    pub fn entry(&self, name: BankName) -> Option<&BankEntry> {
-        self.banks.iter().find(|bank| bank.name == name)
-    }
-
-    /// True when the running system (the bootbank, by definition) is the one that boots next.
-    pub fn running_is_next(&self) -> bool {
-        self.next_boot == Some(BankName::Bootbank)
-    }
-}
-
 /// Reads both banks; fails only when a bank directory cannot be listed.
 pub fn bank_status(host: &Host) -> Result<BankStatus> {
     let banks = readable_banks(host)?;
