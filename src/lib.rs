@@ -5,10 +5,15 @@
 //! flagged files and compares them with the archive in the target bank (through a stat cache,
 //! so an unchanged host costs a stat walk); [`archive`] writes a deterministic `state.tgz`
 //! (ESXi layout: `local.tgz` inside, plus a manifest) and reads any archive as hostile input;
-//! [`fs::atomic`] replaces files so a crash never leaves half of one; [`bank`] parses and rewrites
-//! `boot.cfg`, applies the boot loader's choice of bank and holds the bank lock (after the
-//! [`lock`], in one order for every writer); [`ops`] ties
-//! these into the commands, and [`cli`] is the only layer that parses arguments or prints.
+//! [`bank`] parses and rewrites `boot.cfg` and applies the boot loader's choice of bank;
+//! [`ops`] ties these into the commands, and [`cli`] is the only layer that parses arguments or
+//! prints.
+//!
+//! Imports go one way, `cli -> ops -> {bank, detect, restore} -> archive -> leaves`
+//! (`layers_check` fails on any other). The leaves: [`records`] (the data model: stat rows,
+//! file and record tables, path lists, hex), [`fs`] (atomic replace, syncfs, the in-root walk),
+//! [`lock`] (root and bank locks, in one order for every writer), [`config`] (with the input
+//! [`config::Limits`]), [`clock`], [`host`], [`error`], [`exit`], [`process`], [`syslog`].
 //!
 //! The modules are `pub(crate)`, so the compiler reports what nothing uses; the few marked
 //! `#[doc(hidden)] pub` are what `main.rs`, `tests/`, `benches/` and `fuzz/` drive directly.
@@ -17,6 +22,8 @@
 pub mod archive;
 pub(crate) mod bank;
 pub(crate) mod cli;
+#[doc(hidden)]
+pub mod clock;
 pub(crate) mod config;
 pub(crate) mod detect;
 pub(crate) mod error;
@@ -35,5 +42,3 @@ pub(crate) mod process;
 pub(crate) mod records;
 pub(crate) mod restore;
 pub(crate) mod syslog;
-#[doc(hidden)]
-pub mod timefmt;

@@ -12,14 +12,12 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::loader::{self, Parsed, RawLine, MBOOT, SAFEBOOT};
+use super::loader::{self, Parsed, RawLine, BOOTSTATE_WINDOW, MBOOT, SAFEBOOT};
 use crate::error::Error;
 
 mod notes;
 pub use notes::LineNote;
 
-/// Offset limit for the `bootstate=` digit (the loader patches it in place).
-pub const BOOTSTATE_WINDOW: usize = 512;
 /// Separator of the `modules=` list.
 pub const MODULE_SEPARATOR: &str = " --- ";
 /// The largest `boot.cfg` read (a real one is a few hundred bytes; a modules line of hundreds

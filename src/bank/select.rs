@@ -23,7 +23,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::bootcfg::BOOTSTATE_WINDOW;
+use super::loader::BOOTSTATE_WINDOW;
 use super::BootCfg;
 use crate::host::Host;
 

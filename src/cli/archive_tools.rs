@@ -79,10 +79,19 @@ pub fn list(host: &Host, out: &Output, args: &ListArgs) -> Result<ExitCode> {
     Err(refused)
 }
 
-/// A bundle's `Manifest.txt` fields, one `bundle: KEY=value` line each.
+/// A bundle's `Manifest.txt` fields, one `bundle: KEY=value` line each, as `Manifest.txt`
+/// names them.
 fn print_bundle(out: &Output, fields: Option<&BundleFields>) {
-    for line in fields.iter().flat_map(|f| f.lines()) {
-        out.line(&format!("bundle: {line}"));
+    let Some(f) = fields else {
+        return;
+    };
+    for (key, value) in [
+        ("RELEASELEVEL", &f.releaselevel),
+        ("UUID", &f.uuid),
+        ("KERNELOPTS", &f.kerneloptions),
+        ("USEROPTS", &f.useropts),
+    ] {
+        out.line(&format!("bundle: {key}={value}"));
     }
 }
 
@@ -98,7 +107,7 @@ fn print_files(out: &Output, long: bool, files: &RecordTable) -> Result<()> {
                 file.uid,
                 file.gid,
                 file.size,
-                crate::timefmt::utc_datetime(file.mtime),
+                crate::clock::utc_datetime(file.mtime),
                 file.path
             ));
         } else {

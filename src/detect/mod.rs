@@ -22,6 +22,7 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::archive::{self, CheckOnly, Limits};
+use crate::clock::now_secs;
 use crate::config::Selection;
 use crate::fs::hostfile::RootReader;
 use crate::records::{FileTable, PathOrder, RecordRef, RecordTable, Records, StatKey};
@@ -304,12 +305,4 @@ pub fn digest_of(mut file: File, path: &Path) -> Result<[u8; 32]> {
         hasher.update(&buf[..got]);
     }
     Ok(hasher.finalize().into())
-}
-
-/// Seconds since the epoch.
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

@@ -105,7 +105,7 @@ pub fn pack_tree_into_bundle(
         _ => Path::new("."),
     };
     let mut temp = atomic::temp_in(parent).with_context(fail)?;
-    let now = crate::detect::now_secs().max(0) as u64;
+    let now = crate::clock::now_secs().max(0) as u64;
     let text = (bundle.text.as_slice(), bundle.mtime);
     write_bundle_text(temp.as_file_mut(), text, &mut source, &state, now).with_context(fail)?;
     atomic::commit(temp, output).with_context(fail)?;

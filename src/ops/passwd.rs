@@ -108,7 +108,7 @@ pub fn passwd(
         mode: shadow.mode,
         uid: shadow.uid,
         gid: shadow.gid,
-        mtime: crate::detect::now_secs(),
+        mtime: crate::clock::now_secs(),
     };
     placer.place(SHADOW, &mut updated.as_slice(), &meta)?;
     let live = LiveShadow::read(host)?

@@ -16,9 +16,9 @@ use crate::bank::{next_boot, read_banks, Bank};
 use crate::host::Host;
 use crate::lock::{lock_banks, BankLock};
 use crate::lock::{lock_root, RootAccess};
-use crate::ops::archive_path::archive_or_default;
+use crate::ops::archive_path::{archive_or_default, shown};
 use crate::ops::checks::{other_release, Checks};
-use crate::ops::install::{esx_conf_uuid, IdentityFiles};
+use crate::ops::identity::{esx_conf_uuid, IdentityFiles};
 use crate::ops::release::{release_of_build, version_triple};
 use crate::ops::restored;
 use crate::restore::plan::{self, PlannedFiles};
@@ -155,7 +155,7 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
         options.undo.as_deref(),
         &label,
         run_dir,
-        super::clock::now(),
+        crate::clock::now(),
     )
     .context("restore aborted; nothing under the root was changed")?
     .map(|undo| shown(&undo));
@@ -227,9 +227,4 @@ fn check_host_uuid(host: &Host, identity: &IdentityFiles, checks: &mut Checks) {
             host.root.display()
         ));
     }
-}
-
-/// The path printed for an archive: absolute where it can be made so.
-pub fn shown(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }

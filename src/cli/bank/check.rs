@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::super::Output;
-use crate::detect::now_secs;
+use crate::clock::now_secs;
 use crate::exit::Monitoring;
 use crate::host::Host;
 use crate::ops::bank::check::{check, label, CheckReport};

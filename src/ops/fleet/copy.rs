@@ -27,9 +27,9 @@ use crate::fs::atomic;
 use crate::host::Host;
 use crate::lock::bank::lock_path;
 use crate::lock::lock_banks;
+use crate::ops::archive_path::shown;
 use crate::ops::backup::{backup, Action, BackupOptions, BackupReport};
 use crate::ops::export::write_bundle_in;
-use crate::ops::restore::shown;
 
 /// Where copies go and how many are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]

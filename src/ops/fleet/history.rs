@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::store::{copies_in, host_dirs, CopyFile};
 use crate::archive::bundle::read_bundle;
 use crate::archive::{CheckOnly, Limits};
-use crate::ops::restore::shown;
+use crate::ops::archive_path::shown;
 use crate::records::RecordTable;
 
 /// One copy and its changes from the copy before it.
@@ -99,7 +99,7 @@ fn host_history(
         }
         entries.push(CopyEntry {
             path: shown(&copy.path),
-            time: crate::timefmt::utc_iso(copy.time),
+            time: crate::clock::utc_iso(copy.time),
             build,
             files: files.len(),
             sha256: read.sha256,
