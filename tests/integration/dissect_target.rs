@@ -150,6 +150,9 @@ fn a_plain_bank_opens_and_so_do_banks_after_passwd_install_and_restore() {
         "/scratch/log",
     );
 
+    // The host reboots into the installed state (the install's marker goes with the RAM disk).
+    assert_eq!(env.reboot(), 1);
+
     // restore writes the saved files into the root; the next backup's bank has the restored
     // esx.conf, and the live ConfigStore (what hostd serves until the reboot) as its snapshot.
     env.run(&["restore", saved.to_str().unwrap()]).ok();

@@ -167,6 +167,21 @@ impl TestEnv {
         cmd
     }
 
+    /// Removes the run directory's pending-install markers, as a reboot clears the RAM disk;
+    /// returns how many there were.
+    pub fn reboot(&self) -> usize {
+        let mut removed = 0;
+        for entry in fs::read_dir(&self.run_dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("pending-install-") {
+                fs::remove_file(&path).unwrap();
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// Runs the binary and collects its outcome.
     pub fn run(&self, args: &[&str]) -> Outcome {
         let output = self.command(args).output().expect("run statectl");
