@@ -2,7 +2,7 @@
 //! mounted with `fusefat -s -o rw+` (no kernel vfat driver here), one per bank as on an ESXi
 //! boot device. Backup, status, verify, `bank status` and restore work and the
 //! kill sweep of `crash` holds on them; `fsck.vfat -n` finds both volumes clean afterwards.
-//! Needs fusefat, dosfstools and /dev/fuse (SKIPPED otherwise).
+//! Needs fusefat, dosfstools and /dev/fuse (ignored otherwise).
 //!
 //! fusefat renames over an existing file (one FUSE request, so a killed statectl never sees
 //! half of it) by writing the directory in steps: mark the target's entry deleted, mark the
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::crash::kill_sweep;
 use crate::sweep::scene;
-use crate::testenv::{have, sh};
+use crate::testenv::{require, sh};
 
 /// A mounted FAT16 image; unmounted (and the daemon reaped) on drop.
 struct FatVolume {
@@ -96,12 +96,11 @@ impl Drop for FatVolume {
     }
 }
 
-fn fat_available() -> bool {
-    let fuse = Path::new("/dev/fuse").exists();
-    if !fuse {
-        crate::testenv::skipped("/dev/fuse is missing");
+/// Fails the test unless FAT16 volumes can be made and mounted here.
+fn require_fat() {
+    for tool in ["/dev/fuse", "fusefat", "mkfs.vfat", "fsck.vfat"] {
+        require(tool);
     }
-    fuse && have("fusefat") && have("mkfs.vfat") && have("fsck.vfat")
 }
 
 /// Both banks, each on its own FAT16 volume and at its root, as on an ESXi boot device
@@ -118,10 +117,9 @@ fn fat_scene(volumes: &[FatVolume; 2]) -> crate::sweep::Scene {
 }
 
 #[test]
+#[ignore = "needs /dev/fuse, fusefat and dosfstools (.ci/run installs them)"]
 fn backup_status_verify_bank_status_and_restore_work_on_fat16_banks() {
-    if !fat_available() {
-        return;
-    }
+    require_fat();
     let dir = tempfile::tempdir().unwrap();
     let volumes = fat_banks(dir.path());
     let scene = fat_scene(&volumes);
@@ -166,10 +164,9 @@ fn assert_fsck_clean(volumes: [FatVolume; 2], when: &str) {
 }
 
 #[test]
+#[ignore = "needs /dev/fuse, fusefat and dosfstools (.ci/run installs them)"]
 fn the_kill_sweep_holds_on_a_fat16_bank() {
-    if !fat_available() {
-        return;
-    }
+    require_fat();
     let dir = tempfile::tempdir().unwrap();
     let volumes = fat_banks(dir.path());
     let scene = fat_scene(&volumes);
@@ -183,10 +180,9 @@ fn the_kill_sweep_holds_on_a_fat16_bank() {
 }
 
 #[test]
+#[ignore = "needs /dev/fuse, fusefat and dosfstools (.ci/run installs them)"]
 fn names_differing_only_in_case_are_refused_before_extracting_onto_fat() {
-    if !fat_available() {
-        return;
-    }
+    require_fat();
     let dir = tempfile::tempdir().unwrap();
     let volume = FatVolume::new(dir.path(), "stick");
     let env = crate::testenv::TestEnv::new();
