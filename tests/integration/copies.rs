@@ -1,7 +1,7 @@
 //! Off-host copies (`backup --copy-to`, `[copy]`): many hosts backing up into one directory at
 //! the same moment, retention, a bank that cannot be written (the copy still holds the new
 //! state), a copy directory that is missing or read-only (the bank is written, the next run
-//! catches the copy up), and an encrypted host's copy (`copies_sweep` kills the copy step).
+//! catches the copy up), and an encrypted host's copy (`sweep::copies` kills the copy step).
 //! The read-only cases need root and `unshare` (private mount namespaces; ignored otherwise, see docs/testing.md).
 
 use std::collections::BTreeMap;
