@@ -1,4 +1,4 @@
-//! Races of 8 concurrent runs of different writers on one host (see `load` for runs of one
+//! Races of 8 concurrent runs of different writers on one host (see `concurrent_runs` for runs of one
 //! command): `backup --bank DIR` against `restore`, `passwd` against `backup`, `install`
 //! against `backup`, `set-next` against `set-next`. Every exit is 0 or 4, and every archive (and
 //! `boot.cfg`) is one that some serial order of the same runs would leave: never a mix.
@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::load::{busy_host, finish, spawn};
+use crate::concurrent_runs::{busy_host, finish, spawn};
 use crate::testenv::{require, Outcome, TestEnv};
 
 #[track_caller]

@@ -10,13 +10,13 @@ use std::path::Path;
 
 use tar::EntryType;
 
-use crate::archive_tools::peak_rss_kib;
-use crate::hostile::snapshot;
-use crate::testenv::{gzip, require, Outcome, TestEnv};
-use crate::untrusted_build::{
+use crate::archive_commands::peak_rss_kib;
+use crate::bounded_memory_inputs::{
     add, finish, gz_tar, header, long_names, manifest, many_entries, one_file, outer, pax_sparse,
     small, two_members,
 };
+use crate::refusals_change_nothing::snapshot;
+use crate::testenv::{gzip, require, Outcome, TestEnv};
 
 const LIMIT_KIB: i64 = 64 * 1024;
 

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::process::Stdio;
 
-use crate::banks::healthy;
+use crate::bank_commands::healthy;
 use crate::testenv::{outcome, require, Outcome, TestEnv};
 
 /// The hash field of `user` in a shadow text.
