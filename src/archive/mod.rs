@@ -26,7 +26,7 @@ pub(crate) use read::{
     ArchiveSummary, EntryKind,
 };
 pub use read::{read_archive_stream, CheckOnly, InnerEntry, Visitor};
-pub(crate) use verify::{verify_against, verify_archive};
+pub(crate) use verify::{verify_against, verify_archive, VerifyReport};
 #[cfg(test)]
 pub(crate) use writer::{write_archive, SourceFile};
 pub(crate) use writer::{write_archive_file, ArchiveLabel, WrittenArchive};

@@ -97,7 +97,7 @@ fn print_bundle(out: &Output, fields: Option<&BundleFields>) {
 
 fn print_files(out: &Output, long: bool, files: &RecordTable) -> Result<()> {
     if out.json {
-        return out.json(files);
+        return out.json_list(files);
     }
     for file in files.iter() {
         if long {

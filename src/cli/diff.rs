@@ -4,8 +4,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use serde::Serialize;
 
-use super::Output;
+use super::{Output, Report};
 use crate::exit::Exit;
 use crate::host::Host;
 use crate::ops::diff::diff;
@@ -30,16 +31,24 @@ pub struct DiffArgs {
     pub archive: Option<std::path::PathBuf>,
 }
 
+/// The `--json` document: an object, so that it carries `warnings` as every report does.
+#[derive(Serialize)]
+struct DiffJson<'a> {
+    archive: Option<&'a std::path::Path>,
+    diffs: &'a [String],
+}
+
+impl Report for DiffJson<'_> {}
+
 pub fn run(host: &Host, out: &Output, args: &DiffArgs) -> Result<ExitCode> {
     let report = diff(host, &args.paths, args.archive.as_deref())?;
     out.warn_all(&report.warnings);
     report.notes.iter().for_each(|note| out.note(note));
     if out.json {
-        // An object, so that it carries `warnings` as every reporting command's JSON does.
-        out.json(&serde_json::json!({
-            "archive": report.archive,
-            "diffs": report.diffs,
-        }))?;
+        out.json(&DiffJson {
+            archive: report.archive.as_deref(),
+            diffs: &report.diffs,
+        })?;
     } else {
         for text in &report.diffs {
             out.text(text);

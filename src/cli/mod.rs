@@ -12,7 +12,6 @@ mod dropin;
 mod export;
 mod fleet;
 mod install;
-mod json_probe;
 mod man;
 mod man_text;
 mod output;
@@ -30,7 +29,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use crate::archive::Limits;
 use crate::error::exit_for;
 use crate::host::Host;
-pub use output::Output;
+pub use output::{Output, Report};
 
 /// Keeps the configuration state of a RAM-resident host (ESXi-style) safe on its boot banks.
 #[derive(Debug, Parser)]

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use super::Output;
+use super::{Output, Report};
 use crate::exit::Exit;
 use crate::host::Host;
 use crate::ops::status::status;
@@ -33,6 +33,8 @@ struct StatusJson<'a> {
     removed: &'a PathList,
     branched: Branched<'a>,
 }
+
+impl Report for StatusJson<'_> {}
 
 /// The branched files of a selection, serialized as an array of paths (never collected).
 struct Branched<'a>(&'a FileTable);

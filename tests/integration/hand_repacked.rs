@@ -5,12 +5,12 @@
 
 use std::fs;
 
-use crate::testenv::{have, sh, Outcome, TestEnv, MTIME};
+use crate::testenv::{installed, sh, Outcome, TestEnv, MTIME};
 
 /// The tar commands to repack with: GNU tar, and busybox tar where installed.
 fn tools() -> Vec<&'static str> {
     let mut tools = vec!["tar"];
-    if have("busybox") {
+    if installed("busybox") {
         tools.push("busybox tar");
     }
     tools

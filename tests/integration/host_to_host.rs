@@ -32,20 +32,6 @@ fn h2() -> TestEnv {
     env
 }
 
-/// Removes the run directory's pending-install markers, as a reboot clears the RAM disk.
-fn reboot(env: &TestEnv) -> usize {
-    let mut removed = 0;
-    for entry in fs::read_dir(&env.run_dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with("pending-install-") {
-            fs::remove_file(&path).unwrap();
-            removed += 1;
-        }
-    }
-    removed
-}
-
 #[test]
 fn job_1_the_hourly_cron_is_silent_also_with_a_rollback_target_or_a_pending_install() {
     let env = TestEnv::esxi();
@@ -73,7 +59,7 @@ fn job_1_the_hourly_cron_is_silent_also_with_a_rollback_target_or_a_pending_inst
     assert!(log.iter().any(|m| m.contains("tie: both banks")), "{log:?}");
 
     // A pending install: the cron run leaves the installed archive alone, silently.
-    let env = crate::banks::healthy();
+    let env = crate::bank_commands::healthy();
     let copy = env.dir.path().join("copy.tgz");
     fs::copy(env.state("bootbank"), &copy).unwrap();
     env.flagged("etc/hosts", "10.0.0.9 changed after the copy\n");
@@ -87,7 +73,7 @@ fn job_1_the_hourly_cron_is_silent_also_with_a_rollback_target_or_a_pending_inst
     // --force overwrites it and clears the marker.
     let forced = env.run(&["backup", "--force", "--json"]).ok().json();
     assert_eq!(forced["action"], "written");
-    assert_eq!(reboot(&env), 0, "--force cleared the marker");
+    assert_eq!(env.reboot(), 0, "--force cleared the marker");
 }
 
 #[test]
@@ -191,7 +177,7 @@ fn job_4_a_config_moves_from_h1_to_h2_and_the_undo_brings_h2_back_exactly() {
     assert_eq!((cron.stdout.as_str(), cron.stderr.as_str()), ("", ""));
     assert_eq!(fs::read(h2.state("bootbank")).unwrap(), state);
     // The reboot clears the marker; the undo then restores h2 exactly, without --force.
-    assert_eq!(reboot(&h2), 1);
+    assert_eq!(h2.reboot(), 1);
     let undone = h2.run(&["restore", undo]).ok();
     assert!(undone.stdout.contains("removed"), "{}", undone.stdout);
     assert_eq!(tree(&h2.path("etc")), before);
@@ -236,11 +222,9 @@ fn install_reboot_is_refused_before_writing_off_the_real_root() {
 }
 
 #[test]
+#[ignore = "needs /dev/shm, a tmpfs (.ci/run's machine has one)"]
 fn a_default_undo_path_on_a_ram_filesystem_says_it_is_lost_at_reboot() {
-    if !Path::new("/dev/shm").is_dir() {
-        crate::testenv::skipped("no /dev/shm (a tmpfs) here");
-        return;
-    }
+    crate::testenv::require("/dev/shm");
     let old = TestEnv::esxi();
     old.run(&["backup"]).ok();
     let ram = TestEnv::in_dir(tempfile::tempdir_in("/dev/shm").unwrap());

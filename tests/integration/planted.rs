@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::testenv::{outcome, skipped, Outcome, TestEnv};
+use crate::testenv::{outcome, require, Outcome, TestEnv};
 
 const WAIT: u64 = 1;
 
@@ -76,14 +76,6 @@ fn bounded(env: &TestEnv, args: &[&str]) -> (Outcome, f64, i64) {
     (out, secs, kib)
 }
 
-fn can_measure() -> bool {
-    if Path::new("/usr/bin/time").exists() {
-        return true;
-    }
-    skipped("GNU time (/usr/bin/time) is not installed (.ci/run installs it)");
-    false
-}
-
 /// Runs each command with `rel` planted as `kind`: each finishes in time and memory, and
 /// each of `needs` (the commands that read the file) exits 1 naming it.
 fn check(rel: &str, commands: &[&[&str]], needs: &[&str]) {
@@ -118,10 +110,9 @@ fn check_on(make: fn() -> TestEnv, rel: &str, commands: &[&[&str]], needs: &[&st
 const WAIT_ARG: &str = "1";
 
 #[test]
+#[ignore = "needs GNU time, /usr/bin/time (.ci/run installs it)"]
 fn a_planted_config_or_esx_conf_is_refused_without_hanging() {
-    if !can_measure() {
-        return;
-    }
+    require("/usr/bin/time");
     let commands: &[&[&str]] = &[
         &["backup", "--force", "--wait", WAIT_ARG],
         &["status"],
@@ -132,10 +123,9 @@ fn a_planted_config_or_esx_conf_is_refused_without_hanging() {
 }
 
 #[test]
+#[ignore = "needs GNU time, /usr/bin/time (.ci/run installs it)"]
 fn a_planted_state_tgz_is_refused_by_every_reader_without_hanging() {
-    if !can_measure() {
-        return;
-    }
+    require("/usr/bin/time");
     let commands: &[&[&str]] = &[
         &["backup", "--force", "--wait", WAIT_ARG],
         &["status"],
@@ -154,10 +144,9 @@ fn a_planted_state_tgz_is_refused_by_every_reader_without_hanging() {
 }
 
 #[test]
+#[ignore = "needs GNU time, /usr/bin/time (.ci/run installs it)"]
 fn a_planted_boot_cfg_or_configblacklist_never_hangs() {
-    if !can_measure() {
-        return;
-    }
+    require("/usr/bin/time");
     let commands: &[&[&str]] = &[
         &["backup", "--force", "--wait", WAIT_ARG],
         &["status"],
@@ -183,10 +172,10 @@ fn a_planted_boot_cfg_or_configblacklist_never_hangs() {
 }
 
 #[test]
+#[ignore = "needs GNU time, /usr/bin/time, and root (.ci/run installs it and runs as root)"]
 fn a_fifo_or_link_at_esxis_lock_is_no_holder_and_is_reported() {
-    if !can_measure() {
-        return;
-    }
+    require("/usr/bin/time");
+    require("root");
     for kind in [Plant::Fifo, Plant::Zero] {
         let env = host();
         let lock = env.path("tmp/bootbank.lck");
@@ -208,11 +197,6 @@ fn a_fifo_or_link_at_esxis_lock_is_no_holder_and_is_reported() {
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("bootbank.lck"), "{}", out.stderr);
     // Another user's regular file naming a live PID (1) is no holder either.
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        skipped("needs root to plant another user's lock file");
-        return;
-    }
     let env = host();
     let lock = env.path("tmp/bootbank.lck");
     std::fs::write(&lock, "1\n").unwrap();

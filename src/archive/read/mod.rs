@@ -15,7 +15,7 @@
 //! # Memory
 //! What a read keeps is bounded by the limits, never by what the archive holds. At the default
 //! limits (100,000 entries, 64 KiB headers, 1 GiB) every command stays under 64 MiB
-//! (tests/integration/untrusted.rs); `verify` of 100,000 ordinary files peaks at 17 MiB and a
+//! (tests/integration/bounded_memory.rs); `verify` of 100,000 ordinary files peaks at 17 MiB and a
 //! `status` that must read such an archive at 31 MiB (README "Performance"):
 //! - one entry's header at a time: a name or PAX record of at most 64 KiB (`max_header`);
 //! - names over 4096 bytes or with a component over 255 are errors ([`super::names`]) and are

@@ -6,7 +6,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::testenv::{gzip, have, sh, tar_of, TestEnv};
+use crate::testenv::{gzip, installed, sh, tar_of, TestEnv};
 
 const BUILD_67: &str = "6.7.0-0.0.14320388";
 const U3: &str = "VMware ESXi 6.7.0 Update 3";
@@ -28,7 +28,7 @@ fn host_67() -> (TestEnv, String) {
 
 /// The tar the host's scripts run: busybox where installed, else GNU tar.
 fn tar_tool() -> &'static str {
-    if have("busybox") {
+    if installed("busybox") {
         "busybox tar"
     } else {
         "tar"
