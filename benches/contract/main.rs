@@ -20,6 +20,7 @@ mod corpus;
 mod encrypted;
 mod fleet;
 mod measure;
+mod pairs;
 mod scale;
 
 use std::path::{Path, PathBuf};
@@ -74,6 +75,14 @@ fn main() {
     std::fs::create_dir_all(&base).expect("bench dir");
     let started = std::time::Instant::now();
     let mut rows = Vec::new();
+    if args.iter().any(|a| a == "--restore-pairs") {
+        let keep = args.iter().any(|a| a == "--keep");
+        let ok = pairs::restore_pairs(&base, keep);
+        if !keep {
+            let _ = std::fs::remove_dir_all(&base);
+        }
+        std::process::exit(if ok { 0 } else { 1 });
+    }
     if args.iter().any(|a| a == "--configstore-only") {
         configstore::configstore(&base, &sizes, &mut rows);
         print_table(&rows, &base, quick, started.elapsed().as_secs_f64());

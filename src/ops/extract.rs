@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::archive::{
-    open_private_copy, read_archive_from, reread_archive_from, ArchiveSummary, CheckOnly,
-    EntryKind, InnerEntry, Limits, RecordTable, Visitor,
+    open_private_copy, read_archive_from, reread_ahead, ArchiveSummary, CheckOnly, EntryKind,
+    InnerEntry, Limits, RecordTable, Visitor,
 };
 use crate::restore::{FileMeta, Placer};
 
@@ -71,7 +71,7 @@ pub fn write_entries(
     file.rewind()
         .with_context(|| format!("cannot rewind `{}`", archive.display()))?;
     let mut visitor = PlaceEntries { placer };
-    let written = reread_archive_from(file, archive, limits, &mut visitor)?;
+    let written = reread_ahead(file, archive, limits, &mut visitor)?;
     if written.sha256 != checked.sha256 {
         bail!(
             "archive `{}` changed while it was being extracted; extract it again",

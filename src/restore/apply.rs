@@ -27,7 +27,7 @@ use anyhow::{Context, Result};
 use super::place::{FileMeta, Placer};
 use super::plan::{Action, Plan, PlannedFiles};
 use super::temps::{TempId, TempSeq};
-use crate::archive::{reread_archive_from, EntryKind, InnerEntry, Limits, Visitor};
+use crate::archive::{reread_ahead, EntryKind, InnerEntry, Limits, Visitor};
 
 /// Every changed file of a plan, written beside its destination and not yet in place. Dropped
 /// without [`StagedRestore::commit`], it removes its temp files and new directories.
@@ -66,7 +66,7 @@ pub fn stage<'a>(
     archive
         .rewind()
         .with_context(|| format!("cannot rewind archive `{}`", path.display()))?;
-    let summary = reread_archive_from(archive, path, limits, &mut visitor)?;
+    let summary = reread_ahead(archive, path, limits, &mut visitor)?;
     summary.ensure_safe()?;
     if visitor.next != plan.files.len() || summary.sha256 != plan.archive_sha256 {
         return Err(changed_archive(path));

@@ -47,7 +47,9 @@ use super::{Level, Limits, Problem, RecordTable};
 use crate::error::Error;
 
 pub use super::entries::EntryKind;
+pub use ahead::reread_ahead;
 
+mod ahead;
 mod index;
 mod inner;
 mod listed;
