@@ -13,7 +13,8 @@
 //! when a target is missed. `--quick` shrinks the hosts; `--scale-only` runs just (f),
 //! `--scale-sizes 1000,10000` picks its sizes; `--keep` leaves the hosts in place for profiling;
 //! (g) the fleet section ([`fleet`]): `drift` and `history` over 100 and 1,000 hosts x 24
-//! copies (`--fleet-only` runs just that).
+//! copies (`--fleet-only` runs just that); `--restore-pairs` runs only [`pairs`]: restore and
+//! extract against `tar -x` + `sync -f` in ten alternating pairs at 10,000 files.
 
 mod configstore;
 mod corpus;

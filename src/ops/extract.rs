@@ -2,8 +2,8 @@
 //!
 //! The archive is first copied into a private temp file; every entry (and every conflict
 //! between entries) is validated by a full read of that copy before a second read of the same
-//! copy writes any file, so what is written is exactly what was validated, even if the archive
-//! is rewritten during the run. Every write goes through the link-safe [`Placer`], so nothing
+//! copy (inflated ahead in a reader thread while this one writes) writes any file, so what is
+//! written is exactly what was validated, even if the archive is rewritten during the run. Every write goes through the link-safe [`Placer`], so nothing
 //! lands outside the directory. A new (or empty) directory is filled as a 0700 temp directory
 //! beside it and renamed into place, so a killed extract leaves no half tree under DIR, only a
 //! temp that the next run removes; with `--force` into a non-empty DIR the files are placed in
