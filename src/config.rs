@@ -90,6 +90,16 @@ pub enum Rule {
     Sticky,
 }
 
+/// The largest config file read: anything bigger is refused, not parsed.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// The most `exclude` patterns compiled, and their most bytes together: each becomes a
+/// regular expression of one set, whose memory grows with the patterns' length (about 30 MiB
+/// at the byte limit, for patterns made of wildcards).
+pub const MAX_EXCLUDES: usize = 1_000;
+pub const MAX_EXCLUDE_BYTES: usize = 32 << 10;
+/// The most bytes of one config value an error message shows.
+pub const MAX_SHOWN: usize = 200;
+
 /// Included without a config file when the directory exists (ESXi 7+ ConfigStore).
 pub const CONFIGSTORE_BACKUP: &str = "var/lib/vmware/configstore/backup";
 
@@ -133,20 +143,23 @@ impl Default for Selection {
 impl Selection {
     /// Loads `path`; a missing file gives the defaults unless `explicit` (named by the user).
     pub fn load(path: &Path, explicit: bool) -> Result<Selection> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound && !explicit => {
-                return Ok(Selection::default())
-            }
-            Err(err) => {
-                return Err(err).with_context(|| {
-                    format!(
-                        "cannot read config `{}`; fix the path or drop --config",
-                        path.display()
-                    )
-                })
-            }
+        let cannot_read = || {
+            format!(
+                "cannot read config `{}`; fix the path or drop --config",
+                path.display()
+            )
         };
+        // Non-blocking, a regular file, at most 1 MiB: a FIFO or device there cannot hang or
+        // flood a run.
+        let bytes = match crate::hostfile::read_bounded(path, MAX_CONFIG_BYTES) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) if !explicit => return Ok(Selection::default()),
+            Ok(None) => bail!("{}: it does not exist", cannot_read()),
+            Err(err) => return Err(err).with_context(cannot_read),
+        };
+        let text = String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("it is not UTF-8 text"))
+            .with_context(cannot_read)?;
         Selection::parse(&text).with_context(|| {
             format!(
                 "invalid config `{}`; fix it (see FILES in statectl(1)) or point --config elsewhere",
@@ -162,9 +175,9 @@ impl Selection {
             match err.span() {
                 Some(span) => {
                     let line = 1 + text[..span.start.min(text.len())].matches('\n').count();
-                    anyhow::anyhow!("line {line}: {message}")
+                    anyhow::anyhow!("line {line}: {}", shown(message))
                 }
-                None => anyhow::anyhow!("{message}"),
+                None => anyhow::anyhow!("{}", shown(message)),
             }
         })?;
         let mut selection = Selection {
@@ -182,6 +195,15 @@ impl Selection {
         if selection.copy.keep == 0 {
             bail!("[copy] keep must be at least 1 (the copy just written is always kept)");
         }
+        let exclude_bytes: usize = file.exclude.iter().map(String::len).sum();
+        if file.exclude.len() > MAX_EXCLUDES || exclude_bytes > MAX_EXCLUDE_BYTES {
+            bail!(
+                "{} exclude patterns of {exclude_bytes} bytes, over the {MAX_EXCLUDES} patterns \
+                 or {MAX_EXCLUDE_BYTES} bytes statectl compiles; merge them (`etc/**/*.bak` \
+                 stands for many)",
+                file.exclude.len()
+            );
+        }
         for path in selection
             .scan
             .iter()
@@ -195,16 +217,16 @@ impl Selection {
             let glob = GlobBuilder::new(pattern.trim_start_matches('/'))
                 .literal_separator(true)
                 .build()
-                .with_context(|| format!("bad exclude pattern `{pattern}`"))?;
+                .with_context(|| format!("bad exclude pattern `{}`", shown(pattern)))?;
             globs.add(glob);
         }
         selection.exclude = globs
             .build()
             .context("cannot compile the exclude patterns")?;
         selection.exclude_patterns = file.exclude;
-        selection.scan = selection.scan.iter().map(|p| normalize(p)).collect();
-        selection.include = selection.include.iter().map(|p| normalize(p)).collect();
-        selection.required = selection.required.iter().map(|p| normalize(p)).collect();
+        selection.scan = normalize_all(&selection.scan);
+        selection.include = normalize_all(&selection.include);
+        selection.required = normalize_all(&selection.required);
         Ok(selection)
     }
 
@@ -238,16 +260,40 @@ impl Selection {
 }
 
 fn check_relative(path: &str) -> Result<()> {
+    let shown = shown(path);
     if path.starts_with('/') {
-        bail!("path `{path}` must be relative to the root (write `etc/...`, not `/etc/...`)");
+        bail!("path `{shown}` must be relative to the root (write `etc/...`, not `/etc/...`)");
     }
     if path.split('/').any(|part| part == "..") {
-        bail!("path `{path}` must not contain `..`");
+        bail!("path `{shown}` must not contain `..`");
     }
     if normalize(path).is_empty() {
-        bail!("path `{path}` names the root itself; name a directory or file under it");
+        bail!("path `{shown}` names the root itself; name a directory or file under it");
     }
     Ok(())
+}
+
+/// At most [`MAX_SHOWN`] bytes of a config value, for an error line (cut at a character).
+pub fn shown(value: &str) -> String {
+    if value.len() <= MAX_SHOWN {
+        return value.escape_debug().to_string();
+    }
+    let mut end = MAX_SHOWN;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", value[..end].escape_debug(), value.len())
+}
+
+/// Each path normalized once, in order, a repeated one dropped (so a config repeating an
+/// entry thousands of times costs one walk of it, not thousands).
+fn normalize_all(paths: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    paths
+        .iter()
+        .map(|p| normalize(p))
+        .filter(|p| seen.insert(p.clone()))
+        .collect()
 }
 
 fn normalize(path: &str) -> String {
@@ -343,6 +389,21 @@ mod tests {
         assert_eq!((copy.keep, copy.keep_daily), (3, 30));
         assert!(Selection::parse("[copy]\nkeep = 0\n").is_err());
         assert!(Selection::parse("[copy]\nkept = 1\n").is_err());
+    }
+
+    #[test]
+    fn repeats_are_dropped_long_values_cut_and_pattern_counts_bounded() {
+        let many = format!("scan = [{}\"etc/\"]", "\"etc\",".repeat(20_000));
+        assert_eq!(Selection::parse(&many).unwrap().scan, vec!["etc"]);
+        let long = format!("include = [\"/{}\"]", "x".repeat(100_000));
+        let err = format!("{:#}", Selection::parse(&long).unwrap_err());
+        assert!(err.len() < 400 && err.contains("(100001 bytes)"), "{err}");
+        let globs = format!("exclude = [{}]", "\"etc/*.b\",".repeat(MAX_EXCLUDES + 1));
+        let err = format!("{:#}", Selection::parse(&globs).unwrap_err());
+        assert!(err.contains("exclude patterns"), "{err}");
+        let bad = format!("select = \"{}\"", "y".repeat(10_000));
+        let err = format!("{:#}", Selection::parse(&bad).unwrap_err());
+        assert!(err.len() < 400, "{err}");
     }
 
     #[test]

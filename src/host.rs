@@ -110,25 +110,44 @@ fn ensure_private_dir(dir: &Path) -> Result<()> {
 impl Host {
     /// The host name recorded in manifests: ESXi's `/adv/Misc/HostName` in `esx.conf`, else
     /// `etc/hostname`, else (on the real root only) the kernel's, else `localhost`.
-    pub fn hostname(&self) -> String {
-        if let Ok(text) = std::fs::read_to_string(self.root.join("etc/vmware/esx.conf")) {
+    /// An identity file that is not a regular file (a FIFO planted there) is an error.
+    pub fn hostname(&self) -> Result<String> {
+        if let Some(text) = self.identity_file("etc/vmware/esx.conf")? {
             if let Some(name) = esx_conf_value(&text, "/adv/Misc/HostName") {
-                return name;
+                return Ok(name);
             }
         }
-        if let Ok(text) = std::fs::read_to_string(self.root.join("etc/hostname")) {
+        if let Some(text) = self.identity_file("etc/hostname")? {
             if let Some(name) = text.lines().next().map(str::trim).filter(|n| !n.is_empty()) {
-                return name.to_string();
+                return Ok(name.to_string());
             }
         }
         if self.root == Path::new("/") {
             if let Ok(text) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
-                return text.trim().to_string();
+                return Ok(text.trim().to_string());
             }
         }
-        "localhost".to_string()
+        Ok("localhost".to_string())
     }
 }
+
+impl Host {
+    /// The text of the identity file `rel` (`esx.conf`, `hostname`, `machine-id`), read
+    /// through the in-root walk (the root's links lead to the root's files; none is followed
+    /// on the file itself), non-blocking, a regular file of at most 4 MiB; `None` when it is
+    /// missing; an error naming it when it is something else (a FIFO, a link, too big).
+    pub fn identity_file(&self, rel: &str) -> Result<Option<String>> {
+        let reader = crate::hostfile::RootReader::open(&self.root)?;
+        let Some((file, _)) = reader.open_file(Path::new(rel))? else {
+            return Ok(None);
+        };
+        let bytes = crate::hostfile::read_capped(file, &self.root.join(rel), IDENTITY_MAX)?;
+        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+    }
+}
+
+/// Larger identity files are not read (a real `esx.conf` is tens of KiB).
+pub const IDENTITY_MAX: u64 = 4 << 20;
 
 /// A value of ESXi's `esx.conf` (`/path/key = "value"` lines).
 pub fn esx_conf_value(text: &str, key: &str) -> Option<String> {

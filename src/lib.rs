@@ -20,6 +20,7 @@ pub mod durable;
 pub mod error;
 pub mod exit;
 pub mod host;
+pub mod hostfile;
 pub mod lockfile;
 pub mod ops;
 pub mod process;
@@ -27,3 +28,6 @@ pub mod restore;
 pub mod root_lock;
 pub mod syslog;
 pub mod timefmt;
+pub mod walk;
+#[cfg(test)]
+mod walk_fuzz;

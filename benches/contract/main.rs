@@ -11,10 +11,11 @@
 //! (see [`encrypted`]); (f) the scale section ([`scale`]): every command at 1,000 / 10,000 /
 //! 100,000 files with wall time and peak RSS against its baseline. Prints the tables and exits 1
 //! when a target is missed. `--quick` shrinks the hosts; `--scale-only` runs just (f),
-//! `--scale-sizes 1000,10000` picks its sizes; `--keep` leaves the hosts in place for profiling;
-//! (g) the fleet section ([`fleet`]): `drift` and `history` over 100 and 1,000 hosts x 24
-//! copies (`--fleet-only` runs just that); `--restore-pairs` runs only [`pairs`]: restore and
-//! extract against `tar -x` + `sync -f` in ten alternating pairs at 10,000 files.
+//! `--scale-sizes 1000,10000` picks its sizes (`--long-paths` adds the 100,000 200-byte-path
+//! rows of [`scale::long_paths`], part of every full run); `--keep` leaves the hosts in place
+//! for profiling; (g) the fleet section ([`fleet`]): `drift` and `history` over 100 and 1,000
+//! hosts x 24 copies (`--fleet-only` runs just that); `--restore-pairs` runs only [`pairs`]:
+//! restore and extract against `tar -x` + `sync -f` in ten alternating pairs at 10,000 files.
 
 mod configstore;
 mod corpus;
@@ -100,11 +101,14 @@ fn main() {
     if !args.iter().any(|a| a == "--scale-only") {
         fleet::fleet(&base, &mut rows);
     }
-    let scale_rows = if fleet_only {
+    let mut scale_rows = if fleet_only {
         Vec::new()
     } else {
         scale::scale(&base, &scale::sizes(&args, quick))
     };
+    if !fleet_only && scale::long_paths::wanted(&args, quick) {
+        scale_rows.extend(scale::long_paths::measure(&base));
+    }
     if !rows.is_empty() {
         print_table(&rows, &base, quick, started.elapsed().as_secs_f64());
     }

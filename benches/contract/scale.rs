@@ -9,6 +9,8 @@
 //! `/proc/sys/vm/drop_caches` is writable; else only the stat cache is dropped, and the row
 //! says so).
 
+pub mod long_paths;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

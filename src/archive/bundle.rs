@@ -313,6 +313,19 @@ pub fn write_bundle<W: Write>(
     state: &Path,
     mtime: u64,
 ) -> Result<()> {
+    let text = manifest.text();
+    write_bundle_text(out, (text.as_bytes(), mtime), source, state, mtime)
+}
+
+/// As [`write_bundle`], with `Manifest.txt` given byte for byte with its mtime (a rewrite of
+/// a bundle keeps both).
+pub fn write_bundle_text<W: Write>(
+    out: W,
+    (text, text_mtime): (&[u8], u64),
+    source: &mut std::fs::File,
+    state: &Path,
+    mtime: u64,
+) -> Result<()> {
     use std::io::Seek;
     source
         .rewind()
@@ -323,11 +336,10 @@ pub fn write_bundle<W: Write>(
         .len();
     let gz = GzBuilder::new().mtime(0).write(out, Compression::new(1));
     let mut builder = tar::Builder::new(gz);
-    let text = manifest.text();
     builder.append_data(
-        &mut header(text.len() as u64, mtime),
+        &mut header(text.len() as u64, text_mtime),
         BUNDLE_MANIFEST,
-        text.as_bytes(),
+        text,
     )?;
     builder
         .append_data(&mut header(size, mtime), STATE_NAME, source)

@@ -38,6 +38,9 @@ pub struct Manifest {
     /// undoes created. Absent (and so byte-identical to older manifests) when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub remove: Vec<String>,
+    /// An undo archive (absent when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub undo: bool,
 }
 
 /// What a reader keeps of a manifest: its labels (the file records are checked as they stream
@@ -48,6 +51,9 @@ pub struct ManifestLabels {
     pub build: String,
     /// An undo archive's `remove` list (at most [`MAX_REMOVE`] paths, each a valid path length).
     pub remove: Vec<String>,
+    /// It is an undo archive (`"undo": true`): it restores onto its root whatever identity the
+    /// restore it undoes gave that root.
+    pub undo: bool,
 }
 
 /// Most paths an undo archive's `remove` list may name (the entry limit of an archive).
@@ -69,21 +75,25 @@ impl Manifest {
             &self.build,
             &self.files,
             &self.remove,
+            self.undo,
         )
     }
 }
 
 /// Writes the manifest of the records in `files` (record `i` from `files.record(i)`, made one
 /// at a time: a table of 100,000 files is never copied into `FileRecord`s), the same bytes
-/// [`Manifest::write_json`] writes for the same records.
+/// [`Manifest::write_json`] writes for the same records. `undo`: the `remove` list of an undo
+/// archive (its manifest then says `"undo": true`).
 pub fn write_table_json(
     out: impl std::io::Write,
     host: &str,
     build: &str,
     files: &impl RecordSource,
-    remove: &[String],
+    undo: Option<&[String]>,
 ) -> std::io::Result<()> {
-    write_json(out, FORMAT, host, build, AsFileRecords(files), remove)
+    let remove = undo.unwrap_or_default();
+    let files = AsFileRecords(files);
+    write_json(out, FORMAT, host, build, files, remove, undo.is_some())
 }
 
 /// The manifest's JSON, whatever holds its file records.
@@ -94,6 +104,7 @@ fn write_json(
     build: &str,
     files: impl Serialize,
     remove: &[String],
+    undo: bool,
 ) -> std::io::Result<()> {
     #[derive(Serialize)]
     struct Shape<'a, F> {
@@ -103,6 +114,8 @@ fn write_json(
         files: F,
         #[serde(skip_serializing_if = "<[String]>::is_empty")]
         remove: &'a [String],
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        undo: bool,
     }
     let shape = Shape {
         format,
@@ -110,6 +123,7 @@ fn write_json(
         build,
         files,
         remove,
+        undo,
     };
     serde_json::to_writer_pretty(&mut out, &shape)?;
     out.write_all(b"\n")
@@ -143,6 +157,7 @@ pub fn parse_manifest(
         host,
         build,
         remove: found.remove,
+        undo: found.undo,
     })
 }
 
@@ -153,6 +168,7 @@ struct Found {
     build: Option<String>,
     files: bool,
     remove: Vec<String>,
+    undo: bool,
 }
 
 struct ManifestVisitor<'a> {
@@ -174,6 +190,7 @@ impl<'de> Visitor<'de> for ManifestVisitor<'_> {
                 "host" => found.host = Some(label(&mut map, "host")?),
                 "build" => found.build = Some(label(&mut map, "build")?),
                 "remove" => found.remove = map.next_value_seed(RemoveList)?,
+                "undo" => found.undo = map.next_value()?,
                 "files" => {
                     map.next_value_seed(Records { each: self.each })?;
                     found.files = true;
@@ -330,6 +347,7 @@ mod tests {
             build: "7.0.3".into(),
             files,
             remove: Vec::new(),
+            undo: false,
         }
         .to_json()
     }
@@ -340,13 +358,14 @@ mod tests {
         let table = crate::detect::RecordTable::from_records(&files).unwrap();
         let remove = vec!["etc/gone".to_string()];
         let mut bytes = Vec::new();
-        write_table_json(&mut bytes, "esx01", "7.0.3", &table, &remove).unwrap();
+        write_table_json(&mut bytes, "esx01", "7.0.3", &table, Some(&remove)).unwrap();
         let whole = Manifest {
             format: FORMAT,
             host: "esx01".into(),
             build: "7.0.3".into(),
             files,
             remove,
+            undo: true,
         };
         assert_eq!(bytes, whole.to_json());
     }

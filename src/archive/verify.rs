@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::bundle::BundleManifest;
 use super::envelope::{self, probe::probe};
 use super::{read_archive, CheckOnly, Level, Limits, Problem};
 use crate::config::Selection;
@@ -17,6 +18,38 @@ pub struct VerifyReport {
     pub problems: Vec<Problem>,
     /// `"none-mode"` or `"tpm"` for the encrypted layout, null for plain `local.tgz`.
     pub encrypted: Option<&'static str>,
+    /// The bundle's `Manifest.txt` fields; null for a plain `state.tgz`.
+    pub bundle: Option<BundleFields>,
+}
+
+/// A bundle's `Manifest.txt` as `verify --json` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BundleFields {
+    pub releaselevel: String,
+    pub uuid: String,
+    pub kerneloptions: String,
+    pub useropts: String,
+}
+
+impl BundleFields {
+    pub fn of(manifest: &BundleManifest) -> BundleFields {
+        BundleFields {
+            releaselevel: manifest.release_level.clone(),
+            uuid: manifest.uuid.clone(),
+            kerneloptions: manifest.kernelopts.clone(),
+            useropts: manifest.useropts.clone(),
+        }
+    }
+
+    /// The fields as `Manifest.txt` names them, one `KEY=value` each.
+    pub fn lines(&self) -> [String; 4] {
+        [
+            format!("RELEASELEVEL={}", self.releaselevel),
+            format!("UUID={}", self.uuid),
+            format!("KERNELOPTS={}", self.kerneloptions),
+            format!("USEROPTS={}", self.useropts),
+        ]
+    }
 }
 
 /// Reads `path` completely and collects what is wrong with it; never fails: a fatal read error
@@ -28,6 +61,7 @@ pub fn verify_archive(path: &Path, limits: &Limits) -> VerifyReport {
 /// As [`verify_archive`], and with `rules` each member no backup by those rules would write
 /// (outside the scanned and included paths, as `pack DIR/etc` makes) is a warning.
 pub fn verify_against(path: &Path, limits: &Limits, rules: Option<&Selection>) -> VerifyReport {
+    let mut bundle = None;
     let (files, problems, encrypted) = match read_archive(path, limits, &mut CheckOnly) {
         Ok(summary) => {
             let mut problems = summary.problems;
@@ -40,6 +74,7 @@ pub fn verify_against(path: &Path, limits: &Limits, rules: Option<&Selection>) -
                 )));
             }
             let encrypted = envelope::label(summary.encryption.as_ref());
+            bundle = summary.bundle.map(|b| BundleFields::of(&b.manifest));
             (summary.files.len(), problems, encrypted)
         }
         Err(err) => (
@@ -54,5 +89,6 @@ pub fn verify_against(path: &Path, limits: &Limits, rules: Option<&Selection>) -
         files,
         problems,
         encrypted,
+        bundle,
     }
 }

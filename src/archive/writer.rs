@@ -17,7 +17,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -28,6 +28,7 @@ use super::gzip_writer::{self, OuterGzip, ParallelGzip};
 use super::manifest::write_table_json;
 use super::{Limits, INNER_NAME, MANIFEST_NAME};
 use crate::detect::{FileTable, Records};
+use crate::hostfile::RootReader;
 
 /// Deflate level of `local.tgz` (what `gzip -6` uses).
 const INNER_LEVEL: u32 = 6;
@@ -65,19 +66,19 @@ pub fn write_archive<W: Write>(
     label: &ArchiveLabel,
     scratch: &Path,
 ) -> Result<WrittenArchive> {
-    write_layout(out, &mut table_of(files)?, &[], label, scratch, None)
+    write_layout(out, &mut table_of(files)?, None, label, scratch, None)
 }
 
-/// As [`write_archive`], with a manifest that lists `remove`: the paths a restore of it
-/// removes (an undo archive's record of the files its restore created).
+/// As [`write_archive`], for an undo archive: its manifest says `"undo": true` and lists
+/// `remove`, the paths a restore of it removes (the files its restore created).
 pub fn write_archive_removing<W: Write>(
     out: W,
-    files: &[SourceFile],
+    files: &mut FileTable,
     remove: &[String],
     label: &ArchiveLabel,
     scratch: &Path,
 ) -> Result<WrittenArchive> {
-    write_layout(out, &mut table_of(files)?, remove, label, scratch, None)
+    write_layout(out, files, Some(remove), label, scratch, None)
 }
 
 /// The files to write as a table, each read from its `abs`.
@@ -85,6 +86,16 @@ pub fn table_of(files: &[SourceFile]) -> Result<FileTable> {
     let mut table = FileTable::new(Path::new("/"));
     for file in files {
         table.push_unread(&file.path, file.abs.clone())?;
+    }
+    Ok(table)
+}
+
+/// The root-relative files `paths` under `root` as a table, each to be read through the
+/// in-root walk (an undo archive's copies of the files a restore overwrites).
+pub fn table_under<'p>(root: &Path, paths: impl IntoIterator<Item = &'p str>) -> Result<FileTable> {
+    let mut table = FileTable::new(root);
+    for path in paths {
+        table.push_unread_here(path)?;
     }
     Ok(table)
 }
@@ -101,7 +112,7 @@ pub fn write_archive_file(
     scratch: &Path,
     encryption: Option<&Encryption>,
 ) -> Result<WrittenArchive> {
-    let written = write_layout(&mut *out, files, &[], label, scratch, encryption)?;
+    let written = write_layout(&mut *out, files, None, label, scratch, encryption)?;
     if encryption.is_some() {
         check_written(out, files)?;
     }
@@ -111,13 +122,14 @@ pub fn write_archive_file(
 fn write_layout<W: Write>(
     out: W,
     files: &mut FileTable,
-    remove: &[String],
+    undo: Option<&[String]>,
     label: &ArchiveLabel,
     scratch: &Path,
     encryption: Option<&Encryption>,
 ) -> Result<WrittenArchive> {
     // Members in byte-wise path order (the selection is already: then this is one pass).
     files.sort_by_path();
+    within_name_limit(files.indices().map(|i| files.path(i).len() as u64).sum())?;
     let mut inner = tempfile::tempfile_in(scratch)
         .with_context(|| format!("cannot create a temp file in `{}`", scratch.display()))?;
     write_inner(&mut inner, files)?;
@@ -132,7 +144,7 @@ fn write_layout<W: Write>(
     let member_mtime = mtimes.max().unwrap_or(0).max(0) as u64;
     // The manifest's JSON streams from the table into a temp file: at 100,000 files a copy
     // of the records would be tens of MiB.
-    let (mut json, json_len) = manifest_file(files, label, remove, scratch)?;
+    let (mut json, json_len) = manifest_file(files, label, undo, scratch)?;
     let mut counted = HashingWriter::new(BufWriter::with_capacity(COPY_BUFFER, out));
     {
         let gz = OuterGzip::new(&mut counted).context("cannot write the archive")?;
@@ -173,13 +185,13 @@ fn write_layout<W: Write>(
 fn manifest_file(
     files: &FileTable,
     label: &ArchiveLabel,
-    remove: &[String],
+    undo: Option<&[String]>,
     scratch: &Path,
 ) -> Result<(File, u64)> {
     let mut file = tempfile::tempfile_in(scratch)
         .with_context(|| format!("cannot create a temp file in `{}`", scratch.display()))?;
     let mut out = BufWriter::with_capacity(COPY_BUFFER, &mut file);
-    write_table_json(&mut out, &label.host, &label.build, files, remove)
+    write_table_json(&mut out, &label.host, &label.build, files, undo)
         .and_then(|()| out.flush())
         .context("cannot write the manifest")?;
     drop(out);
@@ -234,6 +246,19 @@ fn within_reader_limits(count: usize, content: u64, inner_len: u64) -> Result<()
     Ok(())
 }
 
+/// Refuses names the readers would not keep together (their bytes, all files together).
+fn within_name_limit(name_bytes: u64) -> Result<()> {
+    let cap = super::read::MAX_KEPT_NAME_BYTES;
+    if name_bytes > cap {
+        bail!(
+            "the selection's paths take {name_bytes} bytes together, over the {cap}-byte limit \
+             of every archive reader; nothing was written; exclude files (statectl.toml \
+             `exclude`) or shorten their paths, and run again"
+        );
+    }
+    Ok(())
+}
+
 /// Reads the archive just written to `out` through the one reader and compares every record
 /// with what was written (`files`).
 fn check_written(out: &mut File, files: &FileTable) -> Result<()> {
@@ -264,10 +289,11 @@ fn check_written(out: &mut File, files: &FileTable) -> Result<()> {
 
 /// Writes every file of `files` into `local.tgz`, leaving in the table what was read.
 fn write_inner(inner: &mut File, files: &mut FileTable) -> Result<()> {
+    let reader = RootReader::open(files.root())?;
     let gz = ParallelGzip::new(inner, INNER_LEVEL, gzip_writer::threads());
     let mut builder = tar::Builder::new(gz);
     for i in files.indices() {
-        append_file(&mut builder, files, i)?;
+        append_file(&mut builder, files, &reader, i)?;
     }
     let gz = builder
         .into_inner()
@@ -276,25 +302,19 @@ fn write_inner(inner: &mut File, files: &mut FileTable) -> Result<()> {
     Ok(())
 }
 
-/// Appends file `i` of `files`, recording in the table the stat it was read under and the
-/// digest of what was read.
+/// Appends file `i` of `files` (opened through the in-root walk of `reader`, and the file
+/// the selection saw), recording in the table the stat it was read under and the digest of
+/// what was read.
 fn append_file<W: Write>(
     builder: &mut tar::Builder<W>,
     files: &mut FileTable,
+    reader: &RootReader,
     i: usize,
 ) -> Result<()> {
     let abs = files.location(i);
-    let mut handle = File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(&abs)
+    let (mut handle, meta) = files
+        .open(reader, i)
         .with_context(|| format!("cannot open `{}` to archive it", abs.display()))?;
-    let meta = handle
-        .metadata()
-        .with_context(|| format!("cannot stat `{}`", abs.display()))?;
-    if !meta.is_file() {
-        bail!("`{}` is no longer a regular file; run again", abs.display());
-    }
     // A pinned file (a ConfigStore snapshot) is recorded with the stat of what it stands for.
     let (mode, uid, gid, mtime) = if files.pinned(i) {
         let record = files.record(i);
@@ -442,6 +462,15 @@ mod tests {
     fn hex_is_two_lowercase_digits_a_byte() {
         assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
         assert_eq!(hex(&[]), "");
+    }
+
+    #[test]
+    fn names_past_the_readers_cap_are_refused() {
+        let cap = super::super::read::MAX_KEPT_NAME_BYTES;
+        assert!(within_name_limit(100_000 * 200).is_ok());
+        assert!(within_name_limit(cap).is_ok());
+        let err = within_name_limit(cap + 1).unwrap_err();
+        assert!(err.to_string().contains("byte limit"), "{err}");
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub use notes::LineNote;
 pub const BOOTSTATE_WINDOW: usize = 512;
 /// Separator of the `modules=` list.
 pub const MODULE_SEPARATOR: &str = " --- ";
+/// The largest `boot.cfg` read (a real one is a few hundred bytes; a modules line of hundreds
+/// of VIBs stays far below).
+pub const MAX_BOOTCFG_BYTES: u64 = 1 << 20;
 
 /// A `boot.cfg` with the loader's view of it.
 #[derive(Debug, Clone)]
@@ -90,11 +93,13 @@ impl BootCfg {
         }
     }
 
-    /// Reads `path`; a file the loader cannot use is a typed [`Error::BadBootCfg`] (statectl
+    /// Reads `path` (non-blocking, a regular file of at most [`MAX_BOOTCFG_BYTES`]); a file
+    /// the loader cannot use is a typed [`Error::BadBootCfg`] (statectl
     /// never rewrites one).
     pub fn load(path: &Path) -> Result<BootCfg> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+        let bytes = crate::hostfile::read_bounded(path, MAX_BOOTCFG_BYTES)
+            .and_then(|bytes| bytes.context("it does not exist"))
+            .with_context(|| format!("cannot read `{}`", path.display()))?;
         let cfg = BootCfg::from_bytes(&bytes);
         match cfg.loader_error() {
             Some(reason) => Err(Error::BadBootCfg {
@@ -205,7 +210,9 @@ impl BootCfg {
             .view(&key)
             .ok_or_else(|| format!("`{key}` is not a key the loader reads"))?;
         let target = view.line_of(&key).or_else(|| self.lookalike(&key));
-        let canonical = encode(&format!("{key}={value}"))
+        // The key as the file spells it (`MODULES=` stays upper case).
+        let spelled = target.and_then(|index| self.key_spelling(index, &key));
+        let canonical = encode(&format!("{}={value}", spelled.as_deref().unwrap_or(&key)))
             .ok_or_else(|| format!("`{value}` is not Latin-1 text"))?;
         let mut bytes = Vec::with_capacity(self.bytes.len() + value.len() + 12);
         match target {
@@ -232,6 +239,17 @@ impl BootCfg {
         let changed = BootCfg::from_bytes(&bytes);
         self.check_rewrite(&changed, &key, value)?;
         Ok(changed)
+    }
+
+    /// How line `index` spells `key` (the text before its `=`, blanks trimmed), when it does.
+    fn key_spelling(&self, index: usize, key: &str) -> Option<String> {
+        let line = &self.lines[index];
+        let text = &self.bytes[line.start..line.end];
+        let eq = text.iter().position(|&b| b == b'=')?;
+        let spelled = std::str::from_utf8(&text[..eq]).ok()?.trim();
+        spelled
+            .eq_ignore_ascii_case(key)
+            .then(|| spelled.to_string())
     }
 
     /// The last line that looks like `key` but has a blank before `=`.
@@ -326,6 +344,20 @@ mod tests {
     use super::*;
 
     const SAMPLE: &str = "bootstate=0\r\ntitle=Loading VMware ESXi\r\ntimeout=5\r\n# a comment\r\nprefix=\r\nkernel=/b.b00\r\nkernelopt=autoPartition=FALSE\r\nmodules=/jumpstrt.gz --- /useropts.gz --- /k.b00\r\nbuild=7.0.3-0.20.19193900\r\nupdated=3\r\n";
+
+    #[test]
+    fn a_rewritten_line_keeps_the_files_spelling_of_its_key() {
+        let text = SAMPLE.replace("modules=", "MODULES=");
+        let cfg = BootCfg::parse(&text).unwrap();
+        let updated = cfg.with_module("state.tgz").unwrap().unwrap();
+        let bytes = String::from_utf8(updated.bytes().to_vec()).unwrap();
+        assert!(
+            bytes
+                .contains("\r\nMODULES=/jumpstrt.gz --- /useropts.gz --- /k.b00 --- state.tgz\r\n"),
+            "{bytes}"
+        );
+        assert_eq!(bytes.replace(" --- state.tgz", ""), text);
+    }
 
     #[test]
     fn values_are_the_loaders() {

@@ -34,7 +34,9 @@ pub fn copy_verified(source: &Path, target: &Path, expected: Option<&str>) -> Re
         )
     };
     let mut temp = atomic::temp_in(bank).with_context(fail)?;
-    let file = File::open(source).with_context(|| format!("cannot open `{}`", source.display()))?;
+    // Non-blocking, a regular file: one swapped for a FIFO since it was verified cannot hang.
+    let (file, _) = crate::hostfile::open_regular(source)?
+        .with_context(|| format!("cannot open `{}`: it is gone", source.display()))?;
     let mut reader = HashingReader::new(file);
     io::copy(&mut reader, temp.as_file_mut()).with_context(fail)?;
     let source_sha = reader.hex_digest();
@@ -121,10 +123,8 @@ const USEROPTS_MAX: u64 = 64 << 10;
 /// `firmwareConfig.sh` does); `None` when the bank has none.
 pub fn read_useropts(bank: &Path) -> Result<Option<String>> {
     let path = bank.join(USEROPTS);
-    let file = match File::open(&path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(err).with_context(|| format!("cannot open `{}`", path.display())),
+    let Some((file, _)) = crate::hostfile::open_regular(&path)? else {
+        return Ok(None);
     };
     let mut text = Vec::new();
     flate2::read::MultiGzDecoder::new(file)

@@ -67,6 +67,8 @@ fn canonical_bank(bank: &Path) -> Result<PathBuf> {
 pub struct WriteLocks {
     _esxi: Vec<esxi::EsxiLock>,
     _banks: Vec<BankLock>,
+    /// What was found at ESXi's PID lock names instead of a lock (removed), for a warning.
+    pub warnings: Vec<String>,
 }
 
 /// Takes statectl's lock and ESXi's PID lock of every bank in `banks`, in the documented
@@ -91,14 +93,16 @@ pub fn lock_for_writing(host: &Host, banks: &[&Path], wait: Duration) -> Result<
         held.push(lock_one(&run_dir, canonical.clone(), deadline, wait)?);
     }
     let mut pid_locks = Vec::new();
+    let mut warnings = Vec::new();
     for (_, _, bank) in &ordered {
-        if let Some(lock) = esxi::lock(&host.root, bank, deadline, wait)? {
+        if let Some(lock) = esxi::lock(&host.root, bank, deadline, wait, &mut warnings)? {
             pid_locks.push(lock);
         }
     }
     Ok(WriteLocks {
         _esxi: pid_locks,
         _banks: held,
+        warnings,
     })
 }
 

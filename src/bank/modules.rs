@@ -5,7 +5,6 @@
 //! is a directory inside the bank. A name with a `..` component, or one that resolves outside
 //! the bank through a link, is refused: statectl never follows `boot.cfg` off the boot media.
 
-use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 
@@ -63,14 +62,18 @@ pub enum Content {
 /// Reads module `path`: a gzip stream (by its magic bytes) is decompressed to the end in
 /// constant memory, so CRC and length are checked. The error says what is wrong with it.
 pub fn check_file(path: &Path) -> Result<Content, String> {
-    let file = File::open(path).map_err(|err| match err.kind() {
-        io::ErrorKind::NotFound => "is missing".to_string(),
-        _ => format!("cannot be opened: {err}"),
-    })?;
-    let size = file
-        .metadata()
-        .map_err(|err| format!("cannot be read: {err}"))?
-        .len();
+    let (file, meta) = match crate::hostfile::open_nonblocking(path) {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return Err("is missing".to_string()),
+        Err(err) => return Err(format!("cannot be opened: {err:#}")),
+    };
+    if !meta.is_file() {
+        return Err(format!(
+            "is {}, not a regular file",
+            crate::hostfile::kind_of(&meta)
+        ));
+    }
+    let size = meta.len();
     let mut reader = BufReader::with_capacity(64 << 10, file);
     let mut magic = [0u8; 2];
     let got =

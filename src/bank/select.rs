@@ -63,12 +63,11 @@ pub struct Bank {
 impl Bank {
     pub fn read(name: BankName, path: &Path) -> Bank {
         let file = path.join("boot.cfg");
-        let cfg = match std::fs::read(&file) {
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                Err("no boot.cfg".to_string())
-            }
-            Err(err) => Err(format!("boot.cfg cannot be read: {err}")),
-            Ok(bytes) => Ok(BootCfg::from_bytes(&bytes)),
+        // Non-blocking and bounded: a FIFO or device planted there is a reason, not a hang.
+        let cfg = match crate::hostfile::read_bounded(&file, super::bootcfg::MAX_BOOTCFG_BYTES) {
+            Ok(None) => Err("no boot.cfg".to_string()),
+            Err(err) => Err(format!("boot.cfg cannot be read: {err:#}")),
+            Ok(Some(bytes)) => Ok(BootCfg::from_bytes(&bytes)),
         };
         Bank {
             name,

@@ -122,6 +122,9 @@ pub fn backup_targets(banks: &Banks, root: &Path) -> (Vec<Target>, Vec<String>) 
     (targets, warnings)
 }
 
+/// The largest `configblacklist` read (ESXi's lists a few dozen paths).
+const MAX_BLACKLIST_BYTES: u64 = 1 << 20;
+
 /// The configblacklist patterns.
 #[derive(Debug, Clone, Default)]
 pub struct Blacklist {
@@ -132,13 +135,14 @@ impl Blacklist {
     /// Reads `<root>/var/run/configblacklist`; absent is empty, unreadable a warning.
     pub fn load(root: &Path) -> (Blacklist, Option<String>) {
         let path = root.join(CONFIG_BLACKLIST);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => (Blacklist::parse(&text), None),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => (Blacklist::default(), None),
+        let read = crate::hostfile::read_bounded(&path, MAX_BLACKLIST_BYTES);
+        match read.map(|bytes| bytes.map(|b| String::from_utf8_lossy(&b).into_owned())) {
+            Ok(Some(text)) => (Blacklist::parse(&text), None),
+            Ok(None) => (Blacklist::default(), None),
             Err(err) => (
                 Blacklist::default(),
                 Some(format!(
-                    "cannot read `{}` ({err}); the upgraded bank's archive skips nothing",
+                    "cannot read `{}` ({err:#}); the upgraded bank's archive skips nothing",
                     path.display()
                 )),
             ),

@@ -11,8 +11,8 @@ use super::output::without_os_error;
 use super::Output;
 use crate::archive::streams::HashingReader;
 use crate::archive::{
-    read_archive, record::mode_string, verify_against, CheckOnly, EntryKind, InnerEntry, Level,
-    RecordTable, Visitor,
+    read_archive, record::mode_string, verify::BundleFields, verify_against, CheckOnly, EntryKind,
+    InnerEntry, Level, Problem, RecordTable, Visitor,
 };
 use crate::exit::Exit;
 use crate::host::Host;
@@ -58,6 +58,13 @@ pub fn list(host: &Host, out: &Output, args: &ListArgs) -> Result<ExitCode> {
                 for problem in &summary.problems {
                     out.warn(&format!("{}: {}", archive.display(), problem.message));
                 }
+                if args.long && !out.json {
+                    let fields = summary
+                        .bundle
+                        .as_ref()
+                        .map(|b| BundleFields::of(&b.manifest));
+                    print_bundle(out, fields.as_ref());
+                }
                 print_files(out, args.long, &summary.files)?;
                 return Ok(Exit::Success.into());
             }
@@ -71,9 +78,16 @@ pub fn list(host: &Host, out: &Output, args: &ListArgs) -> Result<ExitCode> {
     Err(refused)
 }
 
+/// A bundle's `Manifest.txt` fields, one `bundle: KEY=value` line each.
+fn print_bundle(out: &Output, fields: Option<&BundleFields>) {
+    for line in fields.iter().flat_map(|f| f.lines()) {
+        out.line(&format!("bundle: {line}"));
+    }
+}
+
 fn print_files(out: &Output, long: bool, files: &RecordTable) -> Result<()> {
     if out.json {
-        return out.json(files);
+        return out.json_list(files);
     }
     for file in files.iter() {
         if long {
@@ -144,15 +158,18 @@ pub fn verify(host: &Host, out: &Output, args: &VerifyArgs) -> Result<ExitCode> 
     if out.json {
         out.json(&report)?;
     } else {
-        // Each problem once: a lone error is only the error line on stderr.
-        let listed = report.problems.len() > 1 || errors.is_empty();
-        for problem in report.problems.iter().filter(|_| listed) {
+        // Each problem once: a lone error is only on the error line on stderr (warnings are
+        // listed all the same).
+        let listed = errors.len() > 1;
+        let shown = |p: &&Problem| p.level == Level::Warning || listed;
+        for problem in report.problems.iter().filter(shown) {
             let level = match problem.level {
                 Level::Error => "error",
                 Level::Warning => "warning",
             };
             out.line(&format!("{level}: {}", without_os_error(&problem.message)));
         }
+        print_bundle(out, report.bundle.as_ref());
         if report.ok && !out.quiet {
             out.line(&format!(
                 "ok: {} ({} files)",
@@ -162,7 +179,7 @@ pub fn verify(host: &Host, out: &Output, args: &VerifyArgs) -> Result<ExitCode> 
         }
         if !report.ok {
             let what = match errors.as_slice() {
-                [only] if !listed => only.to_string(),
+                [only] => without_os_error(only),
                 [first, ..] => format!(
                     "{} (one of {} errors, listed above)",
                     without_os_error(first),
@@ -207,6 +224,7 @@ pub struct ExtractArgs {
 pub fn extract_cmd(host: &Host, out: &Output, args: &ExtractArgs) -> Result<ExitCode> {
     let archive = archive_or_default(host, args.archive.as_ref())?;
     let report = extract(&archive, &args.to, args.force, &host.limits)?;
+    out.warn_all(&report.warnings);
     if out.json {
         out.json(&report)?;
     } else if !out.quiet {

@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use super::Output;
+use super::{Output, Report};
 use crate::exit::Exit;
 use crate::host::Host;
 use crate::ops::backup::{backup, Action, BackupOptions, BackupReport};
@@ -87,15 +87,17 @@ impl BackupArgs {
     }
 }
 
-/// The JSON form: the report and every warning, the selection's notes included.
+/// The JSON form: the report (and the copy); its warnings are every warning, the selection's
+/// notes included.
 #[derive(Serialize)]
 struct JsonReport<'a> {
     #[serde(flatten)]
     report: &'a BackupReport,
     #[serde(skip_serializing_if = "Option::is_none")]
     copy: Option<Option<&'a PathBuf>>,
-    warnings: Vec<&'a String>,
 }
+
+impl Report for JsonReport<'_> {}
 
 pub fn run(host: &Host, out: &Output, args: &BackupArgs) -> Result<ExitCode> {
     let keep = args.keep.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
@@ -109,20 +111,24 @@ pub fn run(host: &Host, out: &Output, args: &BackupArgs) -> Result<ExitCode> {
         log_copy(copy);
     }
     report.notes.iter().for_each(|note| out.note(note));
+    report.chosen.iter().for_each(|chosen| out.chosen(chosen));
     if report.action == Action::Written {
         log_written(&report);
     }
     if out.json {
-        out.json(&JsonReport {
+        let warnings: Vec<String> = report
+            .warnings
+            .iter()
+            .chain(&report.notes)
+            .chain(copy.iter().flat_map(|copy| &copy.warnings))
+            .chain(&report.chosen)
+            .cloned()
+            .collect();
+        let document = JsonReport {
             report: &report,
             copy: copy.as_ref().map(|copy| copy.copy.as_ref()),
-            warnings: report
-                .warnings
-                .iter()
-                .chain(&report.notes)
-                .chain(copy.iter().flat_map(|copy| &copy.warnings))
-                .collect(),
-        })?;
+        };
+        out.json_with(&document, &warnings)?;
         return Ok(Exit::Success.into());
     }
     // A terminal or a dry run gets the result on stdout; `-v` alone (cron) gets it on stderr.

@@ -1,5 +1,6 @@
 //! `statectl export`: write an ESXi configBundle of this host into a directory.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -23,7 +24,8 @@ useropts.gz) and state.tgz, \
 the next-boot bank's current archive, verified first (export does not run a backup: run \
 `statectl backup` first to include pending changes). Written atomically, 0600. With --keep N, \
 this host's older bundles in DIR beyond the newest N are removed; only files named exactly \
-configBundle-<this host>-<stamp>.tgz are ever removed. `statectl install BUNDLE` puts it back.",
+configBundle-<this host>-<stamp>.tgz are ever removed. `statectl install BUNDLE` puts it back. \
+Off a terminal (cron) it prints nothing unless -v: the result and its warnings go to syslog.",
     after_help = "Examples:\n  statectl backup && statectl export --to /vmfs/volumes/ds1/backups\n  \
 statectl export --to /vmfs/volumes/ds1/backups --keep 7   # nightly, a week kept"
 )]
@@ -42,7 +44,13 @@ pub fn run(host: &Host, out: &Output, args: &ExportArgs) -> Result<ExitCode> {
         keep: args.keep.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
     };
     let report = export(host, &options)?;
-    out.warn_all(&report.warnings);
+    // A nightly cron line mails whatever it prints: off a terminal the warnings go to syslog
+    // (and stderr with -v), the result lines to stderr with -v only.
+    let terminal = std::io::stdout().is_terminal();
+    match terminal {
+        true => out.warn_all(&report.warnings),
+        false => report.warnings.iter().for_each(|w| out.chosen(w)),
+    }
     let line = format!(
         "exported {} ({} files from {})",
         report.bundle.display(),
@@ -54,9 +62,9 @@ pub fn run(host: &Host, out: &Output, args: &ExportArgs) -> Result<ExitCode> {
         out.json(&report)?;
         return Ok(Exit::Success.into());
     }
-    out.line(&line);
+    out.line_or_detail(terminal, &line);
     for path in &report.removed {
-        out.line(&format!("removed old bundle {}", path.display()));
+        out.line_or_detail(terminal, &format!("removed old bundle {}", path.display()));
     }
     Ok(Exit::Success.into())
 }

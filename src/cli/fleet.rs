@@ -132,7 +132,7 @@ pub fn drift_cmd(host: &Host, out: &Output, args: &DriftArgs) -> Result<ExitCode
         Exit::Pending
     };
     if out.json {
-        out.json(&report)?;
+        out.json_with(&report, &report.warnings)?;
     } else {
         print_drift(out, &report);
     }

@@ -27,12 +27,18 @@ etc/machine-id; compared with this host's), one with no files, or one with membe
 scanned and included paths (a `pack DIR/etc`) is refused unless --force. Then the archive is \
 copied atomically, read back and checked, as state.tgz into the next-boot bank; a bundle's \
 KERNELOPTS becomes boot.cfg's kernelopt= and its USEROPTS the bank's useropts.gz, as the real \
-restore does; and boot.cfg is made to list state.tgz. Nothing changes on the running host: the files take effect at the next boot. Reboot \
-without a shutdown backup (reboot -f), or that backup (and the hourly one) saves the running \
-state over the installed one.",
+restore does; and boot.cfg is made to list state.tgz. Every check runs first: a refusal lists \
+each failed check and the flag that overrides it. Nothing changes on the running host: the \
+files take effect at the next boot. Until then the install is pending (a marker in the run \
+directory, which a reboot clears): backup (hourly, at shutdown, by hand) leaves that bank's \
+archive alone, and backup --force overwrites it. The archive it replaced is kept as \
+state-replaced.tgz in the bank (its path is printed; install it to put it back). With \
+--reboot the host reboots after a successful install, as firmwareConfig.sh --restore does \
+(`reboot` from PATH; refused before anything is written when --root is not /).",
     after_help = "Examples:\n  statectl install configBundle-esx01-20250101T120000Z.tgz\n  \
 statectl install --force configBundle-oldhost-20250101T120000Z.tgz  # from another host\n  \
-statectl install /vmfs/volumes/ds1/state.tgz && reboot -f"
+statectl install --reboot /vmfs/volumes/ds1/state.tgz\n  \
+statectl install /bootbank/state-replaced.tgz  # put back what the last install replaced"
 )]
 pub struct InstallArgs {
     /// The state.tgz or configBundle-*.tgz to install
@@ -41,12 +47,16 @@ pub struct InstallArgs {
     /// Install an archive from another host UUID, with no files or stray members (never overrides a release mismatch)
     #[arg(long)]
     pub force: bool,
+    /// Reboot the host after a successful install (root / only), as firmwareConfig.sh --restore does
+    #[arg(long)]
+    pub reboot: bool,
 }
 
 pub fn run(host: &Host, out: &Output, args: &InstallArgs) -> Result<ExitCode> {
     let options = InstallOptions {
         archive: args.archive.clone(),
         force: args.force,
+        reboot: args.reboot,
     };
     let report = install(host, &options)?;
     out.warn_all(&report.warnings);
@@ -60,14 +70,41 @@ pub fn run(host: &Host, out: &Output, args: &InstallArgs) -> Result<ExitCode> {
     syslog::log(Severity::Notice, &summary);
     if out.json {
         out.json(&report)?;
-        return Ok(Exit::Success.into());
+    } else {
+        out.line(&summary);
+        if let Some(replaced) = &report.replaced {
+            out.line(&format!(
+                "the archive it replaced is kept as {} (statectl install {0} puts it back)",
+                replaced.display()
+            ));
+        }
+        out.line(&format!(
+            "takes effect at the next boot from {} (build {}); until then backup leaves that \
+             bank alone (backup --force overwrites it)",
+            report.bank.display(),
+            report.build
+        ));
     }
-    out.line(&summary);
-    out.line(&format!(
-        "takes effect at the next boot from {} (build {}); reboot without a shutdown backup \
-         (reboot -f), or a backup saves the running state over it",
-        report.bank.display(),
-        report.build
-    ));
+    if args.reboot {
+        reboot()?;
+    }
     Ok(Exit::Success.into())
+}
+
+/// Runs `reboot` from PATH, as `firmwareConfig.sh --restore` does after its restore.
+fn reboot() -> Result<()> {
+    syslog::log(Severity::Notice, "rebooting after the install (--reboot)");
+    let status = std::process::Command::new("reboot")
+        .stdin(std::process::Stdio::null())
+        .status();
+    match status {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => anyhow::bail!(
+            "the archive is installed, but `reboot` failed ({status}); reboot the host yourself"
+        ),
+        Err(err) => anyhow::bail!(
+            "the archive is installed, but `reboot` could not be run ({err}); reboot the host \
+             yourself"
+        ),
+    }
 }

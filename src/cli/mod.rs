@@ -12,7 +12,6 @@ mod dropin;
 mod export;
 mod fleet;
 mod install;
-mod json_probe;
 mod man;
 mod man_text;
 mod output;
@@ -30,7 +29,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use crate::archive::Limits;
 use crate::error::exit_for;
 use crate::host::Host;
-pub use output::Output;
+pub use output::{Output, Report};
 
 /// Keeps the configuration state of a RAM-resident host (ESXi-style) safe on its boot banks.
 #[derive(Debug, Parser)]
@@ -57,8 +56,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command accepts, before or after the subcommand.
+/// Options every command accepts, before or after the subcommand (shown apart in `--help`).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// The host filesystem that is scanned and restored
     #[arg(
@@ -87,7 +87,7 @@ pub struct GlobalArgs {
     /// More detail on stderr (repeat for more)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Where bank locks and the stat cache live (outside the boot media)
+    /// RAM-backed state: locks, the stat cache, a pending install (a reboot clears it) [default: /run/statectl, else /var/run/statectl]
     #[arg(long, global = true, env = "STATECTL_RUN_DIR", value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
     /// Largest total expanded size accepted from an archive, in bytes [default: 1 GiB]
@@ -216,5 +216,22 @@ mod tests {
         assert!(cli.global.json);
         let host = cli.global.host();
         assert_eq!(host.bootbank, PathBuf::from("/x/bootbank"));
+    }
+
+    #[test]
+    fn help_shows_global_options_under_their_own_heading_with_defaults() {
+        let mut status = Cli::command();
+        status.build(); // propagates the global options to the subcommands
+        let help = status
+            .find_subcommand_mut("status")
+            .unwrap()
+            .render_help()
+            .to_string();
+        let (own, global) = help.split_once("Global options:").expect(&help);
+        assert!(!own.contains("--root"), "{help}");
+        for option in ["--root", "--run-dir", "--json", "--max-size"] {
+            assert!(global.contains(option), "{option}: {help}");
+        }
+        assert!(global.contains("[default: /run/statectl"), "{help}");
     }
 }

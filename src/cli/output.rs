@@ -1,7 +1,7 @@
 //! How results reach the user: JSON on stdout, human lines on stdout, warnings, `-v` detail and
 //! the one-line error on stderr (and syslog). `-q` leaves only errors on stderr (cron mails
-//! nothing else). Every warning is also collected, and every JSON object printed carries them as
-//! `"warnings"` (`list --json` stays an array).
+//! nothing else). Every warning is also collected, and every JSON report printed (a [`Report`])
+//! carries them as `"warnings"` (`list --json` stays an array).
 //!
 //! The error line reads `statectl: error: <what> `<path>`: <cause>; <what to do>`: every
 //! context of the chain contributes its "what" in order, and the hints (the part after a
@@ -33,24 +33,23 @@ impl Output {
         }
     }
 
-    /// Prints one JSON document on stdout; an object gets the warnings given so far as
-    /// `"warnings"` (unless it has its own).
-    pub fn json<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
-        let needs_warnings = super::json_probe::is_object_without_warnings(value)?;
-        let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-        if needs_warnings {
-            let warnings = self.warnings.borrow();
-            let document = WithWarnings {
-                value,
-                warnings: &warnings,
-            };
-            serde_json::to_writer_pretty(&mut stdout, &document)?;
-        } else {
-            serde_json::to_writer_pretty(&mut stdout, value)?;
-        }
-        writeln!(stdout)?;
-        stdout.flush()?;
-        Ok(())
+    /// Prints a report on stdout as one JSON object carrying the warnings given so far as
+    /// `"warnings"`, after its own fields.
+    pub fn json<T: Report>(&self, report: &T) -> anyhow::Result<()> {
+        let warnings = self.warnings.borrow();
+        self.json_with(report, &warnings)
+    }
+
+    /// Prints a report on stdout as one JSON object carrying `warnings` (gathered by the
+    /// command from its own sources, in its own order) as `"warnings"`.
+    pub fn json_with<T: Report>(&self, report: &T, warnings: &[String]) -> anyhow::Result<()> {
+        print_json(&Reported { report, warnings })
+    }
+
+    /// Prints a list (a value that serializes as a JSON array) on stdout as it is: `list --json`
+    /// stays an array, and an array carries no warnings.
+    pub fn json_list<T: Serialize>(&self, list: &T) -> anyhow::Result<()> {
+        print_json(&list)
     }
 
     /// Prints a result line on stdout.
@@ -80,6 +79,14 @@ impl Output {
         if self.verbose > 0 && !self.quiet {
             eprintln!("statectl: warning: {text}");
         }
+    }
+
+    /// A known, chosen condition (a rollback target booting next, a pending install, a tie):
+    /// to syslog on every run, on stderr only with `-v`, always in the JSON document, so a
+    /// cron run that did its job prints nothing.
+    pub fn chosen(&self, text: &str) {
+        syslog::log(Severity::Notice, text);
+        self.note(text);
     }
 
     /// Each of an operation's warnings, as [`Output::warn`] shows one.
@@ -118,12 +125,40 @@ impl Output {
     }
 }
 
-/// A JSON object with `"warnings"` added after its own fields, in their order.
+/// A `--json` report: a type that serializes as a JSON object (a struct or a map, streamed as
+/// it goes) with no `warnings` field of its own, since [`Output::json`] adds that one.
+pub trait Report: Serialize {}
+
+impl Report for crate::archive::VerifyReport {}
+impl Report for crate::ops::bank::check::CheckReport {}
+impl Report for crate::ops::bank::set_next::SetNextReport {}
+impl Report for crate::ops::bank::status::BankStatus {}
+impl Report for crate::ops::bank::sync::SyncReport {}
+impl Report for crate::ops::bank::verify::VerifyBanks {}
+impl Report for crate::ops::export::ExportReport {}
+impl Report for crate::ops::extract::ExtractReport {}
+impl Report for crate::ops::fleet::drift::DriftReport {}
+impl Report for crate::ops::install::InstallReport {}
+impl Report for crate::ops::pack::PackReport {}
+impl Report for crate::ops::passwd::PasswdReport {}
+impl Report for crate::ops::restore::RestoreReport {}
+
+/// The document printed: the report's fields in their order, then `"warnings"`. Flattening
+/// streams the report's fields into the one object (nothing is built in memory).
 #[derive(Serialize)]
-struct WithWarnings<'a, T: Serialize> {
+struct Reported<'a, T: Report> {
     #[serde(flatten)]
-    value: &'a T,
+    report: &'a T,
     warnings: &'a [String],
+}
+
+/// Writes `value` pretty-printed and a newline on stdout.
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut stdout, value)?;
+    writeln!(stdout)?;
+    stdout.flush()?;
+    Ok(())
 }
 
 /// The error chain as one line: the "what"s joined by `: `, then the hints.
@@ -189,6 +224,33 @@ mod tests {
         Err::<(), _>(inner)
             .context(context.to_string())
             .unwrap_err()
+    }
+
+    #[derive(Serialize)]
+    struct Sample {
+        first: u8,
+        nested: serde_json::Value,
+        last: Vec<&'static str>,
+    }
+
+    impl Report for Sample {}
+
+    #[test]
+    fn a_report_carries_its_warnings_once_after_its_own_fields() {
+        let report = Sample {
+            first: 1,
+            nested: serde_json::json!({"warnings": ["inner"]}),
+            last: vec!["x"],
+        };
+        let warnings = ["w1".to_string(), "w2".to_string()];
+        let document = Reported {
+            report: &report,
+            warnings: &warnings,
+        };
+        assert_eq!(
+            serde_json::to_string(&document).unwrap(),
+            r#"{"first":1,"nested":{"warnings":["inner"]},"last":["x"],"warnings":["w1","w2"]}"#
+        );
     }
 
     #[test]

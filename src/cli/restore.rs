@@ -17,8 +17,8 @@ use crate::syslog::{self, Severity};
 /// Write an archive's files into the root (a new or rebuilt host), with an undo archive
 #[derive(Debug, Clone, Args)]
 #[command(
-    long_about = "Writes the files of ARCHIVE (default: the next-boot bank's state.tgz) into \
---root. The whole archive is validated first: an absolute name, a `..` component, a link, device \
+    long_about = "Writes the files of ARCHIVE (a state.tgz or a configBundle-*.tgz; default: \
+the next-boot bank's state.tgz) into --root. The whole archive is validated first: an absolute name, a `..` component, a link, device \
 or fifo, a setuid/setgid bit, a duplicate path or a bad name refuses it before anything is \
 written. Every file is then planned as create, overwrite or unchanged (content, mode, owner and \
 mtime compared); a directory symlink among a destination's parents (ESXi's etc/sfcb/repository) \
@@ -28,8 +28,13 @@ destination that is a directory, symlink or special file refuses the restore. Th
 into an undo archive (0600; --undo FILE, else <root>/var/lib/statectl/undo-<UTC stamp>.tgz), whose \
 path is printed; it also lists the files the restore creates, so `statectl restore UNDO` brings the overwritten files back and removes the created ones. An existing undo file is never overwritten: --undo naming one refuses the restore (exit 1) before anything is written. Each file is written atomically with \
 all mode bits (sticky bit included), numeric owner and mtime; missing directories are created \
-0755. An archive whose manifest records another build than the next-boot bank's, or whose \
-etc/vmware/esx.conf names another /system/uuid than the target's, is refused unless --force. \
+0755. Every check runs first and a refusal lists each failed one with its override: an archive \
+of another release than the next-boot bank's is never restored (the message names the build to \
+install first); another build of the release, or an etc/vmware/esx.conf naming another \
+/system/uuid than the target's, needs --force. An undo archive restores onto its root without \
+--force whatever identity the restore gave it. A restored file the next backup would not persist \
+(no .# branch, not included) is a warning and counted; a default undo path on a RAM filesystem is \
+said to be lost at reboot. \
 Holds the root lock, then the bank lock, so no backup reads the root halfway \
 through (waits up to --wait seconds for a running backup; exit 4 after that). Temp files a killed \
 restore left beside the files it writes are removed, and running it again completes it.",
@@ -44,7 +49,7 @@ pub struct RestoreArgs {
     /// Print the plan (create, overwrite, unchanged); write nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Restore even if the archive was saved on another build or host UUID
+    /// Restore even if the archive was saved on another build of the release or host UUID (never another release)
     #[arg(long)]
     pub force: bool,
     /// Write the undo archive here [default: <root>/var/lib/statectl/undo-<UTC stamp>.tgz]
@@ -77,8 +82,12 @@ pub fn run(host: &Host, out: &Output, args: &RestoreArgs) -> Result<ExitCode> {
     } else {
         "restored"
     };
+    let dropped = match report.not_persisted.len() {
+        0 => String::new(),
+        n => format!(" ({n} not persisted by the next backup, see the warnings)"),
+    };
     out.line(&format!(
-        "{verb} {}: {} created, {} overwritten, {} unchanged",
+        "{verb} {}: {} created, {} overwritten, {} unchanged{dropped}",
         shown(&report.archive).display(),
         report.count(Action::Create),
         report.count(Action::Overwrite),
@@ -104,9 +113,13 @@ pub fn run(host: &Host, out: &Output, args: &RestoreArgs) -> Result<ExitCode> {
         }
     }
     if let Some(undo) = &report.undo {
+        let ram = match report.undo_on_ram {
+            true => "; on a RAM filesystem, lost at reboot: name a datastore with --undo",
+            false => "",
+        };
         out.line(&format!(
             "undo archive: {} (statectl restore {0} puts the overwritten files back and \
-             removes the created ones)",
+             removes the created ones{ram})",
             shown(undo).display()
         ));
     }

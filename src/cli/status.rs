@@ -6,17 +6,18 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 
-use super::Output;
+use super::{Output, Report};
 use crate::detect::{FileTable, PathList};
 use crate::exit::Exit;
 use crate::host::Host;
 use crate::ops::status::status;
 
-/// List files added, modified or removed since the next-boot bank's archive
+/// List files added, modified or removed since the archive backup would replace
 #[derive(Debug, Clone, Args)]
 #[command(
-    long_about = "Compares the persisted files with the archive in the bank that boots \
-next and lists what a backup would save: added, modified (content, mode, owner or mtime) and \
+    long_about = "Compares the persisted files with the archive backup would replace (the \
+bootbank's; the next-boot bank's when it is a staged upgrade backup also writes; never a \
+rollback target's) and lists what a backup would save: added, modified (content, mode, owner or mtime) and \
 removed files, plus branched files (a .# sibling exists; informational). Changes nothing on the \
 bank. Exit 0 when in sync, 3 when changes are pending.",
     after_help = "Examples:\n  statectl status\n  statectl status --json | jq .modified"
@@ -32,6 +33,8 @@ struct StatusJson<'a> {
     removed: &'a PathList,
     branched: Branched<'a>,
 }
+
+impl Report for StatusJson<'_> {}
 
 /// The branched files of a selection, serialized as an array of paths (never collected).
 struct Branched<'a>(&'a FileTable);
@@ -70,9 +73,17 @@ pub fn run(host: &Host, out: &Output, _args: &StatusArgs) -> Result<ExitCode> {
             }
         }
         if changes.is_empty() && !out.quiet {
+            let next = if report.boots_next {
+                " (the archive the next boot loads)"
+            } else {
+                ""
+            };
             match &report.archive {
-                Some(archive) => out.line(&format!("in sync with {}", archive.display())),
-                None => out.line("nothing to save"),
+                Some(archive) => out.line(&format!("in sync with {}{next}", archive.display())),
+                None => out.line(
+                    "nothing to save: no file is selected and no boot bank is eligible (not an \
+                     ESXi root? see --root and `statectl bank status`)",
+                ),
             }
         }
     }

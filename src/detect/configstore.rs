@@ -13,6 +13,7 @@
 //! [`FileTable::push_pinned`]), and its content digest comes from the stat cache like any
 //! other file's. A store still locked after the wait, or corrupt, fails the run naming it.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -63,7 +64,15 @@ pub fn add_live_store(
     let snapshot = dir.join(snapshot_name(root, &stat));
     let size = match std::fs::symlink_metadata(&snapshot) {
         Ok(meta) if meta.is_file() => meta.len(),
-        _ => take_fresh(&live, &snapshot, options)?,
+        _ => {
+            // SQLite opens the store by path: it must be, before and after, the file the
+            // in-root walk found, so no link swapped in meanwhile gets it an outside file.
+            let seen = in_root_identity(root, &live)?;
+            check_same(&live, seen)?;
+            let size = take_fresh(&live, &snapshot, options)?;
+            check_same(&live, seen)?;
+            size
+        }
     };
     stat.size = size;
     files.push_pinned(STORE_MEMBER, snapshot, stat)?;
@@ -85,6 +94,28 @@ fn live_store(root: &Path) -> Result<Option<PathBuf>> {
         Ok(meta) if meta.is_file() => Ok(Some(live)),
         _ => Ok(None),
     }
+}
+
+/// The (device, inode) of the live store as the in-root walk opens it.
+fn in_root_identity(root: &Path, live: &Path) -> Result<(u64, u64)> {
+    let rel = live.strip_prefix(root).unwrap_or(live);
+    let opened = crate::hostfile::RootReader::open(root)?.open_file(rel)?;
+    let (_, meta) = opened.with_context(|| format!("ConfigStore `{}` is gone", live.display()))?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// Fails unless `live`, resolved by path as SQLite resolves it, is the file `seen`.
+fn check_same(live: &Path, seen: (u64, u64)) -> Result<()> {
+    let by_path = std::fs::metadata(live)
+        .with_context(|| format!("cannot stat ConfigStore `{}`", live.display()))?;
+    if (by_path.dev(), by_path.ino()) != seen {
+        bail!(
+            "ConfigStore `{}` is not the file found within the root (a directory swapped for a \
+             link while it was read?); nothing was written, run again",
+            live.display()
+        );
+    }
+    Ok(())
 }
 
 /// The live store's stat, its times the later of the store's and its `-wal` file's (a commit

@@ -13,16 +13,18 @@
 //!
 //! A file is read from the table's root joined with its path, unless it was reached through a
 //! directory symlink (its physical path then differs) or lives outside any root (`pack`, an
-//! undo archive): such a file keeps its own location.
+//! undo archive): such a file keeps its own location. Either way it is opened through the
+//! in-root walk ([`FileTable::open`]), never by a plain path the kernel would resolve.
 
-use std::fs::Metadata;
+use std::fs::{File, Metadata};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use super::cache::StatKey;
 use crate::archive::table::{RecordRef, Records};
+use crate::hostfile::{Identity, RootReader};
 
 const NO_LOCATION: u32 = u32::MAX;
 
@@ -174,6 +176,12 @@ impl FileTable {
         self.rows[i].pinned
     }
 
+    /// Appends a file not stat'ed yet, read from the table's root joined with `path` (no
+    /// location kept: at 100,000 long paths a copy of each would be tens of MiB).
+    pub fn push_unread_here(&mut self, path: &str) -> Result<()> {
+        self.push_stat(path, None, FileStat::default(), false)
+    }
+
     /// Sorts the files by path, byte-wise; where a path was pushed twice the later push wins.
     pub fn sort_by_path(&mut self) {
         let names = &self.names;
@@ -217,6 +225,47 @@ impl FileTable {
             NO_LOCATION => self.root.join(self.path(i)),
             at => self.root.join(&self.locations[at as usize]),
         }
+    }
+
+    /// Where file `i` is read from, relative to the table's root (the in-root walk's path).
+    pub fn read_path(&self, i: usize) -> PathBuf {
+        match self.rows[i].location {
+            NO_LOCATION => PathBuf::from(self.path(i)),
+            at => {
+                let location = &self.locations[at as usize];
+                let rel = location.strip_prefix(&self.root).unwrap_or(location);
+                rel.to_path_buf()
+            }
+        }
+    }
+
+    /// Opens file `i` through the in-root walk of `reader` (over this table's root); a file
+    /// the selection stat'ed must still be that file (same device and inode).
+    pub fn open(&self, reader: &RootReader, i: usize) -> Result<(File, Metadata)> {
+        if self.rows[i].pinned {
+            // A pinned file is statectl's own snapshot in its private run directory, outside
+            // the root: opened where it is, and it must still be a regular file.
+            let path = self.location(i);
+            return crate::hostfile::open_regular(&path)?
+                .with_context(|| format!("`{}` does not exist", path.display()));
+        }
+        let rel = self.read_path(i);
+        let stat = &self.rows[i].stat;
+        if stat.ino == 0 {
+            // Not stat'ed yet (pack, an undo archive): the writer stats what it opens.
+            return reader.open_file(&rel)?.with_context(|| {
+                format!("`{}` does not exist", reader.root().join(&rel).display())
+            });
+        }
+        let seen = Identity {
+            dev: stat.dev,
+            ino: stat.ino,
+        };
+        reader.open_selected(&rel, seen)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     pub fn stat(&self, i: usize) -> &FileStat {

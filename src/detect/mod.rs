@@ -6,6 +6,7 @@
 //! in full by the one reader (both layers drained, hashes computed from the real content), so
 //! archives made by ESXi or by hand, with no manifest, compare by content just the same.
 
+mod budget;
 pub mod cache;
 mod cachefile;
 pub mod changes;
@@ -17,7 +18,6 @@ pub mod select;
 
 use std::fs::{File, Metadata};
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 pub use crate::archive::table::{PathOrder, RecordRef, RecordTable, Records};
 use crate::archive::{self, CheckOnly, Limits};
 use crate::config::Selection;
+use crate::hostfile::RootReader;
 pub use cache::{Cache, StatKey};
 pub use changes::{compare, ChangeSet};
 pub use files::FileTable;
@@ -64,6 +65,9 @@ pub struct Detection {
     pub selected: Selected,
     pub archived: Archived,
     pub changes: ChangeSet,
+    /// The warning of an archive whose `statectl.json` did not match (read without it): a
+    /// backup writes a fresh archive over it.
+    pub stale_manifest: Option<String>,
 }
 
 impl Detection {
@@ -96,6 +100,7 @@ pub fn detect(
     let stamp = opened.as_ref().ok().map(|(_, meta)| StatKey::of(meta));
     let mut cache =
         cache_file.and_then(|file| load_cache(file, stamp.as_ref(), &mut selected.files));
+    let mut stale_manifest = None;
     let archived = match (opened, cache.as_mut().filter(|c| c.vouched)) {
         (Err(archived), _) => archived,
         // The cache stands for this archive: its records are the archive's (moved out).
@@ -106,11 +111,17 @@ pub fn detect(
         },
         // (An opened archive always has a path.)
         (Ok((file, meta)), None) => {
-            read_archived(file, &meta, archive_path.unwrap_or(Path::new("")), limits)
+            let path = archive_path.unwrap_or(Path::new(""));
+            let (archived, stale) = read_archived(file, &meta, path, limits);
+            stale_manifest = stale;
+            archived
         }
     };
     hash_where_needed(&mut selected.files, archived.records())?;
     let changes = compare(&selected.files, archived.records());
+    // No cache for a stale manifest's archive: each run reads it (and warns) until a backup
+    // writes a fresh one.
+    let stamp = stamp.filter(|_| stale_manifest.is_none());
     if let (Some(file), Some(stamp)) = (cache_file, stamp) {
         let run = Run {
             files: &selected.files,
@@ -122,22 +133,23 @@ pub fn detect(
         selected,
         archived,
         changes,
+        stale_manifest,
     })
 }
 
-/// The archive file and its stat, or what it counts as when there is none to read.
+/// The archive file and its stat, or what it counts as when there is none to read. It is
+/// opened without blocking: a FIFO, device or socket planted there is refused (exit 1).
 fn open_archive(path: &Path) -> Result<Result<(File, Metadata), Archived>> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Err(Archived::Missing))
-        }
-        Err(err) => return Ok(Err(Archived::Unreadable(format!("cannot open it: {err}")))),
+    let opened = match crate::hostfile::open_nonblocking(path) {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return Ok(Err(Archived::Missing)),
+        Err(err) => return Ok(Err(Archived::Unreadable(format!("{err:#}")))),
     };
-    let meta = file
-        .metadata()
-        .with_context(|| format!("cannot stat `{}`", path.display()))?;
-    Ok(Ok((file, meta)))
+    let meta = &opened.1;
+    if !meta.is_file() && !meta.is_dir() {
+        return Err(crate::hostfile::not_regular(path, meta));
+    }
+    Ok(Ok(opened))
 }
 
 /// Loads the stat cache, taking from it the digest of every selected file whose stat is the
@@ -166,20 +178,28 @@ fn load_cache(file: &Path, stamp: Option<&StatKey>, files: &mut FileTable) -> Op
     cache
 }
 
-/// Reads the whole archive through the one reader: what it holds, or why it cannot be read.
-fn read_archived(file: File, meta: &Metadata, path: &Path, limits: &Limits) -> Archived {
+/// Reads the whole archive through the one reader: what it holds, or why it cannot be read;
+/// and the warning about its manifest when that did not match.
+fn read_archived(
+    file: File,
+    meta: &Metadata,
+    path: &Path,
+    limits: &Limits,
+) -> (Archived, Option<String>) {
     if meta.is_dir() {
-        return Archived::Unreadable("it is a directory".into());
+        return (Archived::Unreadable("it is a directory".into()), None);
     }
     let summary = match archive::read_archive_from(file, path, limits, &mut CheckOnly) {
         Ok(summary) => summary,
-        Err(err) => return Archived::Unreadable(format!("{err:#}")),
+        Err(err) => return (Archived::Unreadable(format!("{err:#}")), None),
     };
-    Archived::Present {
+    let stale = summary.stale_manifest_warning();
+    let archived = Archived::Present {
         records: summary.files,
         sha256: summary.sha256,
         bytes: summary.bytes,
-    }
+    };
+    (archived, stale)
 }
 
 /// Hashes the selected files whose content decides whether they changed: those the cache did
@@ -189,6 +209,7 @@ fn read_archived(file: File, meta: &Metadata, path: &Path, limits: &Limits) -> A
 fn hash_where_needed(files: &mut FileTable, archived: &RecordTable) -> Result<()> {
     let order = PathOrder::of(archived);
     let metadata = |r: &RecordRef| (r.size, r.mode, r.uid, r.gid, r.mtime);
+    let mut reader: Option<RootReader> = None;
     for i in files.indices() {
         if files.sha256(i).is_some() {
             continue;
@@ -197,7 +218,13 @@ fn hash_where_needed(files: &mut FileTable, archived: &RecordTable) -> Result<()
             continue;
         };
         if metadata(&archived.get(order.at(k))) == metadata(&files.record(i)) {
-            let digest = hash_digest(&files.location(i))?;
+            let reader = match &mut reader {
+                Some(reader) => reader,
+                None => reader.insert(RootReader::open(files.root())?),
+            };
+            // The file selected, through the in-root walk (a swapped directory stops the run).
+            let (file, _) = files.open(reader, i)?;
+            let digest = digest_of(file, &files.location(i))?;
             files.set_sha256(i, digest);
         }
     }
@@ -267,18 +294,8 @@ fn refresh_cache(
     let _ = cache::save(file, &header, records.len(), record_of, stat_of);
 }
 
-/// The sha256 of a file's content as hex, never following a symlink.
-pub fn hash_file(path: &Path) -> Result<String> {
-    hash_digest(path).map(|digest| archive::writer::hex(&digest))
-}
-
-/// The sha256 of a file's content, never following a symlink.
-pub fn hash_digest(path: &Path) -> Result<[u8; 32]> {
-    let mut file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .with_context(|| format!("cannot open `{}`", path.display()))?;
+/// The sha256 of the content of `file` (read from `path`, for messages).
+pub fn digest_of(mut file: File, path: &Path) -> Result<[u8; 32]> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 << 10];
     loop {

@@ -22,9 +22,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::budget::Budget;
 use super::files::FileTable;
 use super::inroot::{bad_component, resolve_in_root, PATH_MAX};
 use crate::config::{Rule, Selection};
+use crate::hostfile::RootReader;
 
 const STICKY: u32 = 0o1000;
 const BRANCH_PREFIX: &str = ".#";
@@ -46,6 +48,7 @@ pub fn select(root: &Path, rules: &Selection) -> Result<Selected> {
         notes: Vec::new(),
         ancestors: Vec::new(),
         dir_problem: None,
+        budget: Budget::default(),
     };
     for dir in &rules.scan {
         walker.start(dir, false, true)?;
@@ -58,8 +61,12 @@ pub fn select(root: &Path, rules: &Selection) -> Result<Selected> {
     }
     let mut found = walker.found;
     found.retain(|path| !rules.is_excluded(path));
+    let reader = match rules.required.is_empty() {
+        true => None,
+        false => Some(RootReader::open(root)?),
+    };
     for path in &rules.required {
-        let (meta, branched) = required_file(root, path)?;
+        let (meta, branched) = required_file(reader.as_ref(), root, path)?;
         found.push(path, None, &meta, branched)?;
     }
     // Byte-wise path order; where a path was found twice, the later finding wins.
@@ -79,6 +86,7 @@ struct Walker<'a> {
     ancestors: Vec<(u64, u64)>,
     /// Why the path of the directory being walked could not be persisted, if it could not.
     dir_problem: Option<&'static str>,
+    budget: Budget,
 }
 
 /// A directory entry waiting for its kind to be looked at.
@@ -140,6 +148,7 @@ impl Walker<'_> {
 
     fn walk_entries(&mut self, abs: &Path, rel: &str, all: bool) -> Result<()> {
         let (entries, branched) = list(abs)?;
+        self.budget.count(rel, entries.len(), self.found.len())?;
         for entry in entries {
             let path = format!("{rel}/{}", entry.name.to_string_lossy());
             let entry_abs = abs.join(&entry.name);
@@ -278,19 +287,25 @@ fn check_name(
     }
 }
 
-/// The stat of the required file `path`, and whether it has a `.#` sibling.
-fn required_file(root: &Path, path: &str) -> Result<(Metadata, bool)> {
+/// The stat of the required file `path` (opened through the in-root walk of `reader`, as
+/// the writer will read it: the root's links lead to the root's files), and whether it has a
+/// `.#` sibling.
+fn required_file(reader: Option<&RootReader>, root: &Path, path: &str) -> Result<(Metadata, bool)> {
     let abs = root.join(path);
-    let meta = match std::fs::symlink_metadata(&abs) {
-        Ok(meta) => meta,
-        Err(_) => bail!(
+    let opened = match reader {
+        Some(reader) => reader.open_file(Path::new(path)),
+        None => Ok(None),
+    };
+    let meta = match opened {
+        Ok(Some((_, meta))) => meta,
+        Ok(None) => bail!(
             "required file `{}` is missing; restore it or remove it from `required` in the config",
             abs.display()
         ),
+        Err(err) => {
+            return Err(err.context(format!("required file `{}` cannot be read", abs.display())))
+        }
     };
-    if !meta.is_file() {
-        bail!("required file `{}` is not a regular file", abs.display());
-    }
     if meta.len() == 0 {
         bail!(
             "required file `{}` is empty; restore it or remove it from `required` in the config",

@@ -17,8 +17,8 @@ use crate::archive::envelope::Encryption;
 use crate::archive::{self, writer::ArchiveLabel, WrittenArchive, STATE_NAME};
 use crate::atomic;
 use crate::bank::install::ensure_state_listed;
-use crate::bank::targets::{backup_targets, Blacklist, Target};
-use crate::bank::{lock_for_writing, next_boot, read_banks, BootCfg};
+use crate::bank::targets::{alt_role, backup_targets, AltRole, Blacklist, Target};
+use crate::bank::{is_tie, lock_for_writing, next_boot, read_banks, BootCfg};
 use crate::config::Selection;
 use crate::detect::cache::{self, cache_path, Header};
 use crate::detect::configstore::SnapshotOptions;
@@ -27,6 +27,7 @@ use crate::detect::{
 };
 use crate::error::Error;
 use crate::host::Host;
+use crate::ops::pending;
 use crate::root_lock::{lock_root, RootAccess};
 
 /// The longest a shutdown backup waits for the lock.
@@ -70,19 +71,24 @@ pub struct BackupReport {
     /// Selection notes (a skipped or missing configured path): warnings shown with `-v`.
     #[serde(skip)]
     pub notes: Vec<String>,
+    /// Known, chosen conditions (a bank left alone for a pending install, a rollback target
+    /// booting next): to syslog on every run, on stderr only with `-v`.
+    #[serde(skip)]
+    pub chosen: Vec<String>,
 }
 
 /// Runs a backup of `host` as `options` say.
 pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
     host.check_root()?;
     let rules = host.selection()?;
-    let (targets, mut warnings) = target_banks(host, options)?;
+    let (targets, mut warnings, mut chosen) = target_banks(host, options)?;
     let wait = wait_of(options);
     let run_dir = host.run_dir()?.to_path_buf();
     let target_refs: Vec<&Path> = targets.iter().map(|t| t.path.as_path()).collect();
     // The one lock order: the root (no restore writes it while we read it), then the banks.
     let _root = lock_root(&run_dir, &host.root, RootAccess::Read, wait)?;
-    let _locks = lock_for_writing(host, &target_refs, wait)?;
+    let locks = lock_for_writing(host, &target_refs, wait)?;
+    warnings.extend(locks.warnings.iter().cloned());
     for bank in &target_refs {
         warnings.extend(clean_bank(host, bank)?);
     }
@@ -98,6 +104,7 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
         )?);
     }
     let written = outcomes.iter().any(|o| o.written);
+    chosen.extend(outcomes.iter_mut().flat_map(|o| o.chosen.drain(..)));
     let primary = outcomes.swap_remove(0);
     let action = match (options.dry_run, written) {
         (true, _) => Action::DryRun,
@@ -115,6 +122,7 @@ pub fn backup(host: &Host, options: &BackupOptions) -> Result<BackupReport> {
         warnings,
     );
     report.notes = primary.notes;
+    report.chosen = chosen;
     Ok(report)
 }
 
@@ -150,6 +158,7 @@ struct BankOutcome {
     sha256: Option<String>,
     changes: ChangeSet,
     notes: Vec<String>,
+    chosen: Vec<String>,
 }
 
 /// Detects against `target`'s own archive and writes it when something changed: each bank's
@@ -193,7 +202,17 @@ fn backup_bank(
             host.root.display()
         ));
     }
-    let unreadable = matches!(detection.archived, Archived::Unreadable(_));
+    if let Some(stale) = &detection.stale_manifest {
+        warnings.push(format!("{stale}; writing a fresh archive"));
+    }
+    let pending = pending::standing(run_dir, &host.root, bank, &detection.archived);
+    if pending.is_some() && !options.force && !options.dry_run {
+        let mut outcome = kept(detection, bank, archive_path, false, warnings)?;
+        outcome.chosen.push(pending::left_alone(bank));
+        return Ok(outcome);
+    }
+    let unreadable =
+        matches!(detection.archived, Archived::Unreadable(_)) || detection.stale_manifest.is_some();
     // `--shutdown` only waits less: like every run it writes nothing when nothing changed.
     let must_write =
         !nothing_to_save && (options.force || unreadable || !detection.changes.is_empty());
@@ -207,7 +226,7 @@ fn backup_bank(
     } = detection;
     let mut files = selected.files;
     let label = ArchiveLabel {
-        host: host.hostname(),
+        host: host.hostname()?,
         build: target.build.clone(),
     };
     // Encrypted again over an encrypted archive; plaintext over one only with --allow-plaintext.
@@ -217,6 +236,7 @@ fn backup_bank(
     let written = write_with_retry(bank, &mut files, &label, run_dir, encryption.as_ref())?;
     warnings.extend(ensure_state_listed(std::slice::from_ref(bank))?);
     save_cache(run_dir, host, bank, &files, &written, run_start);
+    pending.iter().for_each(pending::clear);
     Ok(BankOutcome {
         written: true,
         archive: archive_path,
@@ -225,6 +245,7 @@ fn backup_bank(
         sha256: Some(written.sha256.clone()),
         changes,
         notes: selected.notes,
+        chosen: Vec::new(),
     })
 }
 
@@ -287,6 +308,7 @@ fn kept(
         sha256,
         changes: detection.changes,
         notes: detection.selected.notes,
+        chosen: Vec::new(),
     })
 }
 
@@ -332,12 +354,17 @@ fn report(
         removed: changes.removed,
         warnings,
         notes: Vec::new(),
+        chosen: Vec::new(),
     }
 }
 
 /// The banks to write, the bootbank first: `--bank` alone, else as `bank::targets` decides
-/// (the bootbank, plus a staged upgrade's bank; never a rollback target).
-fn target_banks(host: &Host, options: &BackupOptions) -> Result<(Vec<Target>, Vec<String>)> {
+/// (the bootbank, plus a staged upgrade's bank; never a rollback target); and the warnings,
+/// then the chosen conditions (a rollback target booting next) apart.
+fn target_banks(
+    host: &Host,
+    options: &BackupOptions,
+) -> Result<(Vec<Target>, Vec<String>, Vec<String>)> {
     if let Some(bank) = &options.bank {
         if !bank.is_dir() {
             bail!("bank `{}` is not a directory; check --bank", bank.display());
@@ -351,7 +378,7 @@ fn target_banks(host: &Host, options: &BackupOptions) -> Result<(Vec<Target>, Ve
             build,
             blacklist: Blacklist::default(),
         };
-        return Ok((vec![target], Vec::new()));
+        return Ok((vec![target], Vec::new(), Vec::new()));
     }
     let banks = read_banks(host);
     if next_boot(&banks).is_none() {
@@ -364,7 +391,20 @@ fn target_banks(host: &Host, options: &BackupOptions) -> Result<(Vec<Target>, Ve
             banks.altbootbank.eligibility().err().unwrap_or_default(),
         );
     }
-    Ok(backup_targets(&banks, &host.root))
+    let (targets, warnings) = backup_targets(&banks, &host.root);
+    // The one warning of a rollback target is a chosen condition: not mailed every hour.
+    let (warnings, mut chosen) = match alt_role(&banks) {
+        AltRole::RollbackTarget => (Vec::new(), warnings),
+        _ => (warnings, Vec::new()),
+    };
+    if is_tie(&banks) {
+        chosen.push(format!(
+            "tie: both banks are eligible with updated={}; the loader boots the first partition, \
+             which statectl cannot see: it takes the bootbank (bank set-next ends the tie)",
+            banks.bootbank.updated()
+        ));
+    }
+    Ok((targets, warnings, chosen))
 }
 
 /// Writes the archive of `files` into `bank`; a file that changes while it is read gets one

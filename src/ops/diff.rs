@@ -2,14 +2,15 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 
 use crate::archive::{read_archive, FileRecord, InnerEntry, Visitor};
-use crate::detect::{Detection, Records};
+use crate::detect::{Detection, FileTable, Records};
 use crate::host::Host;
-use crate::ops::status::status;
+use crate::hostfile::RootReader;
+use crate::ops::status::status_against;
 
 /// Files larger than this are reported as differing, not diffed.
 const MAX_DIFF_BYTES: u64 = 1 << 20;
@@ -45,8 +46,10 @@ fn check_persisted(host: &Host, paths: &[String], detection: &Detection) -> Resu
 
 /// Diffs the pending changes, limited to `paths` (root-relative or absolute under the root;
 /// a directory selects everything under it) when any are given.
-pub fn diff(host: &Host, paths: &[String]) -> Result<DiffReport> {
-    let report = status(host)?;
+/// `archive`: compare with that archive (a `state.tgz` or a bundle) instead of the one backup
+/// would replace.
+pub fn diff(host: &Host, paths: &[String], archive: Option<&Path>) -> Result<DiffReport> {
+    let report = status_against(host, archive)?;
     let wanted = |path: &str| {
         paths.is_empty()
             || paths.iter().any(|p| {
@@ -70,16 +73,12 @@ pub fn diff(host: &Host, paths: &[String]) -> Result<DiffReport> {
     };
     let detection = &report.detection;
     let files = detection.current();
-    let current: HashMap<&str, (FileRecord, PathBuf)> = files
+    let current: HashMap<&str, (FileRecord, usize)> = files
         .indices()
         .filter(|&i| changed.contains(files.path(i)))
-        .map(|i| {
-            (
-                files.path(i),
-                (files.record(i).to_record(), files.location(i)),
-            )
-        })
+        .map(|i| (files.path(i), (files.record(i).to_record(), i)))
         .collect();
+    let reader = RootReader::open(files.root())?;
     let archived: HashMap<&str, FileRecord> = detection
         .archived
         .records()
@@ -97,7 +96,7 @@ pub fn diff(host: &Host, paths: &[String]) -> Result<DiffReport> {
             .cloned()
             .unwrap_or(Content::Text(String::new()));
         let new_text = match after {
-            Some((record, abs)) => current_text(record, abs),
+            Some((record, i)) => current_text(record, files, &reader, *i)?,
             None => Content::Text(String::new()),
         };
         diffs.push(render(
@@ -141,11 +140,26 @@ fn classify(bytes: Vec<u8>) -> Content {
     }
 }
 
-fn current_text(record: &FileRecord, abs: &Path) -> Content {
+/// The current content of file `i` of `files`, read through the in-root walk: the file the
+/// selection saw (else the run stops), never through a link on its own name, and never more
+/// than [`MAX_DIFF_BYTES`] of it.
+fn current_text(
+    record: &FileRecord,
+    files: &FileTable,
+    reader: &RootReader,
+    i: usize,
+) -> Result<Content> {
     if record.size > MAX_DIFF_BYTES {
-        return Content::TooLarge;
+        return Ok(Content::TooLarge);
     }
-    std::fs::read(abs).map(classify).unwrap_or(Content::Binary)
+    let (file, _) = files.open(reader, i)?;
+    let mut bytes = Vec::new();
+    let read = file.take(MAX_DIFF_BYTES + 1).read_to_end(&mut bytes);
+    Ok(match read {
+        Ok(_) if bytes.len() as u64 > MAX_DIFF_BYTES => Content::TooLarge,
+        Ok(_) => classify(bytes),
+        Err(_) => Content::Binary,
+    })
 }
 
 struct Collect<'a> {

@@ -65,7 +65,7 @@ pub fn export(host: &Host, options: &ExportOptions) -> Result<ExportReport> {
     let summary = read_archive_from(reader, &state, &host.limits, &mut CheckOnly)?;
     summary.ensure_safe()?;
     let (target, warnings) = write_bundle_in(host, &bank, &build, &mut file, &state, dir)?;
-    let name = safe_host_name(&host.hostname());
+    let name = safe_host_name(&host.hostname()?);
     let removed = match options.keep {
         Some(keep) => prune(dir, &name, &target, keep)?,
         None => Vec::new(),
@@ -93,7 +93,7 @@ pub(crate) fn write_bundle_in(
 ) -> Result<(PathBuf, Vec<String>)> {
     let mut warnings = Vec::new();
     let manifest = bundle_manifest(host, bank, build, &mut warnings)?;
-    let (now, target) = free_bundle_name(dir, &safe_host_name(&host.hostname()))?;
+    let (now, target) = free_bundle_name(dir, &safe_host_name(&host.hostname()?))?;
     let fail = || {
         format!(
             "cannot write bundle `{}`; check that the directory is writable and has free space",

@@ -13,7 +13,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek};
-use std::os::unix::fs::PermissionsExt;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -23,6 +23,9 @@ use crate::archive::{
     InnerEntry, Limits, RecordTable, Visitor,
 };
 use crate::restore::{FileMeta, Placer};
+use crate::walk::DIR_FLAGS;
+use rustix::fs::{self as rfs, Mode};
+use rustix::io::Errno;
 
 /// What `extract` did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -30,6 +33,9 @@ pub struct ExtractReport {
     pub archive: PathBuf,
     pub dir: PathBuf,
     pub files: usize,
+    /// The archive's warning-level problems (a stale manifest set aside, say).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 /// Extracts `archive` under `dir` (created 0700; must be empty unless `force`).
@@ -39,23 +45,25 @@ pub fn extract(archive: &Path, dir: &Path, force: bool, limits: &Limits) -> Resu
     let mut checked = read_archive_from(clone(&file, archive)?, archive, limits, &mut CheckOnly)?;
     checked.ensure_safe()?;
     checked.ensure_fits(dir)?;
+    let warnings = checked.stale_manifest_warning().into_iter().collect();
     // The second read compares only the archive's sha256: the records of the first are not
     // kept while it holds its own (at 100,000 files they are about 20 MiB).
     checked.files = RecordTable::default();
     checked.directories = Vec::new();
-    let in_place = prepare_dir(dir, force)?;
-    let written = if in_place {
-        let placer = Placer::open_batched(dir)?;
-        let written = write_entries(file, &checked, archive, &placer, limits)?;
-        placer.flush()?;
-        written
-    } else {
-        extract_beside(file, &checked, archive, dir, limits)?
+    let written = match prepare_dir(dir, force)? {
+        Some(dir_fd) => {
+            let placer = Placer::at(dir, dir_fd).into_batched();
+            let written = write_entries(file, &checked, archive, &placer, limits)?;
+            placer.flush()?;
+            written
+        }
+        None => extract_beside(file, &checked, archive, dir, limits)?,
     };
     Ok(ExtractReport {
         archive: archive.to_path_buf(),
         dir: dir.to_path_buf(),
         files: written.files.len(),
+        warnings,
     })
 }
 
@@ -127,7 +135,11 @@ fn extract_beside(
         .unwrap_or(Path::new("."));
     crate::atomic::remove_stale_temps(parent)?;
     let temp = crate::atomic::temp_dir_in(parent)?;
-    let placer = Placer::open_fresh(temp.path())?;
+    // The temp directory is used through its descriptor, checked to be the private one just
+    // made: one swapped in by the owner of `parent` is refused, not filled.
+    let temp_fd = open_private_dir(temp.path())?;
+    let ours = rfs::fstat(&temp_fd).map_err(std::io::Error::from)?;
+    let placer = Placer::at(temp.path(), temp_fd).into_fresh();
     let written = write_entries(file, checked, archive, &placer, limits)?;
     // Every file durable before the directory holding them takes the name.
     placer.flush()?;
@@ -136,40 +148,82 @@ fn extract_beside(
     // Renamed away: nothing is left for the guard to remove.
     let _ = temp.keep();
     crate::atomic::sync_dir(parent)?;
-    Ok(written)
-}
-
-/// Checks `dir` for an extract and creates its parents. True when the files go into `dir`
-/// itself (`force` and not empty: it is tightened to 0700); false when `dir` is absent or an
-/// empty directory, to be replaced by a filled temp directory.
-fn prepare_dir(dir: &Path, force: bool) -> Result<bool> {
-    match std::fs::symlink_metadata(dir) {
-        Ok(meta) if meta.is_dir() => {
-            let mut entries = std::fs::read_dir(dir)
-                .with_context(|| format!("cannot list `{}`", dir.display()))?;
-            if entries.next().is_none() {
-                return Ok(false);
-            }
-            if !force {
-                bail!(
-                    "`{}` is not empty; choose an empty or new directory, or pass --force",
-                    dir.display()
-                );
-            }
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .with_context(|| format!("cannot make `{}` private", dir.display()))?;
-            Ok(true)
-        }
-        Ok(_) => bail!(
-            "`{}` exists and is not a directory (or is a symlink); choose another --to",
+    // What took the name must be the directory filled (a swap of the temp directory for
+    // another one would otherwise leave `dir` someone else's, and report success).
+    let moved = open_private_dir(dir)
+        .and_then(|fd| rfs::fstat(&fd).map_err(|err| std::io::Error::from(err).into()));
+    match moved {
+        Ok(stat) if (stat.st_dev, stat.st_ino) == (ours.st_dev, ours.st_ino) => Ok(written),
+        _ => bail!(
+            "`{}` is not the directory extract filled (it was replaced while extract ran); \
+             remove it and extract again",
             dir.display()
         ),
-        Err(_) => {
+    }
+}
+
+/// Opens the directory `path` through no link on its own name and checks that it is private
+/// to this run's user (owned by it, no group or other bits).
+fn open_private_dir(path: &Path) -> Result<OwnedFd> {
+    let fd = rfs::open(path, DIR_FLAGS, Mode::empty())
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("cannot open `{}`", path.display()))?;
+    let stat = rfs::fstat(&fd).map_err(std::io::Error::from)?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if stat.st_uid != me || stat.st_mode & 0o077 != 0 {
+        bail!(
+            "`{}` is not a private directory of uid {me} (another user replaced it?); \
+             nothing was extracted into it",
+            path.display()
+        );
+    }
+    Ok(fd)
+}
+
+/// Checks `dir` for an extract and creates its parents. `Some`: the files go into `dir`
+/// itself (`force` and not empty), given as its descriptor, opened through no link, listed and
+/// tightened to 0700 through it (never by path after a check); `None` when `dir` is absent or
+/// an empty directory, to be replaced by a filled temp directory.
+fn prepare_dir(dir: &Path, force: bool) -> Result<Option<OwnedFd>> {
+    let fd = match rfs::open(dir, DIR_FLAGS, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => {
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("cannot create `{}`", parent.display()))?;
             }
-            Ok(false)
+            return Ok(None);
         }
+        Err(Errno::NOTDIR) | Err(Errno::LOOP) => bail!(
+            "`{}` exists and is not a directory (or is a symlink); choose another --to",
+            dir.display()
+        ),
+        Err(err) => {
+            return Err(std::io::Error::from(err))
+                .with_context(|| format!("cannot open `{}`", dir.display()))
+        }
+    };
+    let listed = rfs::Dir::read_from(&fd)
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("cannot list `{}`", dir.display()))?;
+    let mut names = listed.filter(|entry| {
+        !matches!(
+            entry.as_ref().map(|e| e.file_name().to_bytes()),
+            Ok(b".") | Ok(b"..")
+        )
+    });
+    if names.next().is_none() {
+        return Ok(None);
     }
+    if !force {
+        bail!(
+            "`{}` is not empty; choose an empty or new directory, or pass --force",
+            dir.display()
+        );
+    }
+    rfs::fchmod(&fd, Mode::from_raw_mode(0o700))
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("cannot make `{}` private", dir.display()))?;
+    Ok(Some(fd))
 }

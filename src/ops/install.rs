@@ -24,7 +24,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::archive::bundle::{open_input, BundleManifest, Input};
@@ -35,13 +35,17 @@ use crate::atomic;
 use crate::bank::install::{apply_boot_options, copy_verified, ensure_state_listed};
 use crate::bank::{lock, lock_for_writing, next_boot, read_banks, Bank};
 use crate::host::{esx_conf_value, Host};
-use crate::ops::release::{version_triple, HostRelease};
+use crate::ops::checks::{other_release, Checks};
+use crate::ops::pending;
+use crate::ops::release::{release_of_build, version_triple, HostRelease};
 use crate::ops::restore::shown;
 
 #[derive(Debug, Clone)]
 pub struct InstallOptions {
     pub archive: PathBuf,
     pub force: bool,
+    /// Reboot afterwards (the caller runs `reboot`): refused up front unless the root is `/`.
+    pub reboot: bool,
 }
 
 /// What `install` did.
@@ -55,9 +59,14 @@ pub struct InstallReport {
     pub build: String,
     pub files: usize,
     pub sha256: String,
+    /// The archive this install replaced, kept for `statectl install` to put back.
+    pub replaced: Option<PathBuf>,
     #[serde(skip)]
     pub warnings: Vec<String>,
 }
+
+/// The name the archive an install replaced is kept under, in the bank.
+pub const REPLACED_NAME: &str = "state-replaced.tgz";
 
 /// The files a host's UUID is read from, root-relative.
 const ESX_CONF: &str = "etc/vmware/esx.conf";
@@ -67,7 +76,8 @@ const IDENTITY_MAX: u64 = 4 << 20;
 
 /// This host's UUID: `/system/uuid` in `etc/vmware/esx.conf`, else `etc/machine-id`.
 pub fn host_uuid(host: &Host) -> Option<String> {
-    let read = |rel: &str| std::fs::read_to_string(host.root.join(rel)).ok();
+    // (A FIFO or link planted there is no identity; hostname() reports it.)
+    let read = |rel: &str| host.identity_file(rel).ok().flatten();
     uuid_from(read(ESX_CONF).as_deref(), read(MACHINE_ID).as_deref())
 }
 
@@ -121,7 +131,7 @@ impl IdentityFiles {
 
 /// `/system/uuid` of the host's own `etc/vmware/esx.conf`, if it has one.
 pub fn esx_conf_uuid(host: &Host) -> Option<String> {
-    let text = std::fs::read_to_string(host.root.join(ESX_CONF)).ok()?;
+    let text = host.identity_file(ESX_CONF).ok()??;
     esx_conf_value(&text, "/system/uuid")
 }
 
@@ -144,6 +154,13 @@ pub fn next_bank(host: &Host) -> Result<(Bank, String)> {
 
 /// Installs `options.archive` into the next-boot bank.
 pub fn install(host: &Host, options: &InstallOptions) -> Result<InstallReport> {
+    if options.reboot && host.root.canonicalize().ok().as_deref() != Some(Path::new("/")) {
+        bail!(
+            "--reboot reboots this machine, but --root is `{}`, not this machine's /; nothing \
+             was installed; leave out --reboot and reboot the host the root belongs to",
+            host.root.display()
+        );
+    }
     let (bank, build) = next_bank(host)?;
     let run_dir = host.run_dir()?.to_path_buf();
     let source = &options.archive;
@@ -164,25 +181,43 @@ pub fn install(host: &Host, options: &InstallOptions) -> Result<InstallReport> {
         &mut identity,
     )?;
     summary.ensure_safe()?;
-    let mut warnings = Vec::new();
-    check_contents(host, source, &summary, options.force, &mut warnings)?;
-    check_release(source, &summary, manifest, &bank, &build, &mut warnings)?;
+    let stale = summary.stale_manifest_warning().into_iter().collect();
+    let mut checks = Checks::new(options.force, "installing", stale);
+    check_contents(host, &summary, &mut checks)?;
+    check_release(&summary, manifest, &bank, &build, &mut checks);
     let origin = match manifest {
         Some(bundle) => Some(bundle.uuid.clone()),
         None => identity.uuid(),
     };
     if let Some(origin) = origin {
-        check_uuid(host, source, &origin, options.force, &mut warnings)?;
+        check_uuid(host, &origin, &mut checks);
     }
+    let mut warnings = checks.finish(source, "nothing was installed")?;
     let _lock = lock_for_writing(host, &[bank.path.as_path()], lock::DEFAULT_WAIT)?;
     // Advisory: leftovers of a killed run only cost space.
     let _ = atomic::remove_stale_temps(&bank.path);
     let target = bank.state_archive();
+    let kept = stage_replaced(&target)?;
     let sha256 = copy_verified(&state_path, &target, Some(&summary.sha256))?;
+    let replaced = commit_replaced(kept, &bank.path)?;
     if let Some(bundle) = manifest {
         apply_boot_options(&bank.path, &bundle.kernelopts, &bundle.useropts)?;
     }
     warnings.extend(ensure_state_listed(std::slice::from_ref(&bank.path))?);
+    // Still under the bank lock: no backup runs between the copy and the marker.
+    let marker = pending::remember(
+        &run_dir,
+        &host.root,
+        &bank.path,
+        &sha256,
+        replaced.as_deref(),
+    );
+    if let Err(err) = marker {
+        warnings.push(format!(
+            "the install is in place but could not be remembered until the reboot ({err:#}); \
+             a backup before the reboot would save the running state over it: reboot now"
+        ));
+    }
     Ok(InstallReport {
         source: shown(source),
         kind: if manifest.is_some() {
@@ -195,69 +230,106 @@ pub fn install(host: &Host, options: &InstallOptions) -> Result<InstallReport> {
         build,
         files: summary.files.len(),
         sha256,
+        replaced: replaced.map(|path| shown(&path)),
         warnings,
     })
 }
 
+/// A synced copy of the bank's current archive in a temp file beside it (`None` when there is
+/// none), renamed to [`REPLACED_NAME`] only once the new archive is in: a source that is that
+/// kept archive itself is read intact.
+fn stage_replaced(target: &Path) -> Result<Option<tempfile::NamedTempFile>> {
+    let mut current = match std::fs::File::open(target) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("cannot open `{}`", target.display())),
+    };
+    let bank = target.parent().unwrap_or(Path::new("."));
+    let fail = || {
+        format!(
+            "cannot keep a copy of `{}` in bank `{}` (nothing was installed); check that it \
+             has free space",
+            target.display(),
+            bank.display()
+        )
+    };
+    let mut temp = atomic::temp_in(bank).with_context(fail)?;
+    std::io::copy(&mut current, temp.as_file_mut()).with_context(fail)?;
+    temp.as_file().sync_all().with_context(fail)?;
+    Ok(Some(temp))
+}
+
+fn commit_replaced(kept: Option<tempfile::NamedTempFile>, bank: &Path) -> Result<Option<PathBuf>> {
+    let Some(kept) = kept else {
+        return Ok(None);
+    };
+    let path = bank.join(REPLACED_NAME);
+    atomic::commit(kept, &path).with_context(|| {
+        format!(
+            "the archive is installed, but the one it replaced could not be kept as `{}`",
+            path.display()
+        )
+    })?;
+    Ok(Some(path))
+}
+
 fn check_release(
-    source: &Path,
     summary: &ArchiveSummary,
     bundle: Option<&BundleManifest>,
     bank: &Bank,
     build: &str,
-    warnings: &mut Vec<String>,
-) -> Result<()> {
-    let refuse = |found: &str, ours: &str| -> Result<()> {
-        bail!(
-            "`{}` was saved on {found}, but this host is {ours} (bank `{}`, build {build}); \
-             state from another release is never installed (not even with --force); restore \
-             its files with `statectl restore` instead",
-            source.display(),
-            bank.path.display()
-        )
+    checks: &mut Checks,
+) {
+    let archived_build = summary.manifest.as_ref().map(|m| m.build.as_str());
+    let refuse = |checks: &mut Checks, found: &str, ours: &str| {
+        let ours = format!("{ours} (bank `{}`, build {build})", bank.path.display());
+        checks.never(other_release(found, archived_build, &ours, "installed"));
     };
     if let Some(bundle) = bundle {
         let theirs = &bundle.release_level;
         match HostRelease::of_host(build) {
             HostRelease::Reported(ours) if *theirs != ours => {
-                refuse(&format!("release level `{theirs}`"), &format!("`{ours}`"))?
+                return refuse(checks, &format!("`{theirs}`"), &format!("`{ours}`"));
             }
             HostRelease::Reported(_) => {}
             HostRelease::FromBuild(ours) => {
                 if version_triple(theirs).is_none()
                     || version_triple(theirs) != version_triple(build)
                 {
-                    refuse(&format!("release level `{theirs}`"), &format!("`{ours}`"))?;
+                    return refuse(checks, &format!("`{theirs}`"), &format!("`{ours}`"));
                 }
-                warnings.push(format!(
+                checks.warnings.push(format!(
                     "`vmware -l` is not available here: only the version of release level \
                      `{theirs}` was compared with build {build}, not its update level"
                 ));
             }
         }
     }
-    match summary.manifest.as_ref().map(|m| m.build.as_str()) {
-        Some(archived) if archived.is_empty() || archived == build => Ok(()),
+    let source = &summary.archive;
+    match archived_build {
+        Some(archived) if archived.is_empty() || archived == build => {}
         Some(archived)
             if version_triple(archived).is_some()
                 && version_triple(archived) == version_triple(build) =>
         {
-            warnings.push(format!(
+            checks.warnings.push(format!(
                 "`{}` was saved on build {archived} of this release; bank `{}` boots build {build}",
                 source.display(),
                 bank.path.display()
             ));
-            Ok(())
         }
-        Some(archived) => refuse(&format!("build {archived}"), &format!("build {build}")),
+        Some(archived) => refuse(
+            checks,
+            &release_of_build(archived),
+            &release_of_build(build),
+        ),
         None if bundle.is_none() => {
-            warnings.push(format!(
+            checks.warnings.push(format!(
                 "`{}` records no build; cannot check that it belongs to build {build}",
                 source.display()
             ));
-            Ok(())
         }
-        None => Ok(()),
+        None => {}
     }
 }
 
@@ -265,13 +337,7 @@ fn check_release(
 /// defaults) or with members no backup of this host would write (outside the scanned and
 /// included paths: `pack DIR/etc` names them `hosts`, not `etc/hosts`, and ESXi would extract
 /// them into `/`).
-fn check_contents(
-    host: &Host,
-    source: &Path,
-    summary: &ArchiveSummary,
-    force: bool,
-    warnings: &mut Vec<String>,
-) -> Result<()> {
+fn check_contents(host: &Host, summary: &ArchiveSummary, checks: &mut Checks) -> Result<()> {
     let mut problems = Vec::new();
     if summary.files.is_empty() {
         problems.push(
@@ -287,36 +353,20 @@ fn check_contents(
             outside.len()
         ));
     }
-    for problem in problems {
-        let what = format!("`{}`: {problem}", source.display());
-        if !force {
-            bail!("{what}; nothing was installed; pass --force to install it anyway");
-        }
-        warnings.push(format!("{what}; installing anyway (--force)"));
-    }
+    problems
+        .into_iter()
+        .for_each(|problem| checks.forceable(problem));
     Ok(())
 }
 
-fn check_uuid(
-    host: &Host,
-    source: &Path,
-    origin: &str,
-    force: bool,
-    warnings: &mut Vec<String>,
-) -> Result<()> {
+fn check_uuid(host: &Host, origin: &str, checks: &mut Checks) {
     let ours = host_uuid(host);
     // A bundle exported from a host with no UUID names none (`UUID=`): nothing to compare.
     if origin.trim().is_empty() || ours.as_deref() == Some(origin) {
-        return Ok(());
+        return;
     }
-    let what = format!(
-        "`{}` comes from host UUID `{origin}`, this host's is `{}`",
-        source.display(),
+    checks.forceable(format!(
+        "it comes from host UUID `{origin}`, this host's is `{}`",
         ours.as_deref().unwrap_or("unknown")
-    );
-    if force {
-        warnings.push(format!("{what}; installing anyway (--force)"));
-        return Ok(());
-    }
-    bail!("{what}; nothing was installed; pass --force to install it on this host anyway")
+    ));
 }

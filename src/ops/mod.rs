@@ -3,6 +3,7 @@
 pub mod archive_path;
 pub mod backup;
 pub mod bank;
+pub mod checks;
 pub mod clock;
 pub mod diff;
 pub mod export;
@@ -11,6 +12,8 @@ pub mod fleet;
 pub mod install;
 pub mod pack;
 pub mod passwd;
+pub mod pending;
 pub mod release;
 pub mod restore;
+pub mod restored;
 pub mod status;

@@ -6,10 +6,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use walkdir::WalkDir;
 
+use crate::archive::bundle::write_bundle_text;
 use crate::archive::envelope::guard::check_plaintext_over;
 use crate::archive::envelope::Encryption;
 use crate::archive::names::normalize_member_name;
-use crate::archive::{read_archive, write_archive_file, ArchiveLabel, CheckOnly, WrittenArchive};
+use crate::archive::read::BundleInfo;
+use crate::archive::{
+    read_archive, write_archive_file, ArchiveLabel, CheckOnly, WrittenArchive, STATE_NAME,
+};
 use crate::atomic;
 use crate::bank::{next_boot, read_banks};
 use crate::detect::FileTable;
@@ -30,7 +34,7 @@ pub struct PackReport {
 /// is encrypted. A plaintext archive never replaces an encrypted `output`.
 pub fn pack(host: &Host, dir: &Path, output: &Path, like: Option<&Path>) -> Result<PackReport> {
     let label = ArchiveLabel {
-        host: Host::new(dir.to_path_buf()).hostname(),
+        host: Host::new(dir.to_path_buf()).hostname()?,
         build: next_boot_build(host),
     };
     let encryption = match like {
@@ -61,6 +65,10 @@ pub fn pack_tree(
     scratch: &Path,
     encryption: Option<&Encryption>,
 ) -> Result<WrittenArchive> {
+    // Absolute, so the file table's names resolve from any working directory.
+    let dir = &dir
+        .canonicalize()
+        .with_context(|| format!("cannot open directory `{}`", dir.display()))?;
     refuse_output_inside(dir, output)?;
     let mut files = collect_files(dir)?;
     let parent = match output.parent() {
@@ -72,6 +80,34 @@ pub fn pack_tree(
     let mut temp = atomic::temp_in(parent).with_context(fail)?;
     let written = write_archive_file(temp.as_file_mut(), &mut files, label, scratch, encryption)
         .with_context(fail)?;
+    atomic::commit(temp, output).with_context(fail)?;
+    Ok(written)
+}
+
+/// As [`pack_tree`] into a bundle: the tree is packed into a `state.tgz` in a private temp
+/// directory of `scratch`, then wrapped with `bundle`'s `Manifest.txt` (kept byte for byte)
+/// into `output` atomically.
+pub fn pack_tree_into_bundle(
+    dir: &Path,
+    output: &Path,
+    bundle: &BundleInfo,
+    label: &ArchiveLabel,
+    scratch: &Path,
+    encryption: Option<&Encryption>,
+) -> Result<WrittenArchive> {
+    let spool = atomic::temp_dir_in(scratch)?;
+    let state = spool.path().join(STATE_NAME);
+    let written = pack_tree(dir, &state, label, scratch, encryption)?;
+    let fail = || format!("cannot write `{}`", output.display());
+    let mut source = std::fs::File::open(&state).with_context(fail)?;
+    let parent = match output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut temp = atomic::temp_in(parent).with_context(fail)?;
+    let now = crate::detect::now_secs().max(0) as u64;
+    let text = (bundle.text.as_slice(), bundle.mtime);
+    write_bundle_text(temp.as_file_mut(), text, &mut source, &state, now).with_context(fail)?;
     atomic::commit(temp, output).with_context(fail)?;
     Ok(written)
 }
@@ -130,7 +166,11 @@ fn collect_files(dir: &Path) -> Result<FileTable> {
                 entry.path().display()
             )
         })?;
-        files.push_unread(&path, entry.path().to_path_buf())?;
+        if Path::new(&path) == rel {
+            files.push_unread_here(&path)?;
+        } else {
+            files.push_unread(&path, entry.path().to_path_buf())?;
+        }
     }
     Ok(files)
 }

@@ -13,7 +13,6 @@
 //! the old live file back. A root whose line differs (a rescue system) is never touched, and a
 //! warning says when the next backup of this root would revert the change.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -25,11 +24,13 @@ use crate::bank::lock_for_writing;
 use crate::host::Host;
 use crate::ops::archive_path::archive_or_default;
 use crate::ops::extract::write_entries;
-use crate::ops::pack::pack_tree;
+use crate::ops::pack::{pack_tree, pack_tree_into_bundle};
 use crate::restore::{Existing, FileMeta, Placer};
 use crate::root_lock::{lock_root, RootAccess};
 
 const SHADOW: &str = "etc/shadow";
+/// The largest live `etc/shadow` read (a line a user: thousands of users fit many times).
+const MAX_SHADOW: u64 = 16 << 20;
 
 /// The new value of the hash field.
 #[derive(Debug, Clone)]
@@ -117,23 +118,21 @@ pub fn passwd(
         None => None,
     };
     let encryption = checked.encryption.as_ref();
-    let packed = pack_tree(
-        work.path(),
-        archive,
-        &label_of(&checked),
-        &run_dir,
-        encryption,
-    );
+    let label = label_of(&checked);
+    let packed = match &checked.bundle {
+        None => pack_tree(work.path(), archive, &label, &run_dir, encryption),
+        Some(bundle) => {
+            pack_tree_into_bundle(work.path(), archive, bundle, &label, &run_dir, encryption)
+        }
+    };
     if let Err(err) = packed {
         live.iter().for_each(LiveShadow::put_back);
         return Err(err);
     }
-    let warnings = match changed_live {
-        Some(_) => Vec::new(),
-        None => revert_warning(host, archive, user, &updated)?
-            .into_iter()
-            .collect(),
-    };
+    let mut warnings: Vec<String> = checked.stale_manifest_warning().into_iter().collect();
+    if changed_live.is_none() {
+        warnings.extend(revert_warning(host, archive, user, &updated)?);
+    }
     Ok(PasswdReport {
         archive: archive.to_path_buf(),
         user: user.to_string(),
@@ -157,11 +156,8 @@ impl LiveShadow {
         let Existing::File { meta, .. } = placer.existing(SHADOW)? else {
             return Ok(None);
         };
-        let mut bytes = Vec::new();
-        placer
-            .open_existing(SHADOW)?
-            .read_to_end(&mut bytes)
-            .with_context(|| format!("cannot read `{}`", host.root.join(SHADOW).display()))?;
+        let file = placer.open_existing(SHADOW)?;
+        let bytes = crate::hostfile::read_capped(file, &host.root.join(SHADOW), MAX_SHADOW)?;
         Ok(Some(LiveShadow {
             placer,
             bytes,

@@ -8,14 +8,17 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 use crate::archive::{open_private_copy, read_archive_from, ArchiveLabel, ArchiveSummary};
 use crate::bank::{lock_banks, next_boot, read_banks, Bank, BankLock};
 use crate::host::Host;
 use crate::ops::archive_path::archive_or_default;
+use crate::ops::checks::{other_release, Checks};
 use crate::ops::install::{esx_conf_uuid, IdentityFiles};
+use crate::ops::release::{release_of_build, version_triple};
+use crate::ops::restored;
 use crate::restore::plan::{self, PlannedFiles};
 use crate::restore::undo::{check_undo_free, save_undo};
 use crate::restore::{apply::stage, Action, Placer};
@@ -44,6 +47,10 @@ pub struct RestoreReport {
     pub remove: Vec<String>,
     /// The undo archive written, if any file was overwritten (absent from the dry-run JSON).
     pub undo: Option<PathBuf>,
+    /// The default undo path is on a RAM filesystem: lost at the next reboot.
+    pub undo_on_ram: bool,
+    /// Restored files the next backup would not persist (each also a warning).
+    pub not_persisted: Vec<String>,
     pub warnings: Vec<String>,
 }
 
@@ -73,6 +80,10 @@ impl Serialize for RestoreReport {
             Some(undo) => out.serialize_field("undo", undo)?,
             None => out.skip_field("undo")?,
         }
+        match self.dry_run {
+            true => out.skip_field("not_persisted")?,
+            false => out.serialize_field("not_persisted", &self.not_persisted)?,
+        }
         out.end()
     }
 }
@@ -92,9 +103,14 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
     summary.ensure_fits(&host.root)?;
     let banks = read_banks(host);
     let next = next_boot(&banks).map(|name| banks.get(name));
-    let mut warnings = Vec::new();
-    check_build(&summary, next, options.force, &mut warnings)?;
-    check_host_uuid(host, &archive, &identity, options.force, &mut warnings)?;
+    let stale = summary.stale_manifest_warning().into_iter().collect();
+    let mut checks = Checks::new(options.force, "restoring", stale);
+    // An undo archive goes back onto its root whatever identity the restore gave it.
+    if !summary.manifest.as_ref().is_some_and(|m| m.undo) {
+        check_build(&summary, next, &mut checks);
+        check_host_uuid(host, &identity, &mut checks);
+    }
+    let warnings = checks.finish(&archive, "nothing was written")?;
     // The one lock order: the root, then the next-boot bank (no backup reads a half-restored
     // host, whichever bank it writes).
     let access = match options.dry_run {
@@ -117,6 +133,8 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
         files: plan.files,
         remove: plan.remove,
         undo,
+        undo_on_ram: false,
+        not_persisted: Vec::new(),
         warnings,
     };
     if options.dry_run || plan.is_noop() {
@@ -124,7 +142,7 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
     }
     check_undo_free(options.undo.as_deref())?;
     let label = ArchiveLabel {
-        host: host.hostname(),
+        host: host.hostname()?,
         build: next.and_then(Bank::build).unwrap_or_default().to_string(),
     };
     let staged = stage(&placer, &plan, reread, &archive, &host.limits)
@@ -141,7 +159,22 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
     .context("restore aborted; nothing under the root was changed")?
     .map(|undo| shown(&undo));
     staged.commit(&plan.remove, undo.as_deref())?;
-    Ok(report(plan, undo))
+    let undo_on_ram = options.undo.is_none()
+        && (undo.as_deref())
+            .and_then(Path::parent)
+            .is_some_and(restored::on_ram);
+    let mut report = report(plan, undo);
+    report.undo_on_ram = undo_on_ram;
+    let written = [Action::Create, Action::Overwrite]
+        .map(|a| report.paths(a))
+        .concat();
+    let dropped: Vec<String> = restored::not_persisted(host, &written)?
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    (report.warnings).extend(dropped.iter().map(|p| restored::not_persisted_warning(p)));
+    report.not_persisted = dropped;
+    Ok(report)
 }
 
 fn lock_next(host: &Host, bank: &Bank, wait: Duration) -> Result<Vec<BankLock>> {
@@ -149,66 +182,50 @@ fn lock_next(host: &Host, bank: &Bank, wait: Duration) -> Result<Vec<BankLock>> 
     lock_banks(run_dir, &[bank.path.as_path()], wait)
 }
 
-/// Refuses an archive from another build than the next-boot bank's, unless `force`; skipped
-/// when the archive has no manifest (or an empty build) or no bank is readable.
-fn check_build(
-    summary: &ArchiveSummary,
-    next: Option<&Bank>,
-    force: bool,
-    warnings: &mut Vec<String>,
-) -> Result<()> {
-    let Some(archived) = summary
-        .manifest
-        .as_ref()
-        .map(|m| m.build.as_str())
-        .filter(|b| !b.is_empty())
-    else {
-        return Ok(());
-    };
+/// An archive from another release than the next-boot bank's is never restored (a bundle's
+/// `RELEASELEVEL` or the manifest's build, by version); another build of the release needs
+/// `--force`. Skipped when the archive records neither or no bank is readable.
+fn check_build(summary: &ArchiveSummary, next: Option<&Bank>, checks: &mut Checks) {
     let Some((bank, build)) = next.and_then(|bank| bank.build().map(|b| (bank, b))) else {
-        return Ok(());
+        return;
     };
-    if archived == build {
-        return Ok(());
+    let archived = (summary.manifest.as_ref())
+        .map(|m| m.build.as_str())
+        .filter(|b| !b.is_empty());
+    let release = summary
+        .bundle
+        .as_ref()
+        .map(|b| b.manifest.release_level.as_str());
+    let theirs = release.or(archived).and_then(version_triple);
+    let ours = format!("build {build} (bank `{}`)", bank.path.display());
+    if theirs.is_some() && theirs != version_triple(build) {
+        let found = match release {
+            Some(level) => format!("`{level}`"),
+            None => release_of_build(archived.unwrap_or_default()),
+        };
+        return checks.never(other_release(&found, archived, &ours, "restored"));
     }
-    let what = format!(
-        "archive `{}` was saved on build {archived}, but bank `{}` boots build {build}",
-        summary.archive.display(),
-        bank.path.display()
-    );
-    if force {
-        warnings.push(format!("{what}; restoring anyway (--force)"));
-        return Ok(());
+    if let Some(archived) = archived.filter(|archived| *archived != build) {
+        checks.forceable(format!(
+            "it was saved on build {archived}, but this host runs {ours}"
+        ));
     }
-    bail!("{what}; nothing was written; pass --force to restore it anyway")
 }
 
 /// Refuses, unless `force`, an archive whose `etc/vmware/esx.conf` names another host UUID
 /// than the target's own (restoring it gives the target another host's identity); skipped
 /// when either has none.
-fn check_host_uuid(
-    host: &Host,
-    archive: &Path,
-    identity: &IdentityFiles,
-    force: bool,
-    warnings: &mut Vec<String>,
-) -> Result<()> {
+fn check_host_uuid(host: &Host, identity: &IdentityFiles, checks: &mut Checks) {
     let (Some(theirs), Some(ours)) = (identity.esx_conf_uuid(), esx_conf_uuid(host)) else {
-        return Ok(());
+        return;
     };
-    if theirs == ours {
-        return Ok(());
+    if theirs != ours {
+        checks.forceable(format!(
+            "it comes from host UUID `{theirs}`, but the target `{}` is host `{ours}` \
+             (restoring it gives this host that identity)",
+            host.root.display()
+        ));
     }
-    let what = format!(
-        "archive `{}` comes from host UUID `{theirs}`, but the target `{}` is host `{ours}`",
-        archive.display(),
-        host.root.display()
-    );
-    if force {
-        warnings.push(format!("{what}; restoring anyway (--force)"));
-        return Ok(());
-    }
-    bail!("{what}; nothing was written; pass --force to give this host that identity")
 }
 
 /// The path printed for an archive: absolute where it can be made so.

@@ -1,6 +1,7 @@
 //! Applying a restore plan in two phases. *Stage*: the second read of the same open archive
-//! (inflated ahead in a reader thread, [`reread_ahead`]) writes every `create` and `overwrite` file to a temp file beside its destination,
-//! checking that its content is what was planned, and then makes all of them durable at once
+//! (inflated ahead in a reader thread, [`reread_ahead`]) writes every `create` and `overwrite`
+//! file to a temp file beside its destination, checking that its content is what was planned,
+//! and then makes all of them durable at once
 //! (the placer is batched: one `syncfs` per filesystem, [`crate::durable`]). *Commit*: only
 //! when all of them are on disk, each is renamed into place, then the files the plan removes
 //! are removed, and the renames and removals are flushed before the restore reports success.

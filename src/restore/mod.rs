@@ -19,7 +19,7 @@
 //!   restore. A planted link can therefore never come from an archive, not even across two
 //!   restores.
 //! - *Never out of the root.* Every destination is reached by an `openat` walk from the
-//!   root's descriptor with `O_NOFOLLOW | O_DIRECTORY` (`walk`): a pre-existing directory
+//!   root's descriptor with `O_NOFOLLOW | O_DIRECTORY` (`crate::walk`): a pre-existing directory
 //!   symlink among the parents (ESXi's own `etc/sfcb/repository`) is resolved by that walk
 //!   within the root, as `openat2` `RESOLVE_IN_ROOT` does (an absolute target is relative to
 //!   the root, `..` stops there); a link whose target is missing in the root, or a
@@ -48,7 +48,6 @@ pub mod place;
 pub mod plan;
 mod temps;
 pub mod undo;
-pub mod walk;
 
 pub use place::{Existing, FileMeta, Placer};
 pub use plan::{Action, Plan};

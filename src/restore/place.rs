@@ -2,7 +2,7 @@
 //!
 //! # Security
 //! Every path is walked one component at a time from an open descriptor of the root with
-//! `O_NOFOLLOW | O_DIRECTORY` ([`super::walk`]): a directory symlink among the parents is
+//! `O_NOFOLLOW | O_DIRECTORY` ([`crate::walk`]): a directory symlink among the parents is
 //! resolved by that walk *within* the root (a link whose target is missing there is refused),
 //! so nothing can land outside the root, even when the root is `/` and even if a link is
 //! planted while we work. The file itself goes to a 0600 temp file in its directory (created
@@ -30,7 +30,7 @@ use rustix::io::Errno;
 
 use super::dircache::DirCache;
 use super::temps::{self, create_temp, TempId};
-use super::walk::{Walk, DIR_FLAGS};
+use crate::walk::{Walk, DIR_FLAGS};
 
 /// Metadata a placed file gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +78,13 @@ impl Placer {
         let root_fd = rfs::open(root, DIR_FLAGS, Mode::empty())
             .map_err(io::Error::from)
             .with_context(|| format!("cannot open target directory `{}`", root.display()))?;
-        Ok(Placer {
+        Ok(Placer::at(root, root_fd))
+    }
+
+    /// A placer under the directory already open as `root_fd` (shown as `root`), e.g. one
+    /// checked through its descriptor; each file is durable once placed.
+    pub fn at(root: &Path, root_fd: OwnedFd) -> Placer {
+        Placer {
             root: root.to_path_buf(),
             root_fd,
             set_owner: crate::process::effective_uid() == 0,
@@ -87,15 +93,26 @@ impl Placer {
             dirs: DirCache::per_file(),
             fresh: false,
             missing: RefCell::new(None),
-        })
+        }
     }
 
     /// Opens `root` with batched durability: nothing is fsynced while files are written;
     /// [`Placer::flush`] makes all of it durable with one `syncfs` per filesystem.
     pub fn open_batched(root: &Path) -> Result<Placer> {
-        let mut placer = Placer::open(root)?;
-        placer.dirs = DirCache::batched();
-        Ok(placer)
+        Ok(Placer::open(root)?.into_batched())
+    }
+
+    /// This placer with batched durability (see [`Placer::open_batched`]).
+    pub fn into_batched(mut self) -> Placer {
+        self.dirs = DirCache::batched();
+        self
+    }
+
+    /// This placer over a fresh root (see [`Placer::open_fresh`]).
+    pub fn into_fresh(self) -> Placer {
+        let mut placer = self.into_batched();
+        placer.fresh = true;
+        placer
     }
 
     /// Opens `root`, a directory this run just created, private, that no one else writes
@@ -103,9 +120,7 @@ impl Placer {
     /// each file at its name directly: there is nothing to replace, and no one sees a file
     /// half-written, since the directory takes its public name only after [`Placer::flush`].
     pub fn open_fresh(root: &Path) -> Result<Placer> {
-        let mut placer = Placer::open_batched(root)?;
-        placer.fresh = true;
-        Ok(placer)
+        Ok(Placer::open(root)?.into_fresh())
     }
 
     /// Makes everything placed, staged or removed so far durable (no-op without batching,
@@ -158,21 +173,26 @@ impl Placer {
         Ok(self.walk(&parts, false)?.is_some())
     }
 
-    /// Opens the existing regular file at `rel` for reading, through no link.
+    /// Opens the existing regular file at `rel` for reading, through no link and without
+    /// blocking (a FIFO swapped in since it was looked at is refused, not waited on).
     pub fn open_existing(&self, rel: &str) -> Result<File> {
         let (parents, name) = split(rel)?;
+        let shown = self.root.join(rel);
         let dir = self
             .walk(&parents, false)?
-            .with_context(|| format!("`{}` does not exist", self.root.join(rel).display()))?;
-        let fd = rfs::openat(
-            &dir,
-            name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(io::Error::from)
-        .with_context(|| format!("cannot open `{}`", self.root.join(rel).display()))?;
-        Ok(File::from(fd))
+            .with_context(|| format!("`{}` does not exist", shown.display()))?;
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
+        let fd = rfs::openat(&dir, name, flags | OFlags::CLOEXEC, Mode::empty())
+            .map_err(io::Error::from)
+            .with_context(|| format!("cannot open `{}`", shown.display()))?;
+        let file = File::from(fd);
+        let meta = file
+            .metadata()
+            .with_context(|| format!("cannot stat `{}`", shown.display()))?;
+        if !meta.is_file() {
+            return Err(crate::hostfile::not_regular(&shown, &meta));
+        }
+        Ok(file)
     }
 
     /// Writes `data` to `rel` atomically with `meta`, creating missing parents 0755.

@@ -21,8 +21,8 @@ use anyhow::{Context, Result};
 
 use super::place::{FileMeta, Placer};
 use super::plan::{Action, Plan};
-use crate::archive::writer::write_archive_removing;
-use crate::archive::{ArchiveLabel, SourceFile};
+use crate::archive::writer::{table_under, write_archive_removing};
+use crate::archive::ArchiveLabel;
 use crate::atomic;
 
 /// The directory of default undo archives, relative to the root.
@@ -68,13 +68,9 @@ pub fn save_undo(
     scratch: &Path,
     now: i64,
 ) -> Result<Option<PathBuf>> {
-    let sources: Vec<SourceFile> = plan
-        .replaced()
-        .map(|path| SourceFile {
-            path: path.to_string(),
-            abs: placer.root().join(path),
-        })
-        .collect();
+    // Each copy is read through the in-root walk, as the restore writes it: the root's own
+    // links (ESXi's `etc/sfcb/repository -> /var/lib/...`) lead to the root's files.
+    let mut sources = table_under(placer.root(), plan.replaced())?;
     let created = plan.paths(Action::Create);
     if sources.is_empty() && created.is_empty() {
         return Ok(None);
@@ -94,7 +90,7 @@ pub fn save_undo(
         check_undo_free(explicit)?;
         atomic::remove_stale_temps(dir).with_context(|| fail(target))?;
         let mut temp = atomic::temp_in(dir).with_context(|| fail(target))?;
-        write_archive_removing(temp.as_file_mut(), &sources, &created, label, scratch)
+        write_archive_removing(temp.as_file_mut(), &mut sources, &created, label, scratch)
             .with_context(|| fail(target))?;
         atomic::commit_new(temp, target).with_context(|| fail(target))?;
         return Ok(Some(target.to_path_buf()));
@@ -102,7 +98,7 @@ pub fn save_undo(
     let rel = free_undo_rel(placer, now)?;
     let target = placer.root().join(&rel);
     let mut temp = tempfile::tempfile_in(scratch).with_context(|| fail(&target))?;
-    write_archive_removing(&mut temp, &sources, &created, label, scratch)
+    write_archive_removing(&mut temp, &mut sources, &created, label, scratch)
         .with_context(|| fail(&target))?;
     temp.rewind().with_context(|| fail(&target))?;
     let meta = FileMeta {

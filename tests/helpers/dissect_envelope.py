@@ -13,11 +13,11 @@ import tarfile
 try:
     from dissect.hypervisor.util.envelope import HAS_PYCRYPTODOME, Envelope, KeyStore
 except ImportError:
-    print("SKIPPED: python3 module dissect.hypervisor is not installed", file=sys.stderr)
+    print("the python3 module dissect.hypervisor, which is not installed", file=sys.stderr)
     sys.exit(77)
 
 if not HAS_PYCRYPTODOME:
-    print("SKIPPED: python3 module pycryptodome is not installed", file=sys.stderr)
+    print("the python3 module pycryptodome, which is not installed", file=sys.stderr)
     sys.exit(77)
 
 

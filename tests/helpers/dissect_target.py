@@ -21,7 +21,7 @@ try:
     from dissect.target.filesystems.dir import DirectoryFilesystem
     from dissect.target.target import Target
 except ImportError:
-    print("SKIPPED: python3 module dissect.target is not installed", file=sys.stderr)
+    print("the python3 module dissect.target, which is not installed", file=sys.stderr)
     sys.exit(77)
 
 

@@ -3,7 +3,10 @@
 //! `--wait`), broken when stale, and never left behind.
 
 use std::fs;
+use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::testenv::{outcome, TestEnv};
 
@@ -87,23 +90,62 @@ fn a_live_esxi_lock_makes_writers_wait_then_exit_4() {
     assert!(!alt.exists());
 }
 
+/// True while another process holds statectl's `flock` on one of the bank lock files in
+/// `run_dir` (a probe that gets the lock closes it at once, letting go).
+fn a_bank_lock_is_held(run_dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(run_dir) else {
+        return false;
+    };
+    entries
+        .flatten()
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("bank-"))
+        .any(|entry| {
+            let Ok(file) = fs::File::open(entry.path()) else {
+                return false;
+            };
+            // SAFETY: flock on a descriptor this function owns; closing it releases the lock.
+            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
+        })
+}
+
 #[test]
 fn a_writer_waits_for_a_live_holder_that_lets_go() {
     let env = TestEnv::esxi();
     let (mut tool, lock) = held_bootbank_lock(&env);
-    let backup = env
+    let mut backup = env
         .command(&["backup", "--wait", "20"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Started before the release: the backup holds its bank locks, which it takes just before
+    // ESXi's, and is still running with no archive written well after that.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !a_bank_lock_is_held(&env.run_dir) {
+        assert!(
+            backup.try_wait().unwrap().is_none(),
+            "backup ended unlocked"
+        );
+        assert!(Instant::now() < deadline, "backup never took its bank lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(backup.try_wait().unwrap().is_none(), "backup did not wait");
     assert!(!env.state("bootbank").exists(), "backup did not wait");
+    // The release, dated by the filesystem's own clock (the one the archive's mtime comes from).
+    let marker = env.dir.path().join("released");
+    fs::write(&marker, "").unwrap();
+    let released = fs::metadata(&marker).unwrap().modified().unwrap();
     fs::remove_file(&lock).unwrap();
     tool.kill().unwrap();
     tool.wait().unwrap();
+    // Ended after it: the archive was written after the release, then the run exited 0.
     outcome(backup.wait_with_output().unwrap()).ok();
-    assert!(env.state("bootbank").exists());
+    let written = fs::metadata(env.state("bootbank"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert!(written >= released, "the archive predates the release");
     assert!(!lock.exists());
 }
 

@@ -237,7 +237,7 @@ fn export_warns_when_changes_are_pending() {
     let (env, _bundle) = exported();
     let dir = env.dir.path().join("bundles");
     let export = |now: &str| {
-        let args = ["export", "--to", dir.to_str().unwrap()];
+        let args = ["export", "-v", "--to", dir.to_str().unwrap()];
         outcome(
             env.command(&args)
                 .env("STATECTL_NOW", now)
@@ -255,4 +255,9 @@ fn export_warns_when_changes_are_pending() {
         "{}",
         out.stderr
     );
+    // Off a terminal without -v (the nightly cron line) it prints nothing, warning included.
+    let args = ["export", "--to", dir.to_str().unwrap()];
+    let mut cron = env.command(&args);
+    let cron = outcome(cron.env("STATECTL_NOW", "1735733100").output().unwrap()).ok();
+    assert_eq!((cron.stdout.as_str(), cron.stderr.as_str()), ("", ""));
 }

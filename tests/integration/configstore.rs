@@ -4,7 +4,7 @@
 //! python3's `PRAGMA integrity_check`, holds a committed prefix, and holds the last row
 //! committed before the backup started. A no-change run with an unchanged store opens neither
 //! the store nor its snapshot (strace). A locked or corrupt store fails the run, archive kept.
-//! Needs python3 (and strace for the reads test; SKIPPED otherwise).
+//! Needs python3 (and strace for the reads test; ignored otherwise).
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::sweep::traced;
-use crate::testenv::{have, sh, TestEnv};
+use crate::testenv::{require, sh, TestEnv};
 
 const LIVE: &str = "etc/vmware/configstore/current-store-1";
 const MEMBER: &str = "var/lib/vmware/configstore/backup/current-store-1";
@@ -31,16 +31,14 @@ fn py(args: &[&str]) -> std::process::Output {
 }
 
 /// An esxi host with a live store (journal `mode`) and a stale backup copy beside it.
-fn host_with_store(mode: &str) -> Option<TestEnv> {
-    if !have("python3") {
-        return None;
-    }
+fn host_with_store(mode: &str) -> TestEnv {
+    require("python3");
     let env = TestEnv::esxi();
     fs::create_dir_all(env.path(LIVE).parent().unwrap()).unwrap();
     let made = py(&["create", env.path(LIVE).to_str().unwrap(), mode]);
     assert!(made.status.success(), "{made:?}");
     env.file(MEMBER, Some("stale backup copy\n"), 0o644);
-    Some(env)
+    env
 }
 
 /// The archived snapshot of the bootbank, extracted into `name` under the test dir.
@@ -74,10 +72,9 @@ fn last_logged(log: &Path) -> u64 {
 }
 
 #[test]
+#[ignore = "needs python3 (.ci/run installs it)"]
 fn snapshots_under_write_load_are_whole_committed_prefixes() {
-    let Some(env) = host_with_store("delete") else {
-        return;
-    };
+    let env = host_with_store("delete");
     let log = env.dir.path().join("committed.log");
     let child = Command::new("python3")
         .arg(helper())
@@ -114,10 +111,9 @@ fn snapshots_under_write_load_are_whole_committed_prefixes() {
 }
 
 #[test]
+#[ignore = "needs python3 (.ci/run installs it)"]
 fn the_member_carries_the_live_stat_and_a_wal_commit_counts() {
-    let Some(env) = host_with_store("wal") else {
-        return;
-    };
+    let env = host_with_store("wal");
     let live = env.path(LIVE);
     fs::set_permissions(&live, fs::Permissions::from_mode(0o640)).unwrap();
     sh(
@@ -159,13 +155,10 @@ fn the_member_carries_the_live_stat_and_a_wal_commit_counts() {
 }
 
 #[test]
+#[ignore = "needs python3 and strace (.ci/run installs them)"]
 fn a_no_change_run_with_an_unchanged_store_opens_neither_it_nor_its_snapshot() {
-    let Some(env) = host_with_store("delete") else {
-        return;
-    };
-    if !have("strace") {
-        return;
-    }
+    let env = host_with_store("delete");
+    require("strace");
     let live = env.path(LIVE);
     sh(
         env.dir.path(),
@@ -196,10 +189,9 @@ fn a_no_change_run_with_an_unchanged_store_opens_neither_it_nor_its_snapshot() {
 }
 
 #[test]
+#[ignore = "needs python3 (.ci/run installs it)"]
 fn a_locked_or_corrupt_store_fails_the_backup_naming_it_and_keeps_the_archive() {
-    let Some(env) = host_with_store("delete") else {
-        return;
-    };
+    let env = host_with_store("delete");
     let live = env.path(LIVE);
     env.run(&["backup"]).ok();
     let state = env.state("bootbank");

@@ -1,19 +1,18 @@
 //! Encrypted configuration (docs/reference.md "Encrypted archives"): hosts whose
 //! `state.tgz` holds `local.tgz.ve` + `encryption.info` as ESXi 7.0 U2+ writes it. The
 //! envelopes are made with statectl's own encoder and checked by an independent reader
-//! (dissect.hypervisor, through `tests/helpers/dissect_envelope.py`; SKIPPED when missing).
+//! (dissect.hypervisor, through `tests/helpers/dissect_envelope.py`; ignored when missing).
 //! What is refused (damage, TPM key stores, downgrades) is in `encrypted_refusals`.
 
 use std::fs;
 use std::io::Read;
 use std::path::Path;
-use std::process::Command;
 
 use statectl::archive::envelope::probe::{probe, Layout};
 use statectl::archive::envelope::{seal, Encryption};
 use statectl::archive::Limits;
 
-use crate::testenv::{gzip, have, sh, skipped, tar_of, tree, TestEnv, ESXI_SELECTED};
+use crate::testenv::{gzip, python_oracle, sh, tar_of, tree, TestEnv, ESXI_SELECTED};
 
 /// A mode-NONE key store with fixed random-looking fields, as ESXi writes it (`%3d` for `=`).
 pub(crate) fn keystore(mode: &str) -> Vec<u8> {
@@ -102,32 +101,14 @@ pub(crate) fn listing(env: &TestEnv, archive: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Decrypts `state` with dissect.hypervisor into `out`; false (SKIPPED printed) when missing.
-pub(crate) fn dissect_decrypt(state: &Path, out: &Path) -> bool {
-    if !have("python3") {
-        return false;
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/dissect_envelope.py");
-    let run = Command::new("python3")
-        .arg(script)
-        .arg(state)
-        .arg(out)
-        .output()
-        .unwrap();
-    if run.status.code() == Some(77) {
-        let why = String::from_utf8_lossy(&run.stderr);
-        skipped(why.trim().trim_start_matches("SKIPPED: "));
-        return false;
-    }
-    assert!(
-        run.status.success(),
-        "dissect failed: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    true
+/// Decrypts `state` with dissect.hypervisor into `out`; fails the test when python3,
+/// dissect.hypervisor or pycryptodome is missing.
+pub(crate) fn dissect_decrypt(state: &Path, out: &Path) {
+    python_oracle("dissect_envelope.py", &[state, out]);
 }
 
 #[test]
+#[ignore = "needs python3 with dissect.hypervisor (.ci/run installs it)"]
 fn dissect_decrypts_what_backup_and_pack_like_write_to_a_local_tgz_gnu_tar_reads() {
     let env = encrypted_host();
     env.flagged("etc/hosts", "10.0.0.1 esx01\n");
@@ -147,9 +128,7 @@ fn dissect_decrypts_what_backup_and_pack_like_write_to_a_local_tgz_gnu_tar_reads
         .ok();
     for (archive, extra) in [(&state, None), (&packed, Some("etc/motd"))] {
         let local = env.dir.path().join("local.tgz");
-        if !dissect_decrypt(archive, &local) {
-            return;
-        }
+        dissect_decrypt(archive, &local);
         let unpacked = env.dir.path().join("unpacked");
         fs::create_dir_all(&unpacked).unwrap();
         sh(&unpacked, &format!("tar -xzf {}", local.display()));

@@ -3,8 +3,7 @@
 //! `--allow-plaintext`. Each refusal is exit 1 with nothing written.
 
 use std::fs;
-use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use statectl::archive::envelope::probe::{probe, Layout};
 use statectl::archive::Limits;
@@ -126,25 +125,6 @@ fn a_tpm_key_store_gets_one_line_from_every_reader_and_backup_keeps_the_archive(
     assert_eq!(banks["banks"][0]["archive"]["encrypted"], "tpm");
 }
 
-/// A datagram socket standing in for /dev/log; returns what the run sent.
-fn with_syslog(env: &TestEnv, args: &[&str]) -> (i32, Vec<String>) {
-    let path: PathBuf = env.dir.path().join("log.sock");
-    let _ = fs::remove_file(&path);
-    let socket = UnixDatagram::bind(&path).unwrap();
-    socket.set_nonblocking(true).unwrap();
-    let out = env
-        .command(args)
-        .env("STATECTL_SYSLOG_SOCKET", &path)
-        .output()
-        .unwrap();
-    let mut messages = Vec::new();
-    let mut buf = [0u8; 8192];
-    while let Ok(n) = socket.recv(&mut buf) {
-        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-    }
-    (out.status.code().unwrap_or(-1), messages)
-}
-
 #[test]
 fn plaintext_replaces_an_encrypted_archive_only_with_allow_plaintext() {
     let env = encrypted_host();
@@ -175,7 +155,8 @@ fn plaintext_replaces_an_encrypted_archive_only_with_allow_plaintext() {
 
     fs::write(&state, &before).unwrap();
     env.flagged("etc/hosts", "10.0.0.9 esx01\n");
-    let (code, messages) = with_syslog(&env, &["backup", "--allow-plaintext"]);
+    let (out, messages) = env.run_logged(&["backup", "--allow-plaintext"]);
+    let code = out.code;
     assert_eq!(code, 0);
     assert_eq!(probe(&state, &Limits::default()), Layout::Plain);
     let logged = messages

@@ -1,8 +1,8 @@
 //! A real FAT16 bank, as on an ESXi boot device: a 250 MiB image made with `mkfs.vfat -F 16`,
 //! mounted with `fusefat -s -o rw+` (no kernel vfat driver here), one per bank as on an ESXi
-//! boot device. Backup, status, verify, `bank status` and restore work and the
-//! kill sweep of `crash` holds on them; `fsck.vfat -n` finds both volumes clean afterwards.
-//! Needs fusefat, dosfstools and /dev/fuse (SKIPPED otherwise).
+//! boot device. Backup, status, verify, `bank status` and restore work on them and `fsck.vfat -n`
+//! finds both volumes clean afterwards (the kill sweep on them is `sweep::fat`).
+//! Needs fusefat, dosfstools and /dev/fuse (ignored otherwise).
 //!
 //! fusefat renames over an existing file (one FUSE request, so a killed statectl never sees
 //! half of it) by writing the directory in steps: mark the target's entry deleted, mark the
@@ -14,12 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::crash::kill_sweep;
 use crate::sweep::scene;
-use crate::testenv::{have, sh};
+use crate::testenv::{require, sh};
 
 /// A mounted FAT16 image; unmounted (and the daemon reaped) on drop.
-struct FatVolume {
+pub(crate) struct FatVolume {
     image: PathBuf,
     mount: PathBuf,
     daemon: Option<Child>,
@@ -96,32 +95,30 @@ impl Drop for FatVolume {
     }
 }
 
-fn fat_available() -> bool {
-    let fuse = Path::new("/dev/fuse").exists();
-    if !fuse {
-        crate::testenv::skipped("/dev/fuse is missing");
+/// Fails the test unless FAT16 volumes can be made and mounted here.
+pub(crate) fn require_fat() {
+    for tool in ["/dev/fuse", "fusefat", "mkfs.vfat", "fsck.vfat"] {
+        require(tool);
     }
-    fuse && have("fusefat") && have("mkfs.vfat") && have("fsck.vfat")
 }
 
 /// Both banks, each on its own FAT16 volume and at its root, as on an ESXi boot device
 /// (partitions 5 and 6).
-fn fat_banks(dir: &Path) -> [FatVolume; 2] {
+pub(crate) fn fat_banks(dir: &Path) -> [FatVolume; 2] {
     [
         FatVolume::new(dir, "bootbank"),
         FatVolume::new(dir, "altbootbank"),
     ]
 }
 
-fn fat_scene(volumes: &[FatVolume; 2]) -> crate::sweep::Scene {
+pub(crate) fn fat_scene(volumes: &[FatVolume; 2]) -> crate::sweep::Scene {
     scene(Some((&volumes[0].mount, &volumes[1].mount)))
 }
 
 #[test]
+#[ignore = "needs /dev/fuse, fusefat and dosfstools (.ci/run installs them)"]
 fn backup_status_verify_bank_status_and_restore_work_on_fat16_banks() {
-    if !fat_available() {
-        return;
-    }
+    require_fat();
     let dir = tempfile::tempdir().unwrap();
     let volumes = fat_banks(dir.path());
     let scene = fat_scene(&volumes);
@@ -155,7 +152,7 @@ fn backup_status_verify_bank_status_and_restore_work_on_fat16_banks() {
 
 /// Unmounts both volumes and asserts `fsck.vfat -n` finds each clean.
 #[track_caller]
-fn assert_fsck_clean(volumes: [FatVolume; 2], when: &str) {
+pub(crate) fn assert_fsck_clean(volumes: [FatVolume; 2], when: &str) {
     for volume in volumes {
         let image = volume.image.display().to_string();
         match volume.unmount_and_fsck() {
@@ -166,27 +163,9 @@ fn assert_fsck_clean(volumes: [FatVolume; 2], when: &str) {
 }
 
 #[test]
-fn the_kill_sweep_holds_on_a_fat16_bank() {
-    if !fat_available() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let volumes = fat_banks(dir.path());
-    let scene = fat_scene(&volumes);
-    let points = kill_sweep(&scene);
-    let total: usize = points.iter().map(|p| p.1).sum();
-    eprintln!("kill sweep (FAT16 via fusefat): {total} injection points {points:?}");
-    assert!(total > 50, "{points:?}");
-    scene.check_recovers("after the sweep");
-    drop(scene);
-    assert_fsck_clean(volumes, "after the sweep");
-}
-
-#[test]
+#[ignore = "needs /dev/fuse, fusefat and dosfstools (.ci/run installs them)"]
 fn names_differing_only_in_case_are_refused_before_extracting_onto_fat() {
-    if !fat_available() {
-        return;
-    }
+    require_fat();
     let dir = tempfile::tempdir().unwrap();
     let volume = FatVolume::new(dir.path(), "stick");
     let env = crate::testenv::TestEnv::new();

@@ -3,7 +3,7 @@
 //! the root crontab and a crond whose pid is in `var/run/crond.pid` (a real process the test
 //! starts; `STATECTL_CROND` starts the next one). For each `[esxi] wire` mode: `start` twice is
 //! the same as once, `stop` puts every file back byte for byte (mode and mtime too). Needs
-//! busybox (SKIPPED otherwise).
+//! busybox (ignored otherwise).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,7 +13,7 @@ use std::process::Command;
 
 use walkdir::WalkDir;
 
-use crate::testenv::{have, outcome, Outcome};
+use crate::testenv::{outcome, require, Outcome};
 
 const BINARY: &str = "/opt/statectl/bin/statectl";
 const CRONTAB: &str = "var/spool/cron/crontabs/root";
@@ -160,10 +160,9 @@ fn alive(pid: i32) -> bool {
 }
 
 #[test]
+#[ignore = "needs busybox (.ci/run installs it)"]
 fn dropin_links_the_backup_scripts_once_and_stop_restores_them() {
-    if !have("busybox") {
-        return;
-    }
+    require("busybox");
     for bin_backup in [true, false] {
         let esxi = Esxi::new(bin_backup, None);
         let before = esxi.snapshot();
@@ -192,10 +191,9 @@ fn dropin_links_the_backup_scripts_once_and_stop_restores_them() {
 }
 
 #[test]
+#[ignore = "needs busybox (.ci/run installs it)"]
 fn cron_replaces_the_crontab_line_restarts_crond_and_stop_restores_it() {
-    if !have("busybox") {
-        return;
-    }
+    require("busybox");
     let esxi = Esxi::new(true, Some("wire = \"cron\"  # statectl's own line"));
     let before = esxi.snapshot();
     let first_crond = esxi.crond_pid().unwrap();
@@ -240,10 +238,9 @@ fn cron_replaces_the_crontab_line_restarts_crond_and_stop_restores_it() {
 }
 
 #[test]
+#[ignore = "needs busybox (.ci/run installs it)"]
 fn none_changes_nothing_and_a_mode_change_unwires_the_other() {
-    if !have("busybox") {
-        return;
-    }
+    require("busybox");
     let esxi = Esxi::new(false, Some("wire = \"none\""));
     let before = esxi.snapshot();
     esxi.run(&["start"]).ok();
@@ -275,10 +272,9 @@ fn none_changes_nothing_and_a_mode_change_unwires_the_other() {
 }
 
 #[test]
+#[ignore = "needs busybox (.ci/run installs it)"]
 fn a_bad_wire_value_or_a_missing_binary_is_refused_and_changes_nothing() {
-    if !have("busybox") {
-        return;
-    }
+    require("busybox");
     let esxi = Esxi::new(false, Some("wire = \"rc.local\""));
     let before = esxi.snapshot();
     let out = esxi.run(&["start"]);

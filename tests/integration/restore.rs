@@ -206,15 +206,28 @@ fn undo_goes_where_named_and_a_directory_destination_is_refused() {
 }
 
 #[test]
-fn another_build_is_refused_unless_forced() {
+fn another_build_is_refused_unless_forced_and_another_release_always() {
     let old = old_host();
     let new = TestEnv::new();
     new.boot_cfg("bootbank", 3, 0, "8.0.1-0.0.21495797");
     let archive = old.state("bootbank");
     let archive = archive.to_str().unwrap();
+    for args in [&["restore", archive][..], &["restore", archive, "--force"]] {
+        let err = new.run(args).code(1);
+        assert!(err.stderr.contains("never restored"), "{}", err.stderr);
+        // It names the build to install first.
+        assert!(
+            err.stderr
+                .contains("install VMware ESXi 7.0.3 (build 7.0.3-"),
+            "{}",
+            err.stderr
+        );
+        assert!(!new.path("etc/hosts").exists());
+    }
+    new.boot_cfg("bootbank", 3, 0, "7.0.3-0.95.23794027");
     let err = new.run(&["restore", archive]).code(1);
     assert!(
-        err.stderr.contains("--force") && err.stderr.contains("8.0.1"),
+        err.stderr.contains("--force overrides") && err.stderr.contains("0.95.23794027"),
         "{}",
         err.stderr
     );

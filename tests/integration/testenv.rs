@@ -64,7 +64,11 @@ impl Outcome {
 impl TestEnv {
     /// A host with an empty `etc`, a bootbank (updated=3) and an altbootbank (updated=2).
     pub fn new() -> TestEnv {
-        let dir = tempfile::tempdir().expect("temp dir");
+        TestEnv::in_dir(tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// As [`TestEnv::new`], laid out in `dir` (a RAM filesystem's, say).
+    pub fn in_dir(dir: TempDir) -> TestEnv {
         let root = dir.path().join("root");
         let run_dir = dir.path().join("run");
         fs::create_dir_all(root.join("etc")).unwrap();
@@ -163,10 +167,47 @@ impl TestEnv {
         cmd
     }
 
+    /// Removes the run directory's pending-install markers, as a reboot clears the RAM disk;
+    /// returns how many there were.
+    pub fn reboot(&self) -> usize {
+        let mut removed = 0;
+        for entry in fs::read_dir(&self.run_dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.starts_with("pending-install-") {
+                fs::remove_file(&path).unwrap();
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     /// Runs the binary and collects its outcome.
     pub fn run(&self, args: &[&str]) -> Outcome {
         let output = self.command(args).output().expect("run statectl");
         outcome(output)
+    }
+
+    /// Runs the binary with a datagram socket standing in for /dev/log; returns its outcome
+    /// and the syslog messages it sent.
+    pub fn run_logged(&self, args: &[&str]) -> (Outcome, Vec<String>) {
+        let path = self.dir.path().join("log.sock");
+        let _ = fs::remove_file(&path);
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let mut command = self.command(args);
+        let out = outcome(
+            command
+                .env("STATECTL_SYSLOG_SOCKET", &path)
+                .output()
+                .unwrap(),
+        );
+        let mut messages = Vec::new();
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = socket.recv(&mut buf) {
+            messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        (out, messages)
     }
 
     /// Puts a `vmware` stub answering `-l` with `level` (as ESXi's `vmware -l`) into this
@@ -210,41 +251,63 @@ pub fn outcome(output: Output) -> Outcome {
     }
 }
 
-/// True when `tool` runs here; tests that need it print a visible skip message otherwise.
-pub fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
+/// True when `tool` is here: `root` is the effective uid 0, a name starting with `/` is a path
+/// that exists (`/dev/fuse`, `/usr/bin/time`), anything else is a command on `PATH`.
+pub fn installed(tool: &str) -> bool {
+    if tool == "root" {
+        // SAFETY: geteuid has no preconditions.
+        return unsafe { libc::geteuid() } == 0;
+    }
+    if tool.starts_with('/') {
+        return Path::new(tool).exists();
+    }
+    Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
         .stdout(Stdio::null())
         .status()
         .map(|s| s.success())
-        .unwrap_or(false);
-    if !found {
-        skipped(&format!("`{tool}` is not installed (.ci/run installs it)"));
-    }
-    found
+        .unwrap_or(false)
 }
 
-/// Says that the running test skips its work (a tool or privilege is missing): `SKIPPED:` on
-/// stderr, and a line `<test name>: <why>` appended to `$STATECTL_TEST_SKIPS` when set, so
-/// `scripts/test.sh` can list every skipped test after the run.
-pub fn skipped(why: &str) {
-    eprintln!("SKIPPED: {why}");
-    let Some(list) = std::env::var_os("STATECTL_TEST_SKIPS") else {
-        return;
-    };
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("(unnamed test)")
-        .to_string();
-    let line = format!("{test}: {why}\n");
-    let appended = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(list)
-        .and_then(|mut file| std::io::Write::write_all(&mut file, line.as_bytes()));
-    if let Err(err) = appended {
-        eprintln!("cannot record the skip in $STATECTL_TEST_SKIPS: {err}");
-    }
+/// Fails the running test unless `tool` is here (see [`installed`]). A test that needs a tool
+/// or privilege is `#[ignore = "needs <tool> (.ci/run installs it)"]` and calls this first: a
+/// plain `cargo test` reports it as ignored, and `bash scripts/test.sh` (`--include-ignored`)
+/// runs it, where a missing tool is a failure, never a silent pass.
+#[track_caller]
+pub fn require(tool: &str) {
+    assert!(
+        installed(tool),
+        "this test needs `{tool}`, which is missing here: .ci/run installs the tools and runs \
+         the suite as root"
+    );
+}
+
+/// Runs the outside reader `tests/helpers/<script>` with python3 on `args` and returns its
+/// stdout; fails the test when python3 or the reader's package is missing (the script exits 77
+/// naming it) or when the reader fails.
+#[track_caller]
+pub fn python_oracle(script: &str, args: &[&Path]) -> Vec<u8> {
+    require("python3");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/helpers")
+        .join(script);
+    let run = Command::new("python3")
+        .arg(path)
+        .args(args)
+        .output()
+        .unwrap();
+    assert_ne!(
+        run.status.code(),
+        Some(77),
+        "this test needs {} (.ci/run installs it)",
+        String::from_utf8_lossy(&run.stderr).trim()
+    );
+    assert!(
+        run.status.success(),
+        "{script} failed on {args:?}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    run.stdout
 }
 
 /// Runs a shell command in `dir`, asserting success.

@@ -54,10 +54,10 @@ struct Seen {
 
 /// The layout of the archive at `path`.
 pub fn probe(path: &Path, limits: &Limits) -> Layout {
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Layout::Missing,
-        Err(err) => return Layout::Unknown(format!("cannot open it: {err}")),
+    let file = match crate::hostfile::open_regular(path) {
+        Ok(Some((file, _))) => file,
+        Ok(None) => return Layout::Missing,
+        Err(err) => return Layout::Unknown(format!("cannot open it: {err:#}")),
     };
     let mut seen = Seen::default();
     let mut buffered = BufReader::with_capacity(64 << 10, file);

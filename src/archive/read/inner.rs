@@ -145,5 +145,6 @@ impl ReadState<'_> {
                 .push(Problem::error(format!("state.tgz holds no {INNER_NAME}")));
         }
         self.finish_listed();
+        self.finish_bundle();
     }
 }

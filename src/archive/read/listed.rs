@@ -2,7 +2,7 @@
 //! are checked as the manifest streams by (it normally follows `local.tgz`) and then dropped;
 //! only a manifest that comes first has its records kept until the files are known.
 
-use super::super::{writer::hex, FileRecord, Problem, INNER_NAME};
+use super::super::{writer::hex, FileRecord, Problem, INNER_NAME, MANIFEST_NAME};
 use super::ReadState;
 
 /// Comparison state: the files sorted by path (indices), which of them the manifest listed,
@@ -12,6 +12,10 @@ pub(super) struct Listed {
     by_path: Vec<u32>,
     listed: Vec<bool>,
     early: Vec<FileRecord>,
+    /// The first difference between the manifest and the files.
+    first_mismatch: Option<String>,
+    /// The manifest was set aside for not matching.
+    stale: bool,
 }
 
 impl ReadState<'_> {
@@ -37,37 +41,37 @@ impl ReadState<'_> {
             .by_path
             .binary_search_by(|&at| files.path(at as usize).cmp(&expected.path));
         let Ok(at) = found.map(|pos| self.listed.by_path[pos] as usize) else {
-            self.problems.push(Problem::error(format!(
+            self.mismatch(format!(
                 "`{}` is in the manifest but not in {INNER_NAME}",
                 expected.path
-            )));
+            ));
             return;
         };
         if std::mem::replace(&mut self.listed.listed[at], true) {
-            self.problems.push(Problem::error(format!(
+            self.mismatch(format!(
                 "`{}` is listed twice in the manifest",
                 expected.path
-            )));
+            ));
             return;
         }
         let record = self.files.get(at);
         let sha256 = hex(&record.sha256);
         let problem = if expected.sha256 != sha256 || expected.size != record.size {
-            Problem::error(format!(
+            format!(
                 "`{}`: content does not match the manifest (sha256 {} size {}, manifest says {} size {})",
                 record.path, sha256, record.size, expected.sha256, expected.size
-            ))
+            )
         } else if (expected.mode, expected.uid, expected.gid, expected.mtime)
             != (record.mode, record.uid, record.gid, record.mtime)
         {
-            Problem::error(format!(
+            format!(
                 "`{}`: mode, owner or mtime does not match the manifest",
                 record.path
-            ))
+            )
         } else {
             return;
         };
-        self.problems.push(problem);
+        self.mismatch(problem);
     }
 
     fn index_files(&mut self) {
@@ -94,8 +98,35 @@ impl ReadState<'_> {
             if !self.listed.listed[at] {
                 let path = self.files.path(at);
                 let message = format!("`{path}` is in {INNER_NAME} but not in the manifest");
-                self.problems.push(Problem::error(message));
+                self.mismatch(message);
             }
         }
+        self.drop_stale_manifest();
+    }
+
+    /// Notes a difference between the manifest and `local.tgz`; the first one is kept.
+    fn mismatch(&mut self, message: String) {
+        self.listed.first_mismatch.get_or_insert(message);
+    }
+
+    /// A manifest that does not match is statectl's note gone stale (the classic hand edit:
+    /// extract both members, edit, tar them again), never ESXi's: ESXi ignores it, so the
+    /// archive is read as one without a manifest, with one warning naming the first mismatch.
+    fn drop_stale_manifest(&mut self) {
+        let Some(first) = self.listed.first_mismatch.take() else {
+            return;
+        };
+        self.manifest = None;
+        self.listed.stale = true;
+        self.problems.push(Problem::warning(format!(
+            "{MANIFEST_NAME} does not match {INNER_NAME} ({first}); the archive is read as one \
+             without a manifest (ESXi ignores it too); to fix it, pack the files again with \
+             `statectl pack`, or drop {MANIFEST_NAME} from the archive"
+        )));
+    }
+
+    /// The manifest did not match `local.tgz` and was set aside.
+    pub(super) fn stale_manifest(&self) -> bool {
+        self.listed.stale
     }
 }

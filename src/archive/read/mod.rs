@@ -15,13 +15,14 @@
 //! # Memory
 //! What a read keeps is bounded by the limits, never by what the archive holds. At the default
 //! limits (100,000 entries, 64 KiB headers, 1 GiB) every command stays under 64 MiB
-//! (tests/integration/untrusted.rs); `verify` of 100,000 ordinary files peaks at 17 MiB and a
+//! (tests/integration/bounded_memory.rs); `verify` of 100,000 ordinary files peaks at 17 MiB and a
 //! `status` that must read such an archive at 31 MiB (README "Performance"):
 //! - one entry's header at a time: a name or PAX record of at most 64 KiB (`max_header`);
 //! - names over 4096 bytes or with a component over 255 are errors ([`super::names`]) and are
 //!   never kept; a message shows at most 200 bytes of a name;
 //! - the names kept (safe files and directories, for the consumers) are capped at
-//!   [`MAX_KEPT_NAME_BYTES`] together (8 MiB: 100,000 names of 80 bytes; ESXi's average 40);
+//!   [`MAX_KEPT_NAME_BYTES`] together (24 MiB: 100,000 names of 250 bytes; ESXi's average
+//!   40), a cap the writer enforces too, so every archive statectl writes is read back;
 //!   the records are a [`RecordTable`] (64 bytes a file besides its name): under 15 MiB at
 //!   100,000 entries;
 //! - duplicate, file-versus-directory and case checks keep a 64-bit hash per entry and per
@@ -48,8 +49,10 @@ use crate::error::Error;
 
 pub use super::entries::EntryKind;
 pub use ahead::reread_ahead;
+pub use bundled::BundleInfo;
 
 mod ahead;
+mod bundled;
 mod index;
 mod inner;
 mod listed;
@@ -58,8 +61,9 @@ mod outer;
 /// Largest manifest accepted (a 100,000-file manifest is about 25 MiB); it is streamed, so
 /// this bounds time, not memory.
 const MAX_MANIFEST: u64 = 48 << 20;
-/// Bytes of names a read keeps for its consumers, all entries together.
-pub const MAX_KEPT_NAME_BYTES: u64 = 8 << 20;
+/// Bytes of names a read keeps for its consumers, all entries together (the writer refuses a
+/// selection whose names pass it: `backup` and `pack` never write what a reader refuses).
+pub const MAX_KEPT_NAME_BYTES: u64 = 24 << 20;
 /// Problems kept per level; the rest are counted in one closing problem.
 pub const MAX_PROBLEMS: usize = 100;
 
@@ -115,11 +119,25 @@ pub struct ArchiveSummary {
     pub sha256: String,
     /// The key store and envelope header of the encrypted layout; `None` for plain `local.tgz`.
     pub encryption: Option<Encryption>,
+    /// The bundle's `Manifest.txt` when the archive was a `configBundle-*.tgz`.
+    pub bundle: Option<BundleInfo>,
+    /// Its `statectl.json` did not match `local.tgz` and was set aside (one warning says so).
+    pub stale_manifest: bool,
 }
 
 impl ArchiveSummary {
     pub fn first_error(&self) -> Option<&Problem> {
         self.problems.iter().find(|p| p.level == Level::Error)
+    }
+
+    /// The warning that set a stale `statectl.json` aside, naming the archive.
+    pub fn stale_manifest_warning(&self) -> Option<String> {
+        let problem = self
+            .problems
+            .iter()
+            .filter(|_| self.stale_manifest)
+            .find(|p| p.message.starts_with(super::MANIFEST_NAME))?;
+        Some(format!("{}: {}", self.archive.display(), problem.message))
     }
 
     /// Fails with the first error-level problem, naming the archive: the gate of every writer.
@@ -175,20 +193,25 @@ pub fn read_archive(
 }
 
 /// Opens an archive for reading, refusing directories with a clear message.
+/// It is opened without blocking and must be a regular file, so a FIFO or device planted at
+/// its name cannot hang or flood the run.
 pub fn open_archive(path: &Path) -> Result<File> {
-    let file =
-        File::open(path).with_context(|| format!("cannot open archive `{}`", path.display()))?;
-    let meta = file
-        .metadata()
-        .with_context(|| format!("cannot stat archive `{}`", path.display()))?;
-    if meta.is_dir() {
-        return Err(Error::BadArchive {
-            archive: path.to_path_buf(),
-            reason: "it is a directory; name the state.tgz file inside it".into(),
-        }
-        .into());
+    let (file, meta) = crate::hostfile::open_nonblocking(path)
+        .and_then(|opened| opened.context("it does not exist"))
+        .with_context(|| format!("cannot open archive `{}`", path.display()))?;
+    let reason = match meta.is_dir() {
+        true => "it is a directory; name the state.tgz file inside it".to_string(),
+        false if !meta.is_file() => format!(
+            "it is {}, not a regular file",
+            crate::hostfile::kind_of(&meta)
+        ),
+        false => return Ok(file),
+    };
+    Err(Error::BadArchive {
+        archive: path.to_path_buf(),
+        reason,
     }
-    Ok(file)
+    .into())
 }
 
 /// Opens the archive at `path` and copies it into a private, unnamed temp file (0600, created
@@ -207,7 +230,9 @@ pub fn open_private_copy(path: &Path) -> Result<File> {
         )
     };
     let mut copy = tempfile::tempfile().with_context(fail)?;
-    std::io::copy(&mut source, &mut copy).with_context(fail)?;
+    // At most the size it had when opened: the copy never outgrows its input.
+    let size = source.metadata().with_context(fail)?.len();
+    std::io::copy(&mut (&mut source).take(size), &mut copy).with_context(fail)?;
     copy.rewind().with_context(fail)?;
     Ok(copy)
 }
@@ -278,6 +303,7 @@ fn read_with<R: Read>(
         inner_seen: false,
         sealed: outer::SealedParts::default(),
         inner_done: false,
+        bundle: bundled::BundleParts::default(),
     };
     let outcome = outer::read_layers(file, &mut state);
     let (bytes, sha256) = match outcome {
@@ -292,6 +318,11 @@ fn read_with<R: Read>(
         }
     };
     state.finish_checks();
+    let stale_manifest = state.stale_manifest();
+    let bundle = state
+        .is_bundle()
+        .then(|| state.bundle.info.take())
+        .flatten();
     Ok(ArchiveSummary {
         archive: path.to_path_buf(),
         files: state.files,
@@ -302,6 +333,8 @@ fn read_with<R: Read>(
         bytes,
         sha256,
         encryption: state.sealed.encryption,
+        bundle,
+        stale_manifest,
     })
 }
 
@@ -338,6 +371,8 @@ struct ReadState<'v> {
     sealed: outer::SealedParts,
     /// `local.tgz` was read to its end (manifest records can be checked as they come).
     inner_done: bool,
+    /// The bundle layer, when the archive is a `configBundle-*.tgz`.
+    bundle: bundled::BundleParts,
 }
 
 impl ReadState<'_> {

@@ -6,8 +6,10 @@
 //! to a private temp file while the outer walk goes on, and opened (authenticated, then
 //! decrypted into the same inner reader) once the outer layer has been read to its end.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{BufReader, Read};
+use std::rc::Rc;
 
 use super::super::entries::{walk, EntryMeta, WalkError};
 use super::super::envelope::{
@@ -27,7 +29,12 @@ pub(super) fn read_layers<R: Read>(
     let format = |layer: &str, err: std::io::Error| {
         WalkError::Format(format!("{layer}: {}", describe_io(&err)))
     };
-    let mut hashed = BufReader::with_capacity(64 << 10, HashingReader::new(file));
+    let consumed = Rc::new(Cell::new(0));
+    let counted = Consumed {
+        inner: file,
+        count: Rc::clone(&consumed),
+    };
+    let mut hashed = BufReader::with_capacity(64 << 10, HashingReader::new(counted));
     let gz = GzMembers::new(&mut hashed);
     let budget = state.budget.clone();
     let limits = state.limits;
@@ -35,7 +42,7 @@ pub(super) fn read_layers<R: Read>(
         Budgeted::new(gz, budget),
         &limits,
         "state.tgz",
-        |meta, data| state.outer_member(meta, data),
+        |meta, data| state.outer_member(meta, data, &consumed),
     )?;
     let (_, nonzero) = drain(&mut rest).map_err(|e| format("state.tgz", e))?;
     if nonzero {
@@ -73,8 +80,31 @@ pub(super) fn is_top_directory(meta: &EntryMeta) -> bool {
     meta.kind == EntryKind::Directory && is_root_name(&meta.raw_name)
 }
 
+/// Counts the archive's own bytes read so far (the bound of the envelope's spool).
+struct Consumed<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Consumed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let got = self.inner.read(buf)?;
+        self.count.set(self.count.get() + got as u64);
+        Ok(got)
+    }
+}
+
+/// How far the spooled envelope may run ahead of the archive bytes read: ciphertext does not
+/// compress, so a real envelope spools about what the archive holds; more is a gzip bomb.
+const SPOOL_SLACK: u64 = 64 << 20;
+
 impl ReadState<'_> {
-    fn outer_member(&mut self, meta: &EntryMeta, data: &mut dyn Read) -> Result<(), WalkError> {
+    pub(super) fn outer_member(
+        &mut self,
+        meta: &EntryMeta,
+        data: &mut dyn Read,
+        consumed: &Cell<u64>,
+    ) -> Result<(), WalkError> {
         if is_top_directory(meta) {
             return Ok(());
         }
@@ -89,6 +119,9 @@ impl ReadState<'_> {
             }
         };
         match name.as_str() {
+            bundled if self.is_bundle_member(bundled) => {
+                self.bundle_member(bundled, meta, data, consumed)?
+            }
             INNER_NAME if meta.kind != EntryKind::File => {
                 self.problems.push(Problem::error(format!(
                     "member `{name}` in state.tgz is {}",
@@ -112,7 +145,7 @@ impl ReadState<'_> {
                     meta.kind.describe()
                 )));
             }
-            ENVELOPE_NAME => self.spool_envelope(data)?,
+            ENVELOPE_NAME => self.spool_envelope(data, consumed)?,
             KEYSTORE_NAME => self.read_keystore(KEYSTORE_NAME, meta, data)?,
             KEYSTORE_BRANCH_NAME => self.read_keystore(KEYSTORE_BRANCH_NAME, meta, data)?,
             other => self.problems.push(Problem::warning(format!(
@@ -166,7 +199,13 @@ impl ReadState<'_> {
 }
 
 impl ReadState<'_> {
-    fn spool_envelope(&mut self, data: &mut dyn Read) -> Result<(), WalkError> {
+    /// Spools the envelope to a private temp file, never more than the archive bytes read so
+    /// far (`consumed`) plus [`SPOOL_SLACK`]: on ESXi the temp space is RAM.
+    fn spool_envelope(
+        &mut self,
+        data: &mut dyn Read,
+        consumed: &Cell<u64>,
+    ) -> Result<(), WalkError> {
         if self.sealed.envelope.is_some() {
             return Err(twice(ENVELOPE_NAME));
         }
@@ -175,7 +214,24 @@ impl ReadState<'_> {
         };
         // Unnamed (O_TMPFILE), 0600: the ciphertext never has a name another process could open.
         let mut spool = tempfile::tempfile().map_err(fail)?;
-        let len = std::io::copy(data, &mut spool).map_err(fail)?;
+        let mut buf = vec![0u8; 64 << 10];
+        let mut len = 0u64;
+        loop {
+            let got = data.read(&mut buf).map_err(fail)?;
+            if got == 0 {
+                break;
+            }
+            len += got as u64;
+            if len > consumed.get() + SPOOL_SLACK {
+                return Err(WalkError::Format(format!(
+                    "{ENVELOPE_NAME} expands to over {} bytes, beyond the archive's own size \
+                     plus {SPOOL_SLACK}: an envelope's ciphertext does not compress, so this \
+                     is no ESXi envelope; refused before it filled the temp space",
+                    consumed.get() + SPOOL_SLACK
+                )));
+            }
+            std::io::Write::write_all(&mut spool, &buf[..got]).map_err(fail)?;
+        }
         self.sealed.envelope = Some((spool, len));
         Ok(())
     }

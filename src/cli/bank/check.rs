@@ -9,8 +9,9 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::Args;
+use serde::Serialize;
 
-use super::super::Output;
+use super::super::{Output, Report};
 use crate::detect::now_secs;
 use crate::exit::Monitoring;
 use crate::host::Host;
@@ -87,16 +88,36 @@ pub fn nagios_line(report: &CheckReport) -> String {
     ))
 }
 
+/// The UNKNOWN `--json` document: a [`CheckReport`]'s status and findings, and the message (its
+/// keys in the order it has always printed them).
+#[derive(Serialize)]
+struct Unknown<'a> {
+    findings: [Finding<'a>; 1],
+    message: &'a str,
+    status: &'static str,
+}
+
+#[derive(Serialize)]
+struct Finding<'a> {
+    level: &'static str,
+    message: &'a str,
+}
+
+impl Report for Unknown<'_> {}
+
 /// The UNKNOWN result: the plugin line, or under `--json` a JSON document as for any status.
 fn unknown(json: bool, message: &str) -> ExitCode {
     let out = Output::new(json, false, 0);
     let message = one_line(message);
     if json {
-        let document = serde_json::json!({
-            "status": "UNKNOWN",
-            "message": message,
-            "findings": [{"level": "UNKNOWN", "message": message}],
-        });
+        let document = Unknown {
+            findings: [Finding {
+                level: "UNKNOWN",
+                message: &message,
+            }],
+            message: &message,
+            status: "UNKNOWN",
+        };
         let _ = out.json(&document);
     } else {
         out.line(&format!("STATECTL UNKNOWN - {message}"));

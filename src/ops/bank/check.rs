@@ -84,6 +84,7 @@ pub fn check(host: &Host, now: i64) -> Result<CheckReport> {
         }
     }
     findings.extend(running_bank(&banks));
+    findings.extend(pending_installs(host, &banks));
     let (pending, old) = if next_ok {
         pending_changes(host, now, &mut findings)?
     } else {
@@ -105,6 +106,24 @@ pub fn check(host: &Host, now: i64) -> Result<CheckReport> {
         pending_over_an_hour: old,
         findings,
     })
+}
+
+/// A bank holding an install that waits for its reboot (backup leaves it alone): WARNING.
+fn pending_installs(host: &Host, banks: &Banks) -> Vec<Finding> {
+    let Ok(run_dir) = host.run_dir() else {
+        return Vec::new();
+    };
+    [&banks.bootbank, &banks.altbootbank]
+        .into_iter()
+        .filter(|bank| crate::ops::pending::pending(run_dir, &host.root, &bank.path).is_some())
+        .map(|bank| Finding {
+            level: Monitoring::Warning,
+            message: format!(
+                "{} holds an install pending its reboot; backup leaves it alone until then",
+                bank.name.as_str()
+            ),
+        })
+        .collect()
 }
 
 fn critical(message: String) -> Finding {

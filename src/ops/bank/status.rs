@@ -4,7 +4,6 @@
 //! ignores or reads otherwise than it looks (`updated = 3`, an overridden duplicate, a key
 //! prefix) and a tie (both eligible, same `updated`) said as such.
 
-use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -117,12 +116,11 @@ fn entry(bank: &Bank, warnings: &mut Vec<String>) -> BankEntry {
 
 /// Size, mtime and sha256 of `path`; `None` when there is no such file.
 pub fn archive_info(path: &std::path::Path) -> io::Result<Option<ArchiveInfo>> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(err),
+    let (file, meta) = match crate::hostfile::open_nonblocking(path) {
+        Ok(Some(opened)) => opened,
+        Ok(None) => return Ok(None),
+        Err(err) => return Err(io::Error::other(format!("{err:#}"))),
     };
-    let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(io::Error::other("not a regular file"));
     }

@@ -221,7 +221,7 @@ fn prune(dir: &Path, newest: &Path, copy: &CopyOptions) -> Result<Vec<PathBuf>> 
 /// `DIR/<host id>/`, created (0700) when missing; DIR itself must exist.
 fn host_dir(store: &Path, host: &Host) -> Result<PathBuf> {
     check_store(store)?;
-    let dir = store.join(host_id(host));
+    let dir = store.join(host_id(host)?);
     match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
         Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => {
             return Err(err)

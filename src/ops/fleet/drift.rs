@@ -67,6 +67,7 @@ pub struct DriftItem {
 pub struct DriftReport {
     pub hosts: Vec<DriftHost>,
     pub drift: Vec<DriftItem>,
+    #[serde(skip)]
     pub warnings: Vec<String>,
 }
 

@@ -25,9 +25,12 @@ pub struct CopyFile {
 }
 
 /// This host's directory name in a store: its UUID, else its host name, made file-name safe.
-pub fn host_id(host: &Host) -> String {
-    let id = host_uuid(host).unwrap_or_else(|| host.hostname());
-    safe_host_name(&id)
+pub fn host_id(host: &Host) -> Result<String> {
+    let id = match host_uuid(host) {
+        Some(uuid) => uuid,
+        None => host.hostname()?,
+    };
+    Ok(safe_host_name(&id))
 }
 
 /// Fails unless `store` is an existing directory (a store is never created: it is a

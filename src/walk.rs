@@ -52,6 +52,23 @@ impl Walk<'_> {
         create: bool,
         created: &mut dyn FnMut(String),
     ) -> Result<Option<OwnedFd>> {
+        self.resolve(parts, create, false, created)
+    }
+
+    /// Walks `parts` below the root for reading: as [`Walk::walk`] without creating, except
+    /// that a link whose target is missing in the root is a missing part (`None`) too, not an
+    /// error (nothing is written through it).
+    pub fn find(&self, parts: &[&str]) -> Result<Option<OwnedFd>> {
+        self.resolve(parts, false, true, &mut |_| {})
+    }
+
+    fn resolve(
+        &self,
+        parts: &[&str],
+        create: bool,
+        reading: bool,
+        created: &mut dyn FnMut(String),
+    ) -> Result<Option<OwnedFd>> {
         let mut pending: Vec<Step> = parts
             .iter()
             .rev()
@@ -80,11 +97,12 @@ impl Walk<'_> {
             let name = OsStr::from_bytes(&step.name);
             let next = match rfs::openat(dir, name, DIR_FLAGS, Mode::empty()) {
                 Ok(fd) => fd,
+                Err(Errno::NOENT) if reading => return Ok(None),
                 Err(Errno::NOENT) if step.link.is_some() => {
                     let (link, target) = &links[step.link.unwrap_or_default()];
                     bail!(
                         "`{}` is a symlink to `{}`, which does not exist inside the root; \
-                         refusing to write through it",
+                         refusing to go through it",
                         link.display(),
                         target.display()
                     )
@@ -95,13 +113,13 @@ impl Walk<'_> {
                     let target = match rfs::readlinkat(dir, name, Vec::new()) {
                         Ok(target) => PathBuf::from(OsStr::from_bytes(target.as_bytes())),
                         Err(_) => bail!(
-                            "`{}` is not a directory; refusing to write through it",
+                            "`{}` is not a directory; refusing to go through it",
                             shown.display()
                         ),
                     };
                     if links.len() >= MAX_LINKS {
                         bail!(
-                            "`{}`: too many levels of symbolic links; refusing to write through it",
+                            "`{}`: too many levels of symbolic links; refusing to go through it",
                             shown.display()
                         );
                     }

@@ -3,12 +3,12 @@
 //! every write and EIO at every fsync. After each: every bank's `state.tgz` and `boot.cfg` are
 //! byte-identical to the old or the new ones, no `boot.cfg` names a missing archive, failures
 //! exit 1 and leave no temp file, nothing is renamed after a failed fsync, and the next normal
-//! run succeeds with exactly the banks a clean run makes. Needs `strace` (SKIPPED otherwise).
+//! run succeeds with exactly the banks a clean run makes. Needs `strace` (ignored otherwise).
 
 use std::fs;
 
 use crate::sweep::{injected, scene, Scene, SYSCALLS};
-use crate::testenv::{have, TestEnv};
+use crate::testenv::{require, TestEnv};
 
 /// Kills the backup at invocation N of each syscall, for every N it reaches; returns the
 /// number of kill points per syscall.
@@ -50,10 +50,9 @@ fn report(kind: &str, points: &[(&str, usize)]) -> usize {
 }
 
 #[test]
+#[ignore = "needs strace (.ci/run installs it)"]
 fn a_backup_killed_at_any_syscall_leaves_old_or_new_banks() {
-    if !have("strace") {
-        return;
-    }
+    require("strace");
     let scene = scene(None);
     let points = kill_sweep(&scene);
     let total = report("kill sweep (ext4/tmpfs)", &points);
@@ -67,10 +66,9 @@ fn a_backup_killed_at_any_syscall_leaves_old_or_new_banks() {
 }
 
 #[test]
+#[ignore = "needs strace (.ci/run installs it)"]
 fn enospc_at_any_write_fails_cleanly_or_completes() {
-    if !have("strace") {
-        return;
-    }
+    require("strace");
     let scene = scene(None);
     let (mut n, mut failed) = (1, 0);
     loop {
@@ -110,10 +108,9 @@ fn enospc_at_any_write_fails_cleanly_or_completes() {
 }
 
 #[test]
+#[ignore = "needs strace (.ci/run installs it)"]
 fn eio_at_any_fsync_fails_and_renames_nothing_after_it() {
-    if !have("strace") {
-        return;
-    }
+    require("strace");
     let scene = scene(None);
     let trace = "fsync,fdatasync,rename,renameat,renameat2";
     let mut points = Vec::new();

@@ -4,9 +4,8 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
 
-use crate::testenv::{gzip, have, outcome, sh, tar_of, tree, Outcome, TestEnv};
+use crate::testenv::{gzip, outcome, require, sh, tar_of, tree, Outcome, TestEnv};
 
 fn backed_up() -> TestEnv {
     let env = TestEnv::esxi();
@@ -34,19 +33,21 @@ fn one_error_line(out: &Outcome) {
 }
 
 #[test]
+#[ignore = "needs busybox (.ci/run installs it)"]
 fn esxi_style_archives_from_busybox_and_gnu_tar_list_verify_and_extract() {
     let env = TestEnv::esxi();
     let files = "etc/hosts etc/passwd etc/shadow etc/vmware/esx.conf";
-    let mut recipes = vec![(
-        "gnu",
-        "tar -czf local.tgz --exclude=./etc/hosts.link ./etc && tar -czf state-gnu.tgz local.tgz && rm local.tgz".to_string(),
-    )];
-    if have("busybox") {
-        recipes.push((
+    require("busybox");
+    let recipes = [
+        (
+            "gnu",
+            "tar -czf local.tgz --exclude=./etc/hosts.link ./etc && tar -czf state-gnu.tgz local.tgz && rm local.tgz".to_string(),
+        ),
+        (
             "busybox",
             format!("busybox tar -czf local.tgz {files} && busybox tar -czf state-busybox.tgz local.tgz && rm local.tgz"),
-        ));
-    }
+        ),
+    ];
     for (tool, script) in recipes {
         sh(&env.root, &script);
         let archive = env.root.join(format!("state-{tool}.tgz"));
@@ -151,11 +152,9 @@ pub fn peak_rss_kib(env: &TestEnv, args: &[&str]) -> (Outcome, i64) {
 }
 
 #[test]
+#[ignore = "needs GNU time, /usr/bin/time (.ci/run installs it)"]
 fn a_gzip_bomb_and_a_huge_long_name_header_are_refused_in_little_memory() {
-    if !Path::new("/usr/bin/time").exists() {
-        crate::testenv::skipped("GNU time (/usr/bin/time) is not installed (.ci/run installs it)");
-        return;
-    }
+    require("/usr/bin/time");
     let env = TestEnv::new();
     // Inner layer: 2 GiB of zeros in one member, gzip'd (about 2 MiB), streamed so the test
     // itself stays small.
@@ -216,7 +215,9 @@ fn max_size_lowers_and_raises_the_expansion_limit() {
 }
 
 #[test]
+#[ignore = "needs root (.ci/run runs the suite as root)"]
 fn password_reset_clears_only_roots_hash() {
+    require("root");
     let env = backed_up();
     env.flagged(
         "etc/shadow",
@@ -247,10 +248,9 @@ fn password_reset_clears_only_roots_hash() {
 }
 
 #[test]
+#[ignore = "needs openssl (.ci/run installs it)"]
 fn password_from_stdin_is_a_sha512_crypt_openssl_reproduces() {
-    if !have("openssl") {
-        return;
-    }
+    require("openssl");
     let env = backed_up();
     let mut child = env
         .command(&["passwd", "root", "--password-stdin"])

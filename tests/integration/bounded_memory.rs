@@ -10,13 +10,13 @@ use std::path::Path;
 
 use tar::EntryType;
 
-use crate::archive_tools::peak_rss_kib;
-use crate::hostile::snapshot;
-use crate::testenv::{gzip, Outcome, TestEnv};
-use crate::untrusted_build::{
+use crate::archive_commands::peak_rss_kib;
+use crate::bounded_memory_inputs::{
     add, finish, gz_tar, header, long_names, manifest, many_entries, one_file, outer, pax_sparse,
     small, two_members,
 };
+use crate::refusals_change_nothing::snapshot;
+use crate::testenv::{gzip, require, Outcome, TestEnv};
 
 const LIMIT_KIB: i64 = 64 * 1024;
 
@@ -110,19 +110,10 @@ fn run(env: &TestEnv, status_env: &TestEnv, template: &[&str], archive: &Path) -
     peak_rss_kib(which, &args)
 }
 
-fn have_time() -> bool {
-    let found = Path::new("/usr/bin/time").exists();
-    if !found {
-        eprintln!("SKIPPED: GNU time (/usr/bin/time) is not installed (.ci/run installs it)");
-    }
-    found
-}
-
 #[test]
+#[ignore = "needs GNU time, /usr/bin/time (.ci/run installs it)"]
 fn every_hostile_class_is_refused_by_every_writer_and_reader_in_bounded_memory_leaving_no_trace() {
-    if !have_time() {
-        return;
-    }
+    require("/usr/bin/time");
     let env = TestEnv::esxi();
     env.run(&["backup"]).ok();
     let status_env = TestEnv::new();
@@ -177,10 +168,9 @@ fn every_hostile_class_is_refused_by_every_writer_and_reader_in_bounded_memory_l
 }
 
 #[test]
+#[ignore = "needs GNU time, /usr/bin/time (.ci/run installs it)"]
 fn a_hundred_thousand_entries_are_read_in_bounded_memory() {
-    if !have_time() {
-        return;
-    }
+    require("/usr/bin/time");
     let env = TestEnv::new();
     let status_env = TestEnv::new();
     let bytes = many_entries(100_000, &[]);
@@ -286,10 +276,9 @@ fn dot_entries_and_multi_member_gzip_in_both_layers_are_read_by_every_command() 
 }
 
 #[test]
+#[ignore = "needs strace (.ci/run installs it)"]
 fn an_archive_rewritten_in_place_between_validation_and_write_gets_nothing_written() {
-    if !crate::testenv::have("strace") {
-        return;
-    }
+    require("strace");
     let env = TestEnv::new();
     let archive = env.dir.path().join("state.tgz");
     let (good, evil) = (one_file(0o755), one_file(0o4755));

@@ -2,14 +2,14 @@
 //! `syncfs` instead of one fsync per file, and the restore's crash guarantee holds with it.
 //! Killed at every rename, flush, write and fsync, each restored file is the old or the new
 //! one (never a mix) and a re-run completes it; a failed flush before the renames leaves every
-//! file as it was; a failed flush after them is exit 1, not success. Needs `strace` (SKIPPED
+//! file as it was; a failed flush after them is exit 1, not success. Needs `strace` (ignored
 //! otherwise).
 
 use std::collections::BTreeMap;
 use std::fs;
 
 use crate::sweep::{injected, traced};
-use crate::testenv::{have, tree, TestEnv};
+use crate::testenv::{require, tree, TestEnv};
 
 const FILES: usize = 12;
 
@@ -51,10 +51,9 @@ fn count(log: &str, syscall: &str) -> usize {
 }
 
 #[test]
+#[ignore = "needs strace (.ci/run installs it)"]
 fn restore_and_extract_flush_with_syncfs_instead_of_a_fsync_per_file() {
-    if !have("strace") {
-        return;
-    }
+    require("strace");
     let (_source, target, archive) = scene();
     let trace = "fsync,fdatasync,syncfs";
     let (out, log) = traced(&target, &["restore", &archive], trace, None);
@@ -88,10 +87,9 @@ fn restore_and_extract_flush_with_syncfs_instead_of_a_fsync_per_file() {
 }
 
 #[test]
+#[ignore = "needs strace (.ci/run installs it)"]
 fn a_restore_killed_at_any_rename_flush_or_write_leaves_each_file_old_or_new() {
-    if !have("strace") {
-        return;
-    }
+    require("strace");
     let mut points = Vec::new();
     for syscall in ["renameat", "renameat2", "syncfs", "write", "fsync"] {
         let mut n = 1;
@@ -135,10 +133,9 @@ fn a_restore_killed_at_any_rename_flush_or_write_leaves_each_file_old_or_new() {
 }
 
 #[test]
+#[ignore = "needs strace (.ci/run installs it)"]
 fn a_failed_flush_before_the_renames_changes_nothing_and_after_them_is_an_error() {
-    if !have("strace") {
-        return;
-    }
+    require("strace");
     let (_source, target, archive) = scene();
     let before = tree(&target.root);
     let inject = "syncfs:error=EIO:when=1";

@@ -1,11 +1,23 @@
-//! The fault-injection harness shared by the crash and FAT tests: a scene (a host whose next
-//! backup replaces an old archive in a staged-upgrade layout, so both banks are written), bank
-//! snapshots, and one `statectl backup` run under `strace -e inject=...`.
+//! The slow group: the kill and fault sweeps and the races, in one module so that
+//! `cargo test --test integration sweep::` runs them alone and
+//! `cargo test --test integration -- --skip sweep::` runs everything else (CI runs both).
+//!
+//! Here too, the fault-injection harness they share (with the FAT and read-count tests): a scene
+//! (a host whose next backup replaces an old archive in a staged-upgrade layout, so both banks
+//! are written), bank snapshots, and one `statectl backup` run under `strace -e inject=...`.
 //!
 //! The sweep is SQLite-style: fail syscall invocation N (per syscall, per process, as strace
 //! counts), check the invariants, reset, N+1, until a run reaches no injection point.
 
 #![allow(dead_code)]
+
+mod bootcfg_faults;
+mod copies;
+pub(crate) mod crash;
+mod durability;
+mod fat;
+mod races;
+mod writers;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -1,4 +1,4 @@
-//! Builders of the hostile archive classes of [`crate::untrusted`], built in memory through a
+//! Builders of the hostile archive classes of [`crate::bounded_memory`], built in memory through a
 //! fast gzip stream so that even the 490 MB class never exists uncompressed.
 
 use tar::{Builder, EntryType, Header};

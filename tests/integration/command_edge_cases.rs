@@ -10,8 +10,8 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::process::Stdio;
 
-use crate::banks::healthy;
-use crate::testenv::{have, outcome, Outcome, TestEnv};
+use crate::bank_commands::healthy;
+use crate::testenv::{outcome, require, Outcome, TestEnv};
 
 /// The hash field of `user` in a shadow text.
 fn hash_of(shadow: &str, user: &str) -> String {
@@ -75,7 +75,9 @@ fn passwd_on_the_live_root_changes_its_shadow_so_the_next_backup_keeps_the_hash(
 }
 
 #[test]
+#[ignore = "needs root (.ci/run runs the suite as root)"]
 fn passwd_leaves_another_hosts_shadow_alone_and_says_the_backup_would_revert() {
+    require("root");
     let env = TestEnv::esxi();
     env.run(&["backup"]).ok();
     let live = env.read("etc/shadow");
@@ -148,10 +150,9 @@ sys.exit(os.waitstatus_to_exitcode(status))
 "#;
 
 #[test]
+#[ignore = "needs python3 (.ci/run installs it)"]
 fn password_stdin_at_a_terminal_asks_twice_without_echo() {
-    if !have("python3") {
-        return;
-    }
+    require("python3");
     let env = TestEnv::esxi();
     env.run(&["backup"]).ok();
     let inner = env.command(&["passwd", "root", "--password-stdin"]);
@@ -271,7 +272,8 @@ fn export_never_overwrites_a_bundle_and_warns_about_pending_changes() {
     assert_eq!(fs::read(&bundle).unwrap(), bytes);
     env.flagged("etc/hosts", "10.0.0.9 pending\n");
     let pending = export("1735732900").ok();
-    assert!(pending.stderr.contains("pending"), "{}", pending.stderr);
+    // Off a terminal without -v the warning is in the JSON (and syslog), not on stderr.
+    assert!(!pending.stderr.contains("pending"), "{}", pending.stderr);
     let warnings = pending.json()["warnings"].clone();
     assert!(
         warnings[0].as_str().unwrap().contains("pending"),

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::testenv::{have, outcome, Outcome, TestEnv};
+use crate::testenv::{outcome, require, Outcome, TestEnv};
 
 /// A host with a few hundred flagged files, so that runs last long enough to overlap.
 pub fn busy_host() -> TestEnv {
@@ -142,10 +142,9 @@ fn child_of(parent: u32) -> Option<u32> {
 }
 
 #[test]
+#[ignore = "needs strace (.ci/run installs it)"]
 fn a_lock_holder_killed_with_sigkill_lets_the_next_run_in_at_once() {
-    if !have("strace") {
-        return;
-    }
+    require("strace");
     let env = busy_host();
     env.run(&["backup"]).ok();
     let old = fs::read(env.state("bootbank")).unwrap();

@@ -3,14 +3,14 @@
 //! past them all. After each kill: every bundle in the host's copy directory is complete and
 //! readable (no torn bundle under a bundle's name), and the next run leaves the right set: the
 //! newest two copies, the newest holding the bank's archive, nothing else (no temp). Needs
-//! `strace` (SKIPPED otherwise).
+//! `strace` (ignored otherwise).
 
 use std::fs;
 
 use crate::copies::{fleet_host, names, text, T0};
 use crate::encrypted::member;
 use crate::sweep::{injected, traced_command};
-use crate::testenv::have;
+use crate::testenv::require;
 
 /// Every syscall through which the copy step can leave something on disk.
 const SYSCALLS: &[&str] = &[
@@ -26,10 +26,9 @@ const SYSCALLS: &[&str] = &[
 ];
 
 #[test]
+#[ignore = "needs strace (.ci/run installs it)"]
 fn a_kill_anywhere_in_the_copy_step_leaves_no_torn_bundle_and_the_next_run_fixes_the_set() {
-    if !have("strace") {
-        return;
-    }
+    require("strace");
     // Every invocation of each syscall, SQLite-style: N = 1, 2, ... until a run gets past all.
     let mut kills = 0;
     for syscall in SYSCALLS {
