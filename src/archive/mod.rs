@@ -25,7 +25,7 @@ pub use manifest::Manifest;
 pub use problem::{Level, Problem};
 pub use read::{
     open_archive, open_private_copy, read_archive, read_archive_from, read_archive_stream,
-    reread_archive_from, ArchiveSummary, CheckOnly, EntryKind, InnerEntry, Visitor,
+    reread_ahead, reread_archive_from, ArchiveSummary, CheckOnly, EntryKind, InnerEntry, Visitor,
 };
 pub use record::FileRecord;
 pub use table::{RecordRef, RecordTable, Records};

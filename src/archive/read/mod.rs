@@ -48,8 +48,10 @@ use super::{Level, Limits, Problem, RecordTable};
 use crate::error::Error;
 
 pub use super::entries::EntryKind;
+pub use ahead::reread_ahead;
 pub use bundled::BundleInfo;
 
+mod ahead;
 mod bundled;
 mod index;
 mod inner;
