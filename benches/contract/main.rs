@@ -14,13 +14,15 @@
 //! `--scale-sizes 1000,10000` picks its sizes (`--long-paths` adds the 100,000 200-byte-path
 //! rows of [`scale::long_paths`], part of every full run); `--keep` leaves the hosts in place
 //! for profiling; (g) the fleet section ([`fleet`]): `drift` and `history` over 100 and 1,000
-//! hosts x 24 copies (`--fleet-only` runs just that).
+//! hosts x 24 copies (`--fleet-only` runs just that); `--restore-pairs` runs only [`pairs`]:
+//! restore and extract against `tar -x` + `sync -f` in ten alternating pairs at 10,000 files.
 
 mod configstore;
 mod corpus;
 mod encrypted;
 mod fleet;
 mod measure;
+mod pairs;
 mod scale;
 
 use std::path::{Path, PathBuf};
@@ -75,6 +77,14 @@ fn main() {
     std::fs::create_dir_all(&base).expect("bench dir");
     let started = std::time::Instant::now();
     let mut rows = Vec::new();
+    if args.iter().any(|a| a == "--restore-pairs") {
+        let keep = args.iter().any(|a| a == "--keep");
+        let ok = pairs::restore_pairs(&base, keep);
+        if !keep {
+            let _ = std::fs::remove_dir_all(&base);
+        }
+        std::process::exit(if ok { 0 } else { 1 });
+    }
     if args.iter().any(|a| a == "--configstore-only") {
         configstore::configstore(&base, &sizes, &mut rows);
         print_table(&rows, &base, quick, started.elapsed().as_secs_f64());

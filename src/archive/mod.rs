@@ -22,8 +22,8 @@ pub(crate) mod writer;
 pub use crate::config::Limits;
 pub(crate) use problem::{Level, Problem};
 pub(crate) use read::{
-    open_archive, open_private_copy, read_archive, read_archive_from, reread_archive_from,
-    ArchiveSummary, EntryKind,
+    open_archive, open_private_copy, read_archive, read_archive_from, reread_ahead, ArchiveSummary,
+    EntryKind,
 };
 pub use read::{read_archive_stream, CheckOnly, InnerEntry, Visitor};
 pub(crate) use verify::{verify_against, verify_archive, VerifyReport};

@@ -2,8 +2,8 @@
 //!
 //! The archive is first copied into a private temp file; every entry (and every conflict
 //! between entries) is validated by a full read of that copy before a second read of the same
-//! copy writes any file, so what is written is exactly what was validated, even if the archive
-//! is rewritten during the run. Every write goes through the link-safe [`Placer`], so nothing
+//! copy (inflated ahead in a reader thread while this one writes) writes any file, so what is
+//! written is exactly what was validated, even if the archive is rewritten during the run. Every write goes through the link-safe [`Placer`], so nothing
 //! lands outside the directory. A new (or empty) directory is filled as a 0700 temp directory
 //! beside it and renamed into place, so a killed extract leaves no half tree under DIR, only a
 //! temp that the next run removes; with `--force` into a non-empty DIR the files are placed in
@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::archive::{
-    open_private_copy, read_archive_from, reread_archive_from, ArchiveSummary, CheckOnly,
-    EntryKind, InnerEntry, Limits, Visitor,
+    open_private_copy, read_archive_from, reread_ahead, ArchiveSummary, CheckOnly, EntryKind,
+    InnerEntry, Limits, Visitor,
 };
 use crate::fs::walk::DIR_FLAGS;
 use crate::records::RecordTable;
@@ -80,7 +80,7 @@ pub fn write_entries(
     file.rewind()
         .with_context(|| format!("cannot rewind `{}`", archive.display()))?;
     let mut visitor = PlaceEntries { placer };
-    let written = reread_archive_from(file, archive, limits, &mut visitor)?;
+    let written = reread_ahead(file, archive, limits, &mut visitor)?;
     if written.sha256 != checked.sha256 {
         bail!(
             "archive `{}` changed while it was being extracted; extract it again",

@@ -1,6 +1,7 @@
 //! Applying a restore plan in two phases. *Stage*: the second read of the same open archive
-//! writes every `create` and `overwrite` file to a temp file beside its destination,
-//! checking that its content is what was planned, and then makes all of them durable at once
+//! (inflated ahead in a reader thread, [`reread_ahead`]) writes every `create` and `overwrite`
+//! file to a temp file beside its destination, checking that its content is what was planned,
+//! and then makes all of them durable at once
 //! (the placer is batched: one `syncfs` per filesystem, [`crate::fs::durable`]). *Commit*: only
 //! when all of them are on disk, each is renamed into place, then the files the plan removes
 //! are removed, and the renames and removals are flushed before the restore reports success.
@@ -27,7 +28,7 @@ use anyhow::{Context, Result};
 use super::place::{FileMeta, Placer};
 use super::plan::{Action, Plan, PlannedFiles};
 use super::temps::{TempId, TempSeq};
-use crate::archive::{reread_archive_from, EntryKind, InnerEntry, Limits, Visitor};
+use crate::archive::{reread_ahead, EntryKind, InnerEntry, Limits, Visitor};
 
 /// Every changed file of a plan, written beside its destination and not yet in place. Dropped
 /// without [`StagedRestore::commit`], it removes its temp files and new directories.
@@ -66,7 +67,7 @@ pub fn stage<'a>(
     archive
         .rewind()
         .with_context(|| format!("cannot rewind archive `{}`", path.display()))?;
-    let summary = reread_archive_from(archive, path, limits, &mut visitor)?;
+    let summary = reread_ahead(archive, path, limits, &mut visitor)?;
     summary.ensure_safe()?;
     if visitor.next != plan.files.len() || summary.sha256 != plan.archive_sha256 {
         return Err(changed_archive(path));

@@ -66,6 +66,10 @@ pub struct Placer {
     dirs: DirCache,
     /// The root is a directory this run created and no one else writes ([`Placer::into_fresh`]).
     fresh: bool,
+    /// The last directory (root-relative) a look-up found missing, so the other files of a
+    /// missing directory (a restore into an empty root) are not walked to again; forgotten
+    /// as soon as this placer creates a directory.
+    missing: RefCell<Option<String>>,
 }
 
 impl Placer {
@@ -88,6 +92,7 @@ impl Placer {
             cleaned: RefCell::new(HashSet::new()),
             dirs: DirCache::per_file(),
             fresh: false,
+            missing: RefCell::new(None),
         }
     }
 
@@ -128,7 +133,7 @@ impl Placer {
     /// What is at `rel` now; refuses a symlink or non-directory among its parents.
     pub fn existing(&self, rel: &str) -> Result<Existing> {
         let (parents, name) = split(rel)?;
-        let Some(dir) = self.walk(&parents, false)? else {
+        let Some(dir) = self.existing_dir(&parents)? else {
             return Ok(Existing::Absent);
         };
         match rfs::statat(&dir, name, rfs::AtFlags::SYMLINK_NOFOLLOW) {
@@ -265,7 +270,7 @@ impl Placer {
             if self.cleaned.borrow().contains(&parents.join("/")) {
                 continue;
             }
-            if let Some(dir) = self.walk(&parents, false)? {
+            if let Some(dir) = self.existing_dir(&parents)? {
                 self.clean_once(&parents, &dir)?;
             }
         }
@@ -344,6 +349,20 @@ impl Placer {
         }
     }
 
+    /// The directory `parents` when it exists ([`Placer::walk`] without creating), remembering
+    /// the last one missing.
+    fn existing_dir(&self, parents: &[&str]) -> Result<Option<OwnedFd>> {
+        let key = parents.join("/");
+        if self.missing.borrow().as_deref() == Some(key.as_str()) {
+            return Ok(None);
+        }
+        let dir = self.walk(parents, false)?;
+        if dir.is_none() {
+            *self.missing.borrow_mut() = Some(key);
+        }
+        Ok(dir)
+    }
+
     /// Walks `parts` below the root, optionally creating missing directories; `None` when a
     /// part is missing and `create` is false. Directory links resolve within the root.
     fn walk(&self, parts: &[&str], create: bool) -> Result<Option<OwnedFd>> {
@@ -352,6 +371,7 @@ impl Placer {
             root: &self.root,
         };
         walk.walk(parts, create, &mut |rel| {
+            self.missing.borrow_mut().take();
             self.created.borrow_mut().push(rel)
         })
     }
@@ -436,6 +456,21 @@ mod tests {
             placer.existing("etc/vmware/x").unwrap(),
             Existing::File { size: 5, .. }
         ));
+    }
+
+    #[test]
+    fn a_directory_found_missing_is_seen_once_this_placer_creates_it() {
+        let root = tempfile::tempdir().unwrap();
+        let placer = Placer::open_batched(root.path()).unwrap();
+        for rel in ["etc/d/a", "etc/d/b"] {
+            assert_eq!(placer.existing(rel).unwrap(), Existing::Absent);
+        }
+        placer.place("etc/d/a", &mut &b"A"[..], &META).unwrap();
+        assert!(matches!(
+            placer.existing("etc/d/a").unwrap(),
+            Existing::File { size: 1, .. }
+        ));
+        assert_eq!(placer.existing("etc/d/b").unwrap(), Existing::Absent);
     }
 
     #[test]

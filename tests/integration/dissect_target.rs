@@ -7,39 +7,19 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::{json, Value};
 
 use crate::encrypted::{envelope_of, esxi_state, keystore, member};
-use crate::testenv::{require, TestEnv};
+use crate::testenv::{python_oracle, TestEnv};
 
 const LIVE: &str = "etc/vmware/configstore/current-store-1";
 const LOG_DIR: &str = "esx/syslog/global_settings/";
 
 /// What dissect.target sees in `bank`; fails the test when python3 or dissect.target is missing.
 fn dissect(bank: &Path) -> Value {
-    require("python3");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/dissect_target.py");
-    let run = Command::new("python3")
-        .arg(script)
-        .arg(bank)
-        .arg("esx")
-        .output()
-        .unwrap();
-    assert_ne!(
-        run.status.code(),
-        Some(77),
-        "this test needs {} (.ci/run installs it)",
-        String::from_utf8_lossy(&run.stderr).trim()
-    );
-    assert!(
-        run.status.success(),
-        "dissect.target failed on {}: {}",
-        bank.display(),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    serde_json::from_slice(&run.stdout).unwrap()
+    let seen = python_oracle("dissect_target.py", &[bank, Path::new("esx")]);
+    serde_json::from_slice(&seen).unwrap()
 }
 
 /// Sets the host name and the two addresses in esx.conf (keeping the host's UUID).

@@ -7,13 +7,12 @@
 use std::fs;
 use std::io::Read;
 use std::path::Path;
-use std::process::Command;
 
 use statectl::archive::envelope::probe::{probe, Layout};
 use statectl::archive::envelope::{seal, Encryption};
 use statectl::archive::Limits;
 
-use crate::testenv::{gzip, require, sh, tar_of, tree, TestEnv, ESXI_SELECTED};
+use crate::testenv::{gzip, python_oracle, sh, tar_of, tree, TestEnv, ESXI_SELECTED};
 
 /// A mode-NONE key store with fixed random-looking fields, as ESXi writes it (`%3d` for `=`).
 pub(crate) fn keystore(mode: &str) -> Vec<u8> {
@@ -105,25 +104,7 @@ pub(crate) fn listing(env: &TestEnv, archive: &Path) -> Vec<(String, String)> {
 /// Decrypts `state` with dissect.hypervisor into `out`; fails the test when python3,
 /// dissect.hypervisor or pycryptodome is missing.
 pub(crate) fn dissect_decrypt(state: &Path, out: &Path) {
-    require("python3");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/dissect_envelope.py");
-    let run = Command::new("python3")
-        .arg(script)
-        .arg(state)
-        .arg(out)
-        .output()
-        .unwrap();
-    assert_ne!(
-        run.status.code(),
-        Some(77),
-        "this test needs {} (.ci/run installs it)",
-        String::from_utf8_lossy(&run.stderr).trim()
-    );
-    assert!(
-        run.status.success(),
-        "dissect failed: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    python_oracle("dissect_envelope.py", &[state, out]);
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The key store under its other name (SPEC.md "Encrypted configuration"): real 7.x states may
+//! The key store under its other name (docs/reference.md "Encrypted archives"): real 7.x states may
 //! carry `.#encryption.info` instead of `encryption.info`. A state shaped as ESXi writes one
 //! (the key store first, then `local.tgz.ve`, no manifest; the ConfigStore backup copy in
 //! `local.tgz`), keyed with the public dissect.hypervisor key-store vector, is read by every

@@ -282,6 +282,34 @@ pub fn require(tool: &str) {
     );
 }
 
+/// Runs the outside reader `tests/helpers/<script>` with python3 on `args` and returns its
+/// stdout; fails the test when python3 or the reader's package is missing (the script exits 77
+/// naming it) or when the reader fails.
+#[track_caller]
+pub fn python_oracle(script: &str, args: &[&Path]) -> Vec<u8> {
+    require("python3");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/helpers")
+        .join(script);
+    let run = Command::new("python3")
+        .arg(path)
+        .args(args)
+        .output()
+        .unwrap();
+    assert_ne!(
+        run.status.code(),
+        Some(77),
+        "this test needs {} (.ci/run installs it)",
+        String::from_utf8_lossy(&run.stderr).trim()
+    );
+    assert!(
+        run.status.success(),
+        "{script} failed on {args:?}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    run.stdout
+}
+
 /// Runs a shell command in `dir`, asserting success.
 #[track_caller]
 pub fn sh(dir: &Path, script: &str) -> String {

@@ -49,8 +49,10 @@ use crate::error::Error;
 use crate::records::RecordTable;
 
 pub use super::entries::EntryKind;
+pub use ahead::reread_ahead;
 pub use bundled::BundleInfo;
 
+mod ahead;
 mod bundled;
 mod index;
 mod inner;
