@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::archive::Limits;
+use crate::config::Limits;
 use crate::config::Selection;
 
 /// The paths every command works on, resolved from flags and environment.
@@ -47,7 +47,7 @@ impl Host {
     /// run left there (work directories, cache temps) are removed.
     pub fn run_dir(&self) -> Result<&Path> {
         ensure_private_dir(&self.run_dir)?;
-        crate::atomic::remove_stale_temps(&self.run_dir)?;
+        crate::fs::atomic::remove_stale_temps(&self.run_dir)?;
         Ok(&self.run_dir)
     }
 
@@ -137,11 +137,11 @@ impl Host {
     /// on the file itself), non-blocking, a regular file of at most 4 MiB; `None` when it is
     /// missing; an error naming it when it is something else (a FIFO, a link, too big).
     pub fn identity_file(&self, rel: &str) -> Result<Option<String>> {
-        let reader = crate::hostfile::RootReader::open(&self.root)?;
+        let reader = crate::fs::hostfile::RootReader::open(&self.root)?;
         let Some((file, _)) = reader.open_file(Path::new(rel))? else {
             return Ok(None);
         };
-        let bytes = crate::hostfile::read_capped(file, &self.root.join(rel), IDENTITY_MAX)?;
+        let bytes = crate::fs::hostfile::read_capped(file, &self.root.join(rel), IDENTITY_MAX)?;
         Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
     }
 }

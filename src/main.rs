@@ -6,5 +6,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    statectl::cli::main()
+    statectl::main()
 }

@@ -15,7 +15,6 @@ pub enum Severity {
     Error = 3,
     Warning = 4,
     Notice = 5,
-    Info = 6,
 }
 
 /// The socket messages go to.

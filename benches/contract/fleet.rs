@@ -116,7 +116,7 @@ fn lay_out_store(store: &Path, hosts: usize, shared: &[PathBuf]) {
 }
 
 fn name(host: usize, copy: usize) -> String {
-    let stamp = statectl::timefmt::utc_stamp(T0 + copy as i64 * 3600);
+    let stamp = statectl::clock::utc_stamp(T0 + copy as i64 * 3600);
     format!("configBundle-esx{host:04}-{stamp}.tgz")
 }
 

@@ -119,8 +119,6 @@ pub fn open_input(path: &Path, limits: &Limits, scratch: &Path) -> Result<Input>
 
 /// A bundle read to its end by [`read_bundle`].
 pub struct BundleRead {
-    /// Its `Manifest.txt`, when it has one (advisory: nothing is taken from it on trust).
-    pub manifest: Option<BundleManifest>,
     /// The complete read of its `state.tgz` by the one archive reader.
     pub state: ArchiveSummary,
     /// Size and sha256 of the bundle file itself.
@@ -142,7 +140,6 @@ pub fn read_bundle(path: &Path, limits: &Limits, visitor: &mut dyn Visitor) -> R
     });
     let mut file = HashingReader::new(open_archive(path)?);
     walk_outer(&mut file, path, limits, &mut outer, "it was left out")?;
-    let manifest = outer.manifest.take();
     let has_inner = outer.has_inner;
     drop(outer);
     let state = match summary {
@@ -161,7 +158,6 @@ pub fn read_bundle(path: &Path, limits: &Limits, visitor: &mut dyn Visitor) -> R
         .with_context(|| format!("cannot read `{}`", path.display()))?;
     let bytes = file.bytes;
     Ok(BundleRead {
-        manifest,
         state,
         bytes,
         sha256: file.hex_digest(),
@@ -284,7 +280,7 @@ impl<'a> Outer<'a> {
             }
             STATE_NAME => match &mut self.sink {
                 Sink::Spool(scratch) => {
-                    let mut temp = crate::atomic::temp_in(scratch)?;
+                    let mut temp = crate::fs::atomic::temp_in(scratch)?;
                     std::io::copy(data, temp.as_file_mut()).map_err(io)?;
                     self.state = Some(temp);
                 }

@@ -9,7 +9,7 @@
 //! puts the map in its data), so the reader can refuse them instead of restoring the map or a
 //! truncated file.
 
-use std::io::Read;
+use std::io::{self, Read};
 
 use super::streams::describe_io;
 use super::Limits;
@@ -76,8 +76,8 @@ pub struct EntryMeta {
 
 impl EntryMeta {
     /// The compact record of a regular file with this header, `path` and content digest.
-    pub fn record_ref<'a>(&self, path: &'a str, sha256: [u8; 32]) -> super::RecordRef<'a> {
-        super::RecordRef {
+    pub fn record_ref<'a>(&self, path: &'a str, sha256: [u8; 32]) -> crate::records::RecordRef<'a> {
+        crate::records::RecordRef {
             path,
             sha256,
             size: self.size,
@@ -99,6 +99,42 @@ pub enum WalkError {
 impl From<anyhow::Error> for WalkError {
     fn from(err: anyhow::Error) -> Self {
         WalkError::Visitor(err)
+    }
+}
+
+/// Remembers whether reading the archive data failed, so a visitor error caused by corrupt
+/// input is reported as a bad archive rather than as the visitor's own failure.
+pub struct Tracked<'a> {
+    inner: &'a mut dyn Read,
+    failure: Option<String>,
+}
+
+impl<'a> Tracked<'a> {
+    pub fn new(inner: &'a mut dyn Read) -> Self {
+        Tracked {
+            inner,
+            failure: None,
+        }
+    }
+
+    /// Why reading the underlying data failed, if it did.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    pub fn classify(&self, err: anyhow::Error) -> WalkError {
+        match &self.failure {
+            Some(reason) => WalkError::Format(format!("{}: {reason}", super::INNER_NAME)),
+            None => WalkError::Visitor(err),
+        }
+    }
+}
+
+impl Read for Tracked<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|err| {
+            self.failure = Some(describe_io(err));
+        })
     }
 }
 

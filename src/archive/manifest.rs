@@ -15,11 +15,10 @@ use std::fmt;
 use std::io::{self, Read};
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::names::MAX_PATH;
-use super::table::{AsFileRecords, Records as RecordSource};
-use super::FileRecord;
+use crate::records::{AsFileRecords, FileRecord, Records as RecordSource};
 
 /// Current manifest format version.
 pub const FORMAT: u32 = 1;
@@ -28,7 +27,9 @@ pub const MAX_JSON_STRING: usize = 32 << 10;
 /// Longest host name or build accepted.
 pub const MAX_LABEL: usize = 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A whole manifest as one value (tests build and parse them; the writer streams its parts).
+#[cfg(test)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Manifest {
     pub format: u32,
     pub host: String,
@@ -59,6 +60,7 @@ pub struct ManifestLabels {
 /// Most paths an undo archive's `remove` list may name (the entry limit of an archive).
 pub const MAX_REMOVE: usize = 100_000;
 
+#[cfg(test)]
 impl Manifest {
     pub fn to_json(&self) -> Vec<u8> {
         let mut bytes = Vec::new();
@@ -355,7 +357,7 @@ mod tests {
     #[test]
     fn a_table_of_records_writes_the_same_bytes_as_the_records() {
         let files = vec![record("etc/a"), record("etc/b \"q\"")];
-        let table = crate::detect::RecordTable::from_records(&files).unwrap();
+        let table = crate::records::RecordTable::from_records(&files).unwrap();
         let remove = vec!["etc/gone".to_string()];
         let mut bytes = Vec::new();
         write_table_json(&mut bytes, "esx01", "7.0.3", &table, Some(&remove)).unwrap();

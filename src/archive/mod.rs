@@ -5,32 +5,31 @@
 //! then the manifest `statectl.json`; `local.tgz` holds the persisted files by root-relative
 //! path, sorted.
 
-pub mod bundle;
-pub mod entries;
+pub(crate) mod bundle;
+pub(crate) mod entries;
 pub mod envelope;
-pub mod gzip;
-pub mod gzip_writer;
-pub mod manifest;
-pub mod names;
-pub mod problem;
-pub mod read;
-pub mod record;
-pub mod recover;
-pub mod streams;
-pub mod table;
-pub mod verify;
-pub mod writer;
+pub(crate) mod gzip;
+pub(crate) mod gzip_writer;
+pub(crate) mod manifest;
+pub(crate) mod names;
+pub(crate) mod problem;
+pub(crate) mod read;
+pub(crate) mod recover;
+pub(crate) mod streams;
+pub(crate) mod verify;
+pub(crate) mod writer;
 
-pub use manifest::Manifest;
-pub use problem::{Level, Problem};
-pub use read::{
-    open_archive, open_private_copy, read_archive, read_archive_from, read_archive_stream,
-    reread_ahead, reread_archive_from, ArchiveSummary, CheckOnly, EntryKind, InnerEntry, Visitor,
+pub use crate::config::Limits;
+pub(crate) use problem::{Level, Problem};
+pub(crate) use read::{
+    open_archive, open_private_copy, read_archive, read_archive_from, reread_ahead, ArchiveSummary,
+    EntryKind,
 };
-pub use record::FileRecord;
-pub use table::{RecordRef, RecordTable, Records};
-pub use verify::{verify_against, verify_archive, VerifyReport};
-pub use writer::{write_archive, write_archive_file, ArchiveLabel, SourceFile, WrittenArchive};
+pub use read::{read_archive_stream, CheckOnly, InnerEntry, Visitor};
+pub(crate) use verify::{verify_against, verify_archive, VerifyReport};
+#[cfg(test)]
+pub(crate) use writer::{write_archive, SourceFile};
+pub(crate) use writer::{write_archive_file, ArchiveLabel, WrittenArchive};
 
 /// Name of the inner archive member.
 pub const INNER_NAME: &str = "local.tgz";
@@ -38,24 +37,3 @@ pub const INNER_NAME: &str = "local.tgz";
 pub const MANIFEST_NAME: &str = "statectl.json";
 /// Name of the archive in a bank.
 pub const STATE_NAME: &str = "state.tgz";
-
-/// Limits on untrusted input (docs/reference.md "Limits").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Total decompressed bytes of both layers.
-    pub max_expanded: u64,
-    /// Entries per layer.
-    pub max_entries: u64,
-    /// Bytes of one header extension (GNU long name, PAX records).
-    pub max_header: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_expanded: 1 << 30,
-            max_entries: 100_000,
-            max_header: 64 << 10,
-        }
-    }
-}

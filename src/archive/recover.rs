@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::{verify_archive, Limits, STATE_NAME};
-use crate::atomic::{sync_dir, TEMP_PREFIX, TEMP_SUFFIX};
+use crate::fs::atomic::{sync_dir, TEMP_PREFIX, TEMP_SUFFIX};
 
 /// When `bank` has no `state.tgz`, renames the newest complete archive among its temp files into
 /// place and returns its old path; otherwise does nothing (and writes nothing).

@@ -6,8 +6,6 @@ use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
 
-use super::entries::WalkError;
-
 /// Marker text of the error a [`Budgeted`] reader raises, so callers can name the limit.
 pub const OVER_BUDGET: &str = "expands beyond the size limit";
 
@@ -44,10 +42,6 @@ pub struct Budgeted<R> {
 impl<R> Budgeted<R> {
     pub fn new(inner: R, budget: Budget) -> Self {
         Budgeted { inner, budget }
-    }
-
-    pub fn into_inner(self) -> R {
-        self.inner
     }
 }
 
@@ -93,7 +87,7 @@ impl<R> HashingReader<R> {
 
     /// The lower-case hex sha256 of everything read so far.
     pub fn hex_digest(self) -> String {
-        super::writer::hex(&self.digest())
+        crate::records::hex(&self.digest())
     }
 }
 
@@ -140,42 +134,6 @@ pub fn describe_io(err: &io::Error) -> String {
         source = cause.source();
     }
     parts.join(": ")
-}
-
-/// Remembers whether reading the archive data failed, so a visitor error caused by corrupt
-/// input is reported as a bad archive rather than as the visitor's own failure.
-pub struct Tracked<'a> {
-    inner: &'a mut dyn Read,
-    failure: Option<String>,
-}
-
-impl<'a> Tracked<'a> {
-    pub fn new(inner: &'a mut dyn Read) -> Self {
-        Tracked {
-            inner,
-            failure: None,
-        }
-    }
-
-    /// Why reading the underlying data failed, if it did.
-    pub fn failure(&self) -> Option<&str> {
-        self.failure.as_deref()
-    }
-
-    pub fn classify(&self, err: anyhow::Error) -> WalkError {
-        match &self.failure {
-            Some(reason) => WalkError::Format(format!("{}: {reason}", super::INNER_NAME)),
-            None => WalkError::Visitor(err),
-        }
-    }
-}
-
-impl Read for Tracked<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.inner.read(buf).inspect_err(|err| {
-            self.failure = Some(describe_io(err));
-        })
-    }
 }
 
 #[cfg(test)]

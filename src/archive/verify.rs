@@ -40,16 +40,6 @@ impl BundleFields {
             useropts: manifest.useropts.clone(),
         }
     }
-
-    /// The fields as `Manifest.txt` names them, one `KEY=value` each.
-    pub fn lines(&self) -> [String; 4] {
-        [
-            format!("RELEASELEVEL={}", self.releaselevel),
-            format!("UUID={}", self.uuid),
-            format!("KERNELOPTS={}", self.kerneloptions),
-            format!("USEROPTS={}", self.useropts),
-        ]
-    }
 }
 
 /// Reads `path` completely and collects what is wrong with it; never fails: a fatal read error

@@ -18,7 +18,7 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, Write};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
@@ -27,8 +27,8 @@ use super::envelope::{seal, Encryption, ENVELOPE_NAME};
 use super::gzip_writer::{self, OuterGzip, ParallelGzip};
 use super::manifest::write_table_json;
 use super::{Limits, INNER_NAME, MANIFEST_NAME};
-use crate::detect::{FileTable, Records};
-use crate::hostfile::RootReader;
+use crate::fs::hostfile::RootReader;
+use crate::records::{hex, FileTable, Records};
 
 /// Deflate level of `local.tgz` (what `gzip -6` uses).
 const INNER_LEVEL: u32 = 6;
@@ -36,11 +36,13 @@ const INNER_LEVEL: u32 = 6;
 const MANIFEST_LEVEL: u32 = 6;
 const COPY_BUFFER: usize = 128 << 10;
 
-/// A file to persist: its root-relative member name and where to read it.
+/// A file to persist: its root-relative member name and where to read it (tests build
+/// archives of such files).
+#[cfg(test)]
 #[derive(Debug, Clone)]
 pub struct SourceFile {
     pub path: String,
-    pub abs: PathBuf,
+    pub abs: std::path::PathBuf,
 }
 
 /// What was written: how many members, and the size and sha256 of the whole `state.tgz`. The
@@ -59,6 +61,7 @@ pub struct ArchiveLabel {
     pub build: String,
 }
 
+#[cfg(test)]
 /// Writes a complete plain `state.tgz` of `files` to `out`. `scratch` holds the inner temp file.
 pub fn write_archive<W: Write>(
     out: W,
@@ -82,7 +85,8 @@ pub fn write_archive_removing<W: Write>(
 }
 
 /// The files to write as a table, each read from its `abs`.
-pub fn table_of(files: &[SourceFile]) -> Result<FileTable> {
+#[cfg(test)]
+fn table_of(files: &[SourceFile]) -> Result<FileTable> {
     let mut table = FileTable::new(Path::new("/"));
     for file in files {
         table.push_unread(&file.path, file.abs.clone())?;
@@ -443,26 +447,9 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Lower-case hex of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(DIGITS[usize::from(byte >> 4)] as char);
-        text.push(DIGITS[usize::from(byte & 0xf)] as char);
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_is_two_lowercase_digits_a_byte() {
-        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
-        assert_eq!(hex(&[]), "");
-    }
 
     #[test]
     fn names_past_the_readers_cap_are_refused() {

@@ -12,14 +12,12 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use super::loader::{self, Parsed, RawLine, MBOOT, SAFEBOOT};
+use super::loader::{self, Parsed, RawLine, BOOTSTATE_WINDOW, MBOOT, SAFEBOOT};
 use crate::error::Error;
 
 mod notes;
 pub use notes::LineNote;
 
-/// Offset limit for the `bootstate=` digit (the loader patches it in place).
-pub const BOOTSTATE_WINDOW: usize = 512;
 /// Separator of the `modules=` list.
 pub const MODULE_SEPARATOR: &str = " --- ";
 /// The largest `boot.cfg` read (a real one is a few hundred bytes; a modules line of hundreds
@@ -85,6 +83,7 @@ impl BootCfg {
     }
 
     /// [`BootCfg::from_bytes`], refusing a file the loader cannot use.
+    #[cfg(test)]
     pub fn parse(text: &str) -> Result<BootCfg, String> {
         let cfg = BootCfg::from_bytes(text.as_bytes());
         match cfg.loader_error() {
@@ -97,7 +96,7 @@ impl BootCfg {
     /// the loader cannot use is a typed [`Error::BadBootCfg`] (statectl
     /// never rewrites one).
     pub fn load(path: &Path) -> Result<BootCfg> {
-        let bytes = crate::hostfile::read_bounded(path, MAX_BOOTCFG_BYTES)
+        let bytes = crate::fs::hostfile::read_bounded(path, MAX_BOOTCFG_BYTES)
             .and_then(|bytes| bytes.context("it does not exist"))
             .with_context(|| format!("cannot read `{}`", path.display()))?;
         let cfg = BootCfg::from_bytes(&bytes);
@@ -170,11 +169,6 @@ impl BootCfg {
     /// `build`, `None` when absent or empty.
     pub fn build(&self) -> Option<&str> {
         self.get("build")
-    }
-
-    /// An mboot integer option (`skip`, `timeout`, ...).
-    pub fn mboot_int(&self, key: &str) -> i32 {
-        self.mboot.int(key)
     }
 
     /// True when the loader can patch `bootstate` in place (needed for states other than 0).
@@ -336,7 +330,7 @@ pub fn save(path: &Path, cfg: &BootCfg) -> Result<()> {
     let mode = std::fs::metadata(path)
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o644);
-    crate::atomic::write_atomically(path, cfg.bytes(), mode)
+    crate::fs::atomic::write_atomically(path, cfg.bytes(), mode)
 }
 
 #[cfg(test)]

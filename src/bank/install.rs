@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 
 use super::{bootcfg, BootCfg};
 use crate::archive::{streams::HashingReader, STATE_NAME};
-use crate::atomic;
+use crate::fs::atomic;
 
 /// Copies `source` over `target` atomically and returns the sha256 of the bytes now at
 /// `target`. With `expected`, the source must hash to it (it did not change since it was
@@ -35,7 +35,7 @@ pub fn copy_verified(source: &Path, target: &Path, expected: Option<&str>) -> Re
     };
     let mut temp = atomic::temp_in(bank).with_context(fail)?;
     // Non-blocking, a regular file: one swapped for a FIFO since it was verified cannot hang.
-    let (file, _) = crate::hostfile::open_regular(source)?
+    let (file, _) = crate::fs::hostfile::open_regular(source)?
         .with_context(|| format!("cannot open `{}`: it is gone", source.display()))?;
     let mut reader = HashingReader::new(file);
     io::copy(&mut reader, temp.as_file_mut()).with_context(fail)?;
@@ -123,7 +123,7 @@ const USEROPTS_MAX: u64 = 64 << 10;
 /// `firmwareConfig.sh` does); `None` when the bank has none.
 pub fn read_useropts(bank: &Path) -> Result<Option<String>> {
     let path = bank.join(USEROPTS);
-    let Some((file, _)) = crate::hostfile::open_regular(&path)? else {
+    let Some((file, _)) = crate::fs::hostfile::open_regular(&path)? else {
         return Ok(None);
     };
     let mut text = Vec::new();

@@ -278,11 +278,14 @@ impl Parsed {
     }
 }
 
+/// Offset limit for the `bootstate=` digit (the loader patches it in place).
+pub const BOOTSTATE_WINDOW: usize = 512;
+
 /// Where `bank_set_bootstate` would patch the state digit: `scan_config` over the first 512
 /// bytes (safeboot/config.c:96, 191-204). `Some(offset)` only when the byte there is `0`..`3`,
 /// as the loader requires before it writes; else the loader drops the bank.
 pub fn bootstate_patch_offset(bytes: &[u8]) -> Option<usize> {
-    let buffer = &bytes[..bytes.len().min(super::bootcfg::BOOTSTATE_WINDOW)];
+    let buffer = &bytes[..bytes.len().min(BOOTSTATE_WINDOW)];
     let keyword = b"bootstate";
     let mut from = 0;
     let value_at = loop {

@@ -1,13 +1,12 @@
-//! The two boot banks: `boot.cfg`, the loader's choice of bank, and the per-bank lock.
+//! The two boot banks: `boot.cfg` and the loader's choice of bank (their locks are in
+//! `crate::lock`).
 
-pub mod bootcfg;
-pub mod install;
-pub mod loader;
-pub mod lock;
-pub mod modules;
-pub mod select;
-pub mod targets;
+pub(crate) mod bootcfg;
+pub(crate) mod install;
+pub(crate) mod loader;
+pub(crate) mod modules;
+pub(crate) mod select;
+pub(crate) mod targets;
 
-pub use bootcfg::BootCfg;
-pub use lock::{lock_banks, lock_for_writing, BankLock, WriteLocks};
-pub use select::{is_tie, next_boot, read_banks, Bank, BankName, Banks};
+pub(crate) use bootcfg::BootCfg;
+pub(crate) use select::{is_tie, next_boot, read_banks, Bank, BankName, Banks};

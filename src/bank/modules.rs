@@ -62,7 +62,7 @@ pub enum Content {
 /// Reads module `path`: a gzip stream (by its magic bytes) is decompressed to the end in
 /// constant memory, so CRC and length are checked. The error says what is wrong with it.
 pub fn check_file(path: &Path) -> Result<Content, String> {
-    let (file, meta) = match crate::hostfile::open_nonblocking(path) {
+    let (file, meta) = match crate::fs::hostfile::open_nonblocking(path) {
         Ok(Some(opened)) => opened,
         Ok(None) => return Err("is missing".to_string()),
         Err(err) => return Err(format!("cannot be opened: {err:#}")),
@@ -70,7 +70,7 @@ pub fn check_file(path: &Path) -> Result<Content, String> {
     if !meta.is_file() {
         return Err(format!(
             "is {}, not a regular file",
-            crate::hostfile::kind_of(&meta)
+            crate::fs::hostfile::kind_of(&meta)
         ));
     }
     let size = meta.len();

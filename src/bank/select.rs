@@ -23,7 +23,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::bootcfg::BOOTSTATE_WINDOW;
+use super::loader::BOOTSTATE_WINDOW;
 use super::BootCfg;
 use crate::host::Host;
 
@@ -64,7 +64,8 @@ impl Bank {
     pub fn read(name: BankName, path: &Path) -> Bank {
         let file = path.join("boot.cfg");
         // Non-blocking and bounded: a FIFO or device planted there is a reason, not a hang.
-        let cfg = match crate::hostfile::read_bounded(&file, super::bootcfg::MAX_BOOTCFG_BYTES) {
+        let cfg = match crate::fs::hostfile::read_bounded(&file, super::bootcfg::MAX_BOOTCFG_BYTES)
+        {
             Ok(None) => Err("no boot.cfg".to_string()),
             Err(err) => Err(format!("boot.cfg cannot be read: {err:#}")),
             Ok(Some(bytes)) => Ok(BootCfg::from_bytes(&bytes)),

@@ -135,7 +135,7 @@ impl Blacklist {
     /// Reads `<root>/var/run/configblacklist`; absent is empty, unreadable a warning.
     pub fn load(root: &Path) -> (Blacklist, Option<String>) {
         let path = root.join(CONFIG_BLACKLIST);
-        let read = crate::hostfile::read_bounded(&path, MAX_BLACKLIST_BYTES);
+        let read = crate::fs::hostfile::read_bounded(&path, MAX_BLACKLIST_BYTES);
         match read.map(|bytes| bytes.map(|b| String::from_utf8_lossy(&b).into_owned())) {
             Ok(Some(text)) => (Blacklist::parse(&text), None),
             Ok(None) => (Blacklist::default(), None),

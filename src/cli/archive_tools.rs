@@ -11,13 +11,14 @@ use super::output::without_os_error;
 use super::Output;
 use crate::archive::streams::HashingReader;
 use crate::archive::{
-    read_archive, record::mode_string, verify::BundleFields, verify_against, CheckOnly, EntryKind,
-    InnerEntry, Level, Problem, RecordTable, Visitor,
+    read_archive, verify::BundleFields, verify_against, CheckOnly, EntryKind, InnerEntry, Level,
+    Problem, Visitor,
 };
 use crate::exit::Exit;
 use crate::host::Host;
 use crate::ops::archive_path::archive_or_default;
 use crate::ops::{extract::extract, pack::pack};
+use crate::records::{record::mode_string, RecordTable};
 
 /// List the files inside an archive (both layers)
 #[derive(Debug, Clone, Args)]
@@ -78,10 +79,19 @@ pub fn list(host: &Host, out: &Output, args: &ListArgs) -> Result<ExitCode> {
     Err(refused)
 }
 
-/// A bundle's `Manifest.txt` fields, one `bundle: KEY=value` line each.
+/// A bundle's `Manifest.txt` fields, one `bundle: KEY=value` line each, as `Manifest.txt`
+/// names them.
 fn print_bundle(out: &Output, fields: Option<&BundleFields>) {
-    for line in fields.iter().flat_map(|f| f.lines()) {
-        out.line(&format!("bundle: {line}"));
+    let Some(f) = fields else {
+        return;
+    };
+    for (key, value) in [
+        ("RELEASELEVEL", &f.releaselevel),
+        ("UUID", &f.uuid),
+        ("KERNELOPTS", &f.kerneloptions),
+        ("USEROPTS", &f.useropts),
+    ] {
+        out.line(&format!("bundle: {key}={value}"));
     }
 }
 
@@ -97,7 +107,7 @@ fn print_files(out: &Output, long: bool, files: &RecordTable) -> Result<()> {
                 file.uid,
                 file.gid,
                 file.size,
-                crate::timefmt::utc_datetime(file.mtime),
+                crate::clock::utc_datetime(file.mtime),
                 file.path
             ));
         } else {

@@ -105,13 +105,6 @@ impl Output {
         }
     }
 
-    /// A detail on stderr, shown with `-v`.
-    pub fn detail(&self, text: &str) {
-        if self.verbose > 0 {
-            eprintln!("statectl: {text}");
-        }
-    }
-
     /// The one error line, also sent to syslog; `-v` adds the cause chain, one cause a line.
     pub fn error(&self, err: &anyhow::Error) {
         let line = error_line(err);

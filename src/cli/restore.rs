@@ -10,7 +10,8 @@ use clap::Args;
 use super::Output;
 use crate::exit::Exit;
 use crate::host::Host;
-use crate::ops::restore::{restore, shown, RestoreOptions, RestoreReport};
+use crate::ops::archive_path::shown;
+use crate::ops::restore::{restore, RestoreOptions, RestoreReport};
 use crate::restore::Action;
 use crate::syslog::{self, Severity};
 

@@ -7,10 +7,10 @@ use clap::Args;
 use serde::Serialize;
 
 use super::{Output, Report};
-use crate::detect::{FileTable, PathList};
 use crate::exit::Exit;
 use crate::host::Host;
 use crate::ops::status::status;
+use crate::records::{FileTable, PathList};
 
 /// List files added, modified or removed since the archive backup would replace
 #[derive(Debug, Clone, Args)]

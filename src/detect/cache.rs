@@ -8,74 +8,16 @@
 //! in the same timestamp tick would be invisible). The cache is advisory: any doubt, any parse
 //! error, and it is ignored and rebuilt by hashing once.
 
-use std::fs::Metadata;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use super::cachefile;
 pub use super::cachefile::Header;
-use super::files::FileStat;
-use crate::archive::table::{RecordRef, RecordTable};
+use crate::records::{hex, FileStat, RecordRef, RecordTable, StatKey};
 
 /// Files whose mtime is this close to the run that cached them are re-hashed next time.
 pub const RACY_WINDOW_SECS: i64 = 2;
-
-/// The stat fields that change whenever a file's content may have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct StatKey {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: i64,
-    mtime_ns: i64,
-    ctime: i64,
-    ctime_ns: i64,
-}
-
-impl StatKey {
-    pub fn of(meta: &Metadata) -> StatKey {
-        StatKey {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime: meta.mtime(),
-            mtime_ns: meta.mtime_nsec(),
-            ctime: meta.ctime(),
-            ctime_ns: meta.ctime_nsec(),
-        }
-    }
-
-    /// Number of fields in [`StatKey::fields`].
-    pub const FIELDS: usize = 7;
-
-    /// The fields as raw words, for the cache file.
-    pub fn fields(&self) -> [u64; Self::FIELDS] {
-        [
-            self.dev,
-            self.ino,
-            self.size,
-            self.mtime as u64,
-            self.mtime_ns as u64,
-            self.ctime as u64,
-            self.ctime_ns as u64,
-        ]
-    }
-
-    /// The inverse of [`StatKey::fields`].
-    pub fn from_fields(f: [u64; Self::FIELDS]) -> StatKey {
-        StatKey {
-            dev: f[0],
-            ino: f[1],
-            size: f[2],
-            mtime: f[3] as i64,
-            mtime_ns: f[4] as i64,
-            ctime: f[5] as i64,
-            ctime_ns: f[6] as i64,
-        }
-    }
-}
 
 /// A loaded cache. When it stands for the archive being compared (`vouched`: the archive's stat
 /// is the one it was made for), it holds that archive's records in archive order and, beside
@@ -125,7 +67,7 @@ pub fn save<'a>(
     stat_of: impl Fn(usize) -> Option<StatKey>,
 ) -> anyhow::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temp = crate::atomic::temp_in(dir)?;
+    let mut temp = crate::fs::atomic::temp_in(dir)?;
     cachefile::encode(temp.as_file_mut(), header, count, record_of, stat_of)?;
     temp.persist(path).map_err(|err| err.error)?;
     Ok(())
@@ -144,6 +86,6 @@ pub fn cache_path(run_dir: &Path, root: &Path, bank: &Path) -> PathBuf {
     hasher.update(canonical(root).as_os_str().as_encoded_bytes());
     hasher.update([0]);
     hasher.update(canonical(bank).as_os_str().as_encoded_bytes());
-    let key = crate::archive::writer::hex(&hasher.finalize()[..8]);
+    let key = hex(&hasher.finalize()[..8]);
     run_dir.join(format!("cache-{key}.bin"))
 }

@@ -11,8 +11,8 @@
 
 use std::io::{self, BufReader, BufWriter, Read, Write};
 
-use super::cache::{stat_print, Cache, StatKey};
-use crate::archive::table::{RecordRef, RecordTable};
+use super::cache::{stat_print, Cache};
+use crate::records::{RecordRef, RecordTable, StatKey};
 
 const MAGIC: &[u8; 8] = b"STCACHE\x03";
 const SHA_HEX: usize = 64;
@@ -268,7 +268,7 @@ impl Checksum {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::FileRecord;
+    use crate::records::FileRecord;
 
     fn stat() -> StatKey {
         StatKey::from_fields([1, 2, 3, 4, 5, 6, 7])

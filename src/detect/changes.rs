@@ -2,8 +2,7 @@
 
 use serde::Serialize;
 
-use super::paths::PathList;
-use crate::archive::table::{PathOrder, Records};
+use crate::records::{PathList, PathOrder, Records};
 
 /// Paths added, modified (content, mode, uid, gid or mtime) and removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -63,13 +62,12 @@ pub fn compare(current: &impl Records, archived: &impl Records) -> ChangeSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::FileRecord;
-    use crate::archive::RecordTable;
+    use crate::records::{FileRecord, RecordTable};
 
     fn record(path: &str, sha: u8, mode: u32) -> FileRecord {
         FileRecord {
             path: path.into(),
-            sha256: crate::archive::writer::hex(&[sha; 32]),
+            sha256: crate::records::hex(&[sha; 32]),
             size: 1,
             mode,
             uid: 0,

@@ -22,10 +22,10 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest, Sha256};
 
-use super::files::{FileStat, FileTable};
 use super::inroot::resolve_in_root;
-use crate::archive::writer::hex;
 use crate::config::Selection;
+use crate::records::hex;
+use crate::records::{FileStat, FileTable};
 
 /// The live store, root-relative.
 pub const LIVE_STORE: &str = "etc/vmware/configstore/current-store-1";
@@ -99,7 +99,7 @@ fn live_store(root: &Path) -> Result<Option<PathBuf>> {
 /// The (device, inode) of the live store as the in-root walk opens it.
 fn in_root_identity(root: &Path, live: &Path) -> Result<(u64, u64)> {
     let rel = live.strip_prefix(root).unwrap_or(live);
-    let opened = crate::hostfile::RootReader::open(root)?.open_file(rel)?;
+    let opened = crate::fs::hostfile::RootReader::open(root)?.open_file(rel)?;
     let (_, meta) = opened.with_context(|| format!("ConfigStore `{}` is gone", live.display()))?;
     Ok((meta.dev(), meta.ino()))
 }
@@ -165,7 +165,7 @@ fn root_prefix(root: &Path) -> String {
 /// Takes a snapshot into a temp file beside `snapshot`, checks it and renames it there; the
 /// root's older snapshots go. Returns its size.
 fn take_fresh(live: &Path, snapshot: &Path, options: &SnapshotOptions) -> Result<u64> {
-    let temp = crate::atomic::temp_in(&options.dir)?;
+    let temp = crate::fs::atomic::temp_in(&options.dir)?;
     if let Err(reason) = take(live, temp.path(), options.wait) {
         bail!(
             "cannot take a consistent copy of ConfigStore `{}`: {reason}; nothing was written \
@@ -179,7 +179,7 @@ fn take_fresh(live: &Path, snapshot: &Path, options: &SnapshotOptions) -> Result
         .context("cannot stat the ConfigStore snapshot")?
         .len();
     remove_older(&options.dir, snapshot);
-    crate::atomic::commit(temp, snapshot)?;
+    crate::fs::atomic::commit(temp, snapshot)?;
     Ok(size)
 }
 

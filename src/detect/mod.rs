@@ -11,9 +11,7 @@ pub mod cache;
 mod cachefile;
 pub mod changes;
 pub mod configstore;
-pub mod files;
 pub mod inroot;
-pub mod paths;
 pub mod select;
 
 use std::fs::{File, Metadata};
@@ -23,14 +21,13 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-pub use crate::archive::table::{PathOrder, RecordRef, RecordTable, Records};
 use crate::archive::{self, CheckOnly, Limits};
+use crate::clock::now_secs;
 use crate::config::Selection;
-use crate::hostfile::RootReader;
-pub use cache::{Cache, StatKey};
+use crate::fs::hostfile::RootReader;
+use crate::records::{FileTable, PathOrder, RecordRef, RecordTable, Records, StatKey};
+pub use cache::Cache;
 pub use changes::{compare, ChangeSet};
-pub use files::FileTable;
-pub use paths::PathList;
 pub use select::{select, Selected};
 
 /// What the archive in a bank holds.
@@ -140,14 +137,14 @@ pub fn detect(
 /// The archive file and its stat, or what it counts as when there is none to read. It is
 /// opened without blocking: a FIFO, device or socket planted there is refused (exit 1).
 fn open_archive(path: &Path) -> Result<Result<(File, Metadata), Archived>> {
-    let opened = match crate::hostfile::open_nonblocking(path) {
+    let opened = match crate::fs::hostfile::open_nonblocking(path) {
         Ok(Some(opened)) => opened,
         Ok(None) => return Ok(Err(Archived::Missing)),
         Err(err) => return Ok(Err(Archived::Unreadable(format!("{err:#}")))),
     };
     let meta = &opened.1;
     if !meta.is_file() && !meta.is_dir() {
-        return Err(crate::hostfile::not_regular(path, meta));
+        return Err(crate::fs::hostfile::not_regular(path, meta));
     }
     Ok(Ok(opened))
 }
@@ -308,12 +305,4 @@ pub fn digest_of(mut file: File, path: &Path) -> Result<[u8; 32]> {
         hasher.update(&buf[..got]);
     }
     Ok(hasher.finalize().into())
-}
-
-/// Seconds since the epoch.
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

@@ -23,10 +23,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::budget::Budget;
-use super::files::FileTable;
 use super::inroot::{bad_component, resolve_in_root, PATH_MAX};
 use crate::config::{Rule, Selection};
-use crate::hostfile::RootReader;
+use crate::fs::hostfile::RootReader;
+use crate::records::FileTable;
 
 const STICKY: u32 = 0o1000;
 const BRANCH_PREFIX: &str = ".#";
@@ -244,7 +244,7 @@ fn list(dir: &Path) -> Result<(Vec<Entry>, HashSet<OsString>)> {
         let entry = entry.with_context(|| format!("cannot list `{}`", dir.display()))?;
         let name = entry.file_name();
         // A statectl temp file (a restore or extract in progress) is never a persisted file.
-        if name.to_str().is_some_and(crate::atomic::is_temp_name) {
+        if name.to_str().is_some_and(crate::fs::atomic::is_temp_name) {
             continue;
         }
         let kind = entry

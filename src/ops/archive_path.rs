@@ -1,6 +1,7 @@
-//! The archive a command works on when none is named: the next-boot bank's `state.tgz`.
+//! The archive a command works on when none is named (the next-boot bank's `state.tgz`), and
+//! how an archive's path is shown.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
@@ -29,4 +30,9 @@ pub fn archive_or_default(host: &Host, named: Option<&PathBuf>) -> Result<PathBu
         Some(path) => Ok(path.clone()),
         None => default_archive(host),
     }
+}
+
+/// The path printed for an archive: absolute where it can be made so.
+pub fn shown(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }

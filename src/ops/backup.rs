@@ -15,20 +15,21 @@ use serde::Serialize;
 use crate::archive::envelope::guard::keep_encryption;
 use crate::archive::envelope::Encryption;
 use crate::archive::{self, writer::ArchiveLabel, WrittenArchive, STATE_NAME};
-use crate::atomic;
 use crate::bank::install::ensure_state_listed;
 use crate::bank::targets::{alt_role, backup_targets, AltRole, Blacklist, Target};
-use crate::bank::{is_tie, lock_for_writing, next_boot, read_banks, BootCfg};
+use crate::bank::{is_tie, next_boot, read_banks, BootCfg};
+use crate::clock::now_secs;
 use crate::config::Selection;
 use crate::detect::cache::{self, cache_path, Header};
 use crate::detect::configstore::SnapshotOptions;
-use crate::detect::{
-    detect, now_secs, Archived, ChangeSet, Detection, FileTable, PathList, Records, StatKey,
-};
+use crate::detect::{detect, Archived, ChangeSet, Detection};
 use crate::error::Error;
+use crate::fs::atomic;
 use crate::host::Host;
+use crate::lock::lock_for_writing;
+use crate::lock::{lock_root, RootAccess};
 use crate::ops::pending;
-use crate::root_lock::{lock_root, RootAccess};
+use crate::records::{FileTable, PathList, Records, StatKey};
 
 /// The longest a shutdown backup waits for the lock.
 pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(60);

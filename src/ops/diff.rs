@@ -6,11 +6,12 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::archive::{read_archive, FileRecord, InnerEntry, Visitor};
-use crate::detect::{Detection, FileTable, Records};
+use crate::archive::{read_archive, InnerEntry, Visitor};
+use crate::detect::Detection;
+use crate::fs::hostfile::RootReader;
 use crate::host::Host;
-use crate::hostfile::RootReader;
 use crate::ops::status::status_against;
+use crate::records::{FileRecord, FileTable, Records};
 
 /// Files larger than this are reported as differing, not diffed.
 const MAX_DIFF_BYTES: u64 = 1 << 20;

@@ -20,13 +20,15 @@ use serde::Serialize;
 
 use crate::archive::bundle::{write_bundle, BundleManifest};
 use crate::archive::{open_archive, read_archive_from, CheckOnly};
-use crate::atomic;
 use crate::bank::install::read_useropts;
-use crate::bank::{lock, lock_banks, Bank};
+use crate::bank::Bank;
+use crate::fs::atomic;
 use crate::host::Host;
-use crate::ops::install::{host_uuid, next_bank};
+use crate::lock::{self, lock_banks};
+use crate::ops::archive_path::shown;
+use crate::ops::identity::host_uuid;
+use crate::ops::install::next_bank;
 use crate::ops::release::HostRelease;
-use crate::ops::restore::shown;
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
@@ -118,10 +120,10 @@ pub(crate) fn write_bundle_in(
 /// export wait for the next second (twice at most), as the name holds only seconds.
 fn free_bundle_name(dir: &Path, host_name: &str) -> Result<(i64, PathBuf)> {
     for _ in 0..3 {
-        let now = super::clock::now();
+        let now = crate::clock::now();
         let target = dir.join(format!(
             "configBundle-{host_name}-{}.tgz",
-            crate::timefmt::utc_stamp(now)
+            crate::clock::utc_stamp(now)
         ));
         if target.symlink_metadata().is_err() {
             return Ok((now, target));

@@ -20,10 +20,11 @@ use anyhow::{bail, Context, Result};
 
 use crate::archive::{
     open_private_copy, read_archive_from, reread_ahead, ArchiveSummary, CheckOnly, EntryKind,
-    InnerEntry, Limits, RecordTable, Visitor,
+    InnerEntry, Limits, Visitor,
 };
+use crate::fs::walk::DIR_FLAGS;
+use crate::records::RecordTable;
 use crate::restore::{FileMeta, Placer};
-use crate::walk::DIR_FLAGS;
 use rustix::fs::{self as rfs, Mode};
 use rustix::io::Errno;
 
@@ -133,8 +134,8 @@ fn extract_beside(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    crate::atomic::remove_stale_temps(parent)?;
-    let temp = crate::atomic::temp_dir_in(parent)?;
+    crate::fs::atomic::remove_stale_temps(parent)?;
+    let temp = crate::fs::atomic::temp_dir_in(parent)?;
     // The temp directory is used through its descriptor, checked to be the private one just
     // made: one swapped in by the owner of `parent` is refused, not filled.
     let temp_fd = open_private_dir(temp.path())?;
@@ -147,7 +148,7 @@ fn extract_beside(
         .with_context(|| format!("cannot move the extracted files to `{}`", dir.display()))?;
     // Renamed away: nothing is left for the guard to remove.
     let _ = temp.keep();
-    crate::atomic::sync_dir(parent)?;
+    crate::fs::atomic::sync_dir(parent)?;
     // What took the name must be the directory filled (a swap of the temp directory for
     // another one would otherwise leave `dir` someone else's, and report success).
     let moved = open_private_dir(dir)

@@ -21,24 +21,23 @@
 //! compare builds). A bare `state.tgz` without a recorded build cannot be checked: it is
 //! installed with a warning.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::archive::bundle::{open_input, BundleManifest, Input};
-use crate::archive::{
-    open_archive, read_archive_from, ArchiveSummary, EntryKind, InnerEntry, Visitor, STATE_NAME,
-};
-use crate::atomic;
+use crate::archive::{open_archive, read_archive_from, ArchiveSummary, STATE_NAME};
 use crate::bank::install::{apply_boot_options, copy_verified, ensure_state_listed};
-use crate::bank::{lock, lock_for_writing, next_boot, read_banks, Bank};
-use crate::host::{esx_conf_value, Host};
+use crate::bank::{next_boot, read_banks, Bank};
+use crate::fs::atomic;
+use crate::host::Host;
+use crate::lock::{self, lock_for_writing};
+use crate::ops::archive_path::shown;
 use crate::ops::checks::{other_release, Checks};
+use crate::ops::identity::{host_uuid, IdentityFiles};
 use crate::ops::pending;
 use crate::ops::release::{release_of_build, version_triple, HostRelease};
-use crate::ops::restore::shown;
 
 #[derive(Debug, Clone)]
 pub struct InstallOptions {
@@ -67,73 +66,6 @@ pub struct InstallReport {
 
 /// The name the archive an install replaced is kept under, in the bank.
 pub const REPLACED_NAME: &str = "state-replaced.tgz";
-
-/// The files a host's UUID is read from, root-relative.
-const ESX_CONF: &str = "etc/vmware/esx.conf";
-const MACHINE_ID: &str = "etc/machine-id";
-/// Larger identity files are not looked at (a real esx.conf is tens of KiB).
-const IDENTITY_MAX: u64 = 4 << 20;
-
-/// This host's UUID: `/system/uuid` in `etc/vmware/esx.conf`, else `etc/machine-id`.
-pub fn host_uuid(host: &Host) -> Option<String> {
-    // (A FIFO or link planted there is no identity; hostname() reports it.)
-    let read = |rel: &str| host.identity_file(rel).ok().flatten();
-    uuid_from(read(ESX_CONF).as_deref(), read(MACHINE_ID).as_deref())
-}
-
-fn uuid_from(esx_conf: Option<&str>, machine_id: Option<&str>) -> Option<String> {
-    if let Some(uuid) = esx_conf.and_then(|text| esx_conf_value(text, "/system/uuid")) {
-        return Some(uuid);
-    }
-    machine_id?
-        .lines()
-        .next()
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .map(str::to_string)
-}
-
-/// Keeps the archive's identity files while the reader checks the whole archive, so the UUID
-/// of a bare `state.tgz` is known without a second read.
-#[derive(Default)]
-pub struct IdentityFiles {
-    esx_conf: Option<String>,
-    machine_id: Option<String>,
-}
-
-impl Visitor for IdentityFiles {
-    fn entry(&mut self, entry: &InnerEntry, data: &mut dyn Read) -> Result<()> {
-        let (Ok(path), EntryKind::File) = (&entry.path, entry.meta.kind) else {
-            return Ok(());
-        };
-        let slot = match path.as_str() {
-            ESX_CONF => &mut self.esx_conf,
-            MACHINE_ID => &mut self.machine_id,
-            _ => return Ok(()),
-        };
-        let mut text = Vec::new();
-        data.take(IDENTITY_MAX).read_to_end(&mut text)?;
-        *slot = Some(String::from_utf8_lossy(&text).into_owned());
-        Ok(())
-    }
-}
-
-impl IdentityFiles {
-    fn uuid(&self) -> Option<String> {
-        uuid_from(self.esx_conf.as_deref(), self.machine_id.as_deref())
-    }
-
-    /// `/system/uuid` of the archive's `etc/vmware/esx.conf`, if it has one.
-    pub fn esx_conf_uuid(&self) -> Option<String> {
-        esx_conf_value(self.esx_conf.as_deref()?, "/system/uuid")
-    }
-}
-
-/// `/system/uuid` of the host's own `etc/vmware/esx.conf`, if it has one.
-pub fn esx_conf_uuid(host: &Host) -> Option<String> {
-    let text = host.identity_file(ESX_CONF).ok()??;
-    esx_conf_value(&text, "/system/uuid")
-}
 
 /// The next-boot bank and its build, or a message saying why there is none.
 pub fn next_bank(host: &Host) -> Result<(Bank, String)> {

@@ -14,10 +14,10 @@ use crate::archive::read::BundleInfo;
 use crate::archive::{
     read_archive, write_archive_file, ArchiveLabel, CheckOnly, WrittenArchive, STATE_NAME,
 };
-use crate::atomic;
 use crate::bank::{next_boot, read_banks};
-use crate::detect::FileTable;
+use crate::fs::atomic;
 use crate::host::Host;
+use crate::records::FileTable;
 
 /// What `pack` wrote.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -105,7 +105,7 @@ pub fn pack_tree_into_bundle(
         _ => Path::new("."),
     };
     let mut temp = atomic::temp_in(parent).with_context(fail)?;
-    let now = crate::detect::now_secs().max(0) as u64;
+    let now = crate::clock::now_secs().max(0) as u64;
     let text = (bundle.text.as_slice(), bundle.mtime);
     write_bundle_text(temp.as_file_mut(), text, &mut source, &state, now).with_context(fail)?;
     atomic::commit(temp, output).with_context(fail)?;

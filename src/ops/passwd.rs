@@ -20,13 +20,13 @@ use anyhow::{bail, Context, Result};
 use sha_crypt::{PasswordHasher, ShaCrypt};
 
 use crate::archive::{open_archive, read_archive_from, ArchiveLabel, ArchiveSummary, CheckOnly};
-use crate::bank::lock_for_writing;
 use crate::host::Host;
+use crate::lock::lock_for_writing;
+use crate::lock::{lock_root, RootAccess};
 use crate::ops::archive_path::archive_or_default;
 use crate::ops::extract::write_entries;
 use crate::ops::pack::{pack_tree, pack_tree_into_bundle};
 use crate::restore::{Existing, FileMeta, Placer};
-use crate::root_lock::{lock_root, RootAccess};
 
 const SHADOW: &str = "etc/shadow";
 /// The largest live `etc/shadow` read (a line a user: thousands of users fit many times).
@@ -93,7 +93,7 @@ pub fn passwd(
     };
     // A 0700 temp directory in the run directory (never on the bank), removed when dropped
     // or, after a kill, by the next run.
-    let work = crate::atomic::temp_dir_in(&run_dir)?;
+    let work = crate::fs::atomic::temp_dir_in(&run_dir)?;
     let placer = Placer::open(work.path())?;
     write_entries(file, &checked, archive, &placer, &host.limits)?;
     let current =
@@ -108,7 +108,7 @@ pub fn passwd(
         mode: shadow.mode,
         uid: shadow.uid,
         gid: shadow.gid,
-        mtime: crate::detect::now_secs(),
+        mtime: crate::clock::now_secs(),
     };
     placer.place(SHADOW, &mut updated.as_slice(), &meta)?;
     let live = LiveShadow::read(host)?
@@ -157,7 +157,7 @@ impl LiveShadow {
             return Ok(None);
         };
         let file = placer.open_existing(SHADOW)?;
-        let bytes = crate::hostfile::read_capped(file, &host.root.join(SHADOW), MAX_SHADOW)?;
+        let bytes = crate::fs::hostfile::read_capped(file, &host.root.join(SHADOW), MAX_SHADOW)?;
         Ok(Some(LiveShadow {
             placer,
             bytes,

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 
-use crate::archive::writer::hex;
 use crate::detect::Archived;
+use crate::records::hex;
 
 /// Largest marker read (it holds two lines).
 const MAX_MARKER: u64 = 16 << 10;
@@ -52,7 +52,7 @@ pub fn remember(
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     let text = format!("sha256={sha256}\nreplaced={replaced}\n");
-    crate::atomic::write_atomically(&marker, text.as_bytes(), 0o600)?;
+    crate::fs::atomic::write_atomically(&marker, text.as_bytes(), 0o600)?;
     Ok(marker)
 }
 

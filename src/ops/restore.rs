@@ -12,17 +12,18 @@ use anyhow::{Context, Result};
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 use crate::archive::{open_private_copy, read_archive_from, ArchiveLabel, ArchiveSummary};
-use crate::bank::{lock_banks, next_boot, read_banks, Bank, BankLock};
+use crate::bank::{next_boot, read_banks, Bank};
 use crate::host::Host;
-use crate::ops::archive_path::archive_or_default;
+use crate::lock::{lock_banks, BankLock};
+use crate::lock::{lock_root, RootAccess};
+use crate::ops::archive_path::{archive_or_default, shown};
 use crate::ops::checks::{other_release, Checks};
-use crate::ops::install::{esx_conf_uuid, IdentityFiles};
+use crate::ops::identity::{esx_conf_uuid, IdentityFiles};
 use crate::ops::release::{release_of_build, version_triple};
 use crate::ops::restored;
 use crate::restore::plan::{self, PlannedFiles};
 use crate::restore::undo::{check_undo_free, save_undo};
 use crate::restore::{apply::stage, Action, Placer};
-use crate::root_lock::{lock_root, RootAccess};
 
 #[derive(Debug, Clone, Default)]
 pub struct RestoreOptions {
@@ -154,7 +155,7 @@ pub fn restore(host: &Host, options: &RestoreOptions) -> Result<RestoreReport> {
         options.undo.as_deref(),
         &label,
         run_dir,
-        super::clock::now(),
+        crate::clock::now(),
     )
     .context("restore aborted; nothing under the root was changed")?
     .map(|undo| shown(&undo));
@@ -226,9 +227,4 @@ fn check_host_uuid(host: &Host, identity: &IdentityFiles, checks: &mut Checks) {
             host.root.display()
         ));
     }
-}
-
-/// The path printed for an archive: absolute where it can be made so.
-pub fn shown(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }

@@ -2,7 +2,7 @@
 //! (inflated ahead in a reader thread, [`reread_ahead`]) writes every `create` and `overwrite`
 //! file to a temp file beside its destination, checking that its content is what was planned,
 //! and then makes all of them durable at once
-//! (the placer is batched: one `syncfs` per filesystem, [`crate::durable`]). *Commit*: only
+//! (the placer is batched: one `syncfs` per filesystem, [`crate::fs::durable`]). *Commit*: only
 //! when all of them are on disk, each is renamed into place, then the files the plan removes
 //! are removed, and the renames and removals are flushed before the restore reports success.
 //! A crash at any instant leaves each file old or new.

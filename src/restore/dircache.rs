@@ -15,7 +15,7 @@ use std::rc::Rc;
 
 use rustix::fs as rfs;
 
-use crate::durable::SyncBatch;
+use crate::fs::durable::SyncBatch;
 
 /// The last directory staged in, and the filesystems written when batched.
 #[derive(Debug)]

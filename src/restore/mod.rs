@@ -19,7 +19,7 @@
 //!   restore. A planted link can therefore never come from an archive, not even across two
 //!   restores.
 //! - *Never out of the root.* Every destination is reached by an `openat` walk from the
-//!   root's descriptor with `O_NOFOLLOW | O_DIRECTORY` (`crate::walk`): a pre-existing directory
+//!   root's descriptor with `O_NOFOLLOW | O_DIRECTORY` (`crate::fs::walk`): a pre-existing directory
 //!   symlink among the parents (ESXi's own `etc/sfcb/repository`) is resolved by that walk
 //!   within the root, as `openat2` `RESOLVE_IN_ROOT` does (an absolute target is relative to
 //!   the root, `..` stops there); a link whose target is missing in the root, or a
@@ -30,7 +30,7 @@
 //! - *Atomic and exact.* Each file goes to a 0600 temp file in its directory, gets its numeric
 //!   owner, all 12 mode bits (the sticky bit survives, so the next backup keeps persisting the
 //!   file) and mtime through the descriptor; all of them are flushed to disk together (one
-//!   `syncfs` per filesystem, [`crate::durable`]) before the first is renamed. The second read
+//!   `syncfs` per filesystem, [`crate::fs::durable`]) before the first is renamed. The second read
 //!   must show the planned files in the planned order and hash to the archive's planned
 //!   sha256, or every temp file is removed instead of renamed. Every
 //!   file is staged this way before the first rename ([`apply`]), so a restore that fails
@@ -48,10 +48,11 @@ pub mod place;
 pub mod plan;
 mod temps;
 pub mod undo;
+#[cfg(test)]
+mod walk_links;
 
 pub use place::{Existing, FileMeta, Placer};
-pub use plan::{Action, Plan};
-pub use temps::TempId;
+pub use plan::Action;
 
 /// Keeps glibc's mmap threshold at its default (128 KiB) for the rest of the run. glibc raises
 /// it each time a mapped buffer is freed, so after the first read of a two-read writer freed

@@ -2,7 +2,7 @@
 //!
 //! # Security
 //! Every path is walked one component at a time from an open descriptor of the root with
-//! `O_NOFOLLOW | O_DIRECTORY` ([`crate::walk`]): a directory symlink among the parents is
+//! `O_NOFOLLOW | O_DIRECTORY` ([`crate::fs::walk`]): a directory symlink among the parents is
 //! resolved by that walk *within* the root (a link whose target is missing there is refused),
 //! so nothing can land outside the root, even when the root is `/` and even if a link is
 //! planted while we work. The file itself goes to a 0600 temp file in its directory (created
@@ -11,7 +11,7 @@
 //! replaces the link, never its target. Writing and renaming can be split ([`Placer::stage`],
 //! then [`Placer::commit`] or [`Placer::discard`]) so a restore renames nothing until every
 //! file is safely written. The first write into a directory removes the temp files a killed
-//! run left there (see [`crate::atomic`]), so a re-run of a killed restore or extract cleans up.
+//! run left there (see [`crate::fs::atomic`]), so a re-run of a killed restore or extract cleans up.
 //! A placer opened with [`Placer::open_batched`] skips the per-file fsyncs and makes everything
 //! durable at once in [`Placer::flush`], and files staged one after another in the same
 //! directory reuse its descriptor ([`super::dircache`]).
@@ -30,7 +30,7 @@ use rustix::io::Errno;
 
 use super::dircache::DirCache;
 use super::temps::{self, create_temp, TempId};
-use crate::walk::{Walk, DIR_FLAGS};
+use crate::fs::walk::{Walk, DIR_FLAGS};
 
 /// Metadata a placed file gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +64,7 @@ pub struct Placer {
     cleaned: RefCell<HashSet<String>>,
     /// The last directory staged in, and the filesystems to flush when batched.
     dirs: DirCache,
-    /// The root is a directory this run created and no one else writes ([`Placer::open_fresh`]).
+    /// The root is a directory this run created and no one else writes ([`Placer::into_fresh`]).
     fresh: bool,
     /// The last directory (root-relative) a look-up found missing, so the other files of a
     /// missing directory (a restore into an empty root) are not walked to again; forgotten
@@ -108,19 +108,14 @@ impl Placer {
         self
     }
 
-    /// This placer over a fresh root (see [`Placer::open_fresh`]).
+    /// This placer over `root`, a directory this run just created, private, that no one else
+    /// writes (extract's temp directory beside its target), batched; [`Placer::place`] then
+    /// creates each file at its name directly: there is nothing to replace, and no one sees a
+    /// file half-written, since the directory takes its public name only after [`Placer::flush`].
     pub fn into_fresh(self) -> Placer {
         let mut placer = self.into_batched();
         placer.fresh = true;
         placer
-    }
-
-    /// Opens `root`, a directory this run just created, private, that no one else writes
-    /// (extract's temp directory beside its target), batched; [`Placer::place`] then creates
-    /// each file at its name directly: there is nothing to replace, and no one sees a file
-    /// half-written, since the directory takes its public name only after [`Placer::flush`].
-    pub fn open_fresh(root: &Path) -> Result<Placer> {
-        Ok(Placer::open(root)?.into_fresh())
     }
 
     /// Makes everything placed, staged or removed so far durable (no-op without batching,
@@ -190,7 +185,7 @@ impl Placer {
             .metadata()
             .with_context(|| format!("cannot stat `{}`", shown.display()))?;
         if !meta.is_file() {
-            return Err(crate::hostfile::not_regular(&shown, &meta));
+            return Err(crate::fs::hostfile::not_regular(&shown, &meta));
         }
         Ok(file)
     }

@@ -15,8 +15,8 @@ use serde::Serialize;
 
 use super::place::{Existing, FileMeta, Placer};
 use crate::archive::streams::HashingReader;
-use crate::archive::{ArchiveSummary, FileRecord};
-use crate::detect::PathList;
+use crate::archive::ArchiveSummary;
+use crate::records::{FileRecord, PathList};
 
 /// What restore does with one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,10 +51,6 @@ impl PlannedFiles {
 
     pub fn len(&self) -> usize {
         self.actions.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.actions.is_empty()
     }
 
     /// The path of file `i` (archive order).

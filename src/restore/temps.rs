@@ -1,5 +1,5 @@
 //! The placer's temp files beside their destinations: created `O_EXCL | O_NOFOLLOW` 0600 with
-//! this run's name (`.statectl-<pid>-N.tmp`, [`crate::atomic`]), and the stale ones a killed
+//! this run's name (`.statectl-<pid>-N.tmp`, [`crate::fs::atomic`]), and the stale ones a killed
 //! run left in a directory removed before the first write into it. A temp file is known by its
 //! number `N` ([`TempId`]: 8 bytes, where its name would cost a string per staged file).
 
@@ -23,8 +23,8 @@ impl TempId {
     pub fn name(self) -> String {
         // The pid in the prefix is read once, not for every file.
         static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        let prefix = PREFIX.get_or_init(crate::atomic::temp_prefix);
-        format!("{prefix}{}{}", self.0, crate::atomic::TEMP_SUFFIX)
+        let prefix = PREFIX.get_or_init(crate::fs::atomic::temp_prefix);
+        format!("{prefix}{}{}", self.0, crate::fs::atomic::TEMP_SUFFIX)
     }
 }
 
@@ -88,7 +88,7 @@ pub fn remove_stale(dir: &OwnedFd, shown: &Path) -> Result<()> {
             .map_err(io::Error::from)
             .with_context(|| format!("cannot list `{}`", shown.display()))?;
         let name = entry.file_name().to_string_lossy();
-        if crate::atomic::is_temp_name(&name) && !crate::atomic::temp_in_use(&name) {
+        if crate::fs::atomic::is_temp_name(&name) && !crate::fs::atomic::temp_in_use(&name) {
             match rfs::unlinkat(dir, entry.file_name(), rfs::AtFlags::empty()) {
                 Ok(()) | Err(Errno::NOENT) => {}
                 Err(err) => {

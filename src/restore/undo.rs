@@ -23,14 +23,14 @@ use super::place::{FileMeta, Placer};
 use super::plan::{Action, Plan};
 use crate::archive::writer::{table_under, write_archive_removing};
 use crate::archive::ArchiveLabel;
-use crate::atomic;
+use crate::fs::atomic;
 
 /// The directory of default undo archives, relative to the root.
 pub const UNDO_DIR: &str = "var/lib/statectl";
 
 /// The default undo archive path (relative to the root) for a restore at `now`.
 pub fn default_undo_rel(now: i64) -> String {
-    format!("{UNDO_DIR}/undo-{}.tgz", crate::timefmt::utc_stamp(now))
+    format!("{UNDO_DIR}/undo-{}.tgz", crate::clock::utc_stamp(now))
 }
 
 /// The default undo path, with `-2`, `-3`, ... when an undo archive of the same second exists.

@@ -176,7 +176,7 @@ fn passwd_refuses_a_bad_user_name_and_a_busy_lock_leaving_the_archive_alone() {
     }
     let bank = env.bank("bootbank");
     let _held =
-        statectl::bank::lock_banks(&env.run_dir, &[bank.as_path()], Duration::ZERO).unwrap();
+        statectl::lock::lock_banks(&env.run_dir, &[bank.as_path()], Duration::ZERO).unwrap();
     let out = env.run(&["passwd", "root", "--clear", "--wait", "0"]);
     one_error_line(&out, 4);
     assert_eq!(fs::read(env.state("bootbank")).unwrap(), before);

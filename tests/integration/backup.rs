@@ -229,7 +229,7 @@ fn a_busy_bank_lock_gives_exit_4() {
     fs::create_dir_all(&env.run_dir).unwrap();
     let bank = env.bank("bootbank");
     let _held =
-        statectl::bank::lock_banks(&env.run_dir, &[bank.as_path()], Duration::ZERO).unwrap();
+        statectl::lock::lock_banks(&env.run_dir, &[bank.as_path()], Duration::ZERO).unwrap();
     let out = env.run(&["backup", "--wait", "1"]).code(4);
     assert!(
         out.stderr.contains("locked by another statectl run"),

@@ -34,7 +34,7 @@ pub(crate) fn text(path: &Path) -> &str {
 }
 
 pub(crate) fn stamp(secs: i64) -> String {
-    statectl::timefmt::utc_stamp(secs)
+    statectl::clock::utc_stamp(secs)
 }
 
 /// The file names in `dir`, sorted (empty when it does not exist).

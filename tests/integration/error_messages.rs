@@ -168,7 +168,7 @@ fn a_busy_lock_is_one_line_and_exit_4() {
         .create(&env.run_dir)
         .unwrap();
     let _held =
-        statectl::bank::lock_banks(&env.run_dir, &[bank.as_path()], Duration::ZERO).unwrap();
+        statectl::lock::lock_banks(&env.run_dir, &[bank.as_path()], Duration::ZERO).unwrap();
     let out = env.run(&["backup", "--wait", "0"]);
     assert_one_error_line("lock busy", &out, 4, &p(bank.canonicalize().unwrap()));
     assert!(out

@@ -166,7 +166,7 @@ mod tests {
         gcm.encrypt(a);
         gcm.encrypt(b);
         assert_eq!(
-            crate::archive::writer::hex(&data),
+            crate::records::hex(&data),
             "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa\
              8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662"
         );

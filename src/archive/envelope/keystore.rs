@@ -162,7 +162,7 @@ fn uuid_text(bytes: &[u8]) -> Result<String, String> {
             bytes.len()
         ));
     }
-    let hex = crate::archive::writer::hex(bytes);
+    let hex = crate::records::hex(bytes);
     Ok(format!(
         "{}-{}-{}-{}-{}",
         &hex[..8],
@@ -176,7 +176,7 @@ fn uuid_text(bytes: &[u8]) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::writer::hex;
+    use crate::records::hex;
 
     /// The key store published as test data with dissect.hypervisor, and the key and key hash
     /// its tests expect (a known-answer test of the derivation).

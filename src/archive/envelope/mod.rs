@@ -12,10 +12,10 @@
 //! decrypts a single byte; only then does the plaintext go to the inner-layer reader. Keys are
 //! wiped when dropped (`zeroize`), and so are the AES key schedules.
 
-pub mod format;
-pub mod gcm;
-pub mod guard;
-pub mod keystore;
+pub(crate) mod format;
+pub(crate) mod gcm;
+pub(crate) mod guard;
+pub(crate) mod keystore;
 pub mod probe;
 pub mod seal;
 

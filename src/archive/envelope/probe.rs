@@ -54,7 +54,7 @@ struct Seen {
 
 /// The layout of the archive at `path`.
 pub fn probe(path: &Path, limits: &Limits) -> Layout {
-    let file = match crate::hostfile::open_regular(path) {
+    let file = match crate::fs::hostfile::open_regular(path) {
         Ok(Some((file, _))) => file,
         Ok(None) => return Layout::Missing,
         Err(err) => return Layout::Unknown(format!("cannot open it: {err:#}")),

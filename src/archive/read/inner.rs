@@ -4,10 +4,10 @@
 
 use std::io::{BufReader, Read};
 
-use super::super::entries::{walk, EntryMeta, WalkError};
+use super::super::entries::{walk, EntryMeta, Tracked, WalkError};
 use super::super::gzip::GzMembers;
 use super::super::names::normalize_member_name;
-use super::super::streams::{describe_io, drain, Budgeted, HashingReader, Tracked};
+use super::super::streams::{describe_io, drain, Budgeted, HashingReader};
 use super::super::{Problem, INNER_NAME};
 use super::index::{Conflict, Node};
 use super::outer::is_top_directory;

@@ -2,8 +2,9 @@
 //! are checked as the manifest streams by (it normally follows `local.tgz`) and then dropped;
 //! only a manifest that comes first has its records kept until the files are known.
 
-use super::super::{writer::hex, FileRecord, Problem, INNER_NAME, MANIFEST_NAME};
+use super::super::{Problem, INNER_NAME, MANIFEST_NAME};
 use super::ReadState;
+use crate::records::{hex, FileRecord};
 
 /// Comparison state: the files sorted by path (indices), which of them the manifest listed,
 /// and the records of a manifest read before `local.tgz`.

@@ -44,8 +44,9 @@ use super::envelope::Encryption;
 use super::manifest::ManifestLabels;
 use super::names::display_name;
 use super::streams::{Budget, OVER_BUDGET};
-use super::{Level, Limits, Problem, RecordTable};
+use super::{Level, Limits, Problem};
 use crate::error::Error;
+use crate::records::RecordTable;
 
 pub use super::entries::EntryKind;
 pub use ahead::reread_ahead;
@@ -196,14 +197,14 @@ pub fn read_archive(
 /// It is opened without blocking and must be a regular file, so a FIFO or device planted at
 /// its name cannot hang or flood the run.
 pub fn open_archive(path: &Path) -> Result<File> {
-    let (file, meta) = crate::hostfile::open_nonblocking(path)
+    let (file, meta) = crate::fs::hostfile::open_nonblocking(path)
         .and_then(|opened| opened.context("it does not exist"))
         .with_context(|| format!("cannot open archive `{}`", path.display()))?;
     let reason = match meta.is_dir() {
         true => "it is a directory; name the state.tgz file inside it".to_string(),
         false if !meta.is_file() => format!(
             "it is {}, not a regular file",
-            crate::hostfile::kind_of(&meta)
+            crate::fs::hostfile::kind_of(&meta)
         ),
         false => return Ok(file),
     };

@@ -11,14 +11,14 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::rc::Rc;
 
-use super::super::entries::{walk, EntryMeta, WalkError};
+use super::super::entries::{walk, EntryMeta, Tracked, WalkError};
 use super::super::envelope::{
     self, keystore, Encryption, Mode, ENVELOPE_NAME, KEYSTORE_BRANCH_NAME, KEYSTORE_NAME,
 };
 use super::super::gzip::GzMembers;
 use super::super::manifest::parse_manifest;
 use super::super::names::{display_name, is_root_name, normalize_member_name};
-use super::super::streams::{describe_io, drain, Budgeted, HashingReader, Tracked};
+use super::super::streams::{describe_io, drain, Budgeted, HashingReader};
 use super::super::{Problem, INNER_NAME, MANIFEST_NAME};
 use super::{EntryKind, ReadState, MAX_MANIFEST};
 

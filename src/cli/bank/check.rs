@@ -12,7 +12,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::super::{Output, Report};
-use crate::detect::now_secs;
+use crate::clock::now_secs;
 use crate::exit::Monitoring;
 use crate::host::Host;
 use crate::ops::bank::check::{check, label, CheckReport};

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::super::Output;
 use crate::bank::BankName;
-use crate::detect::now_secs;
+use crate::clock::now_secs;
 use crate::exit::Exit;
 use crate::host::Host;
 use crate::ops::bank::status::{bank_status, BankEntry, BankStatus};

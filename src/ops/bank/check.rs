@@ -22,10 +22,10 @@ use super::verify::{verify_bank, Depth};
 use crate::archive::Level;
 use crate::bank::targets::{alt_role, AltRole};
 use crate::bank::{is_tie, next_boot, Bank, BankName, Banks};
-use crate::detect::Records;
 use crate::exit::Monitoring;
 use crate::host::Host;
 use crate::ops::status::status;
+use crate::records::Records;
 
 /// A pending change becomes a warning after this many seconds.
 pub const PENDING_GRACE_SECS: i64 = 3600;

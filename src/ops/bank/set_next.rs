@@ -14,10 +14,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::bank::{
-    bootcfg, is_tie, lock_for_writing, next_boot, read_banks, Bank, BankName, BootCfg,
-};
+use crate::bank::{bootcfg, is_tie, next_boot, read_banks, Bank, BankName, BootCfg};
 use crate::host::Host;
+use crate::lock::lock_for_writing;
 
 #[derive(Debug, Clone)]
 pub struct SetNextOptions {
@@ -71,7 +70,7 @@ pub fn set_next(host: &Host, options: &SetNextOptions) -> Result<SetNextReport> 
     )?;
     // A cut FAT rename may have left the archive only under a temp name: recover it first.
     crate::archive::recover::recover_state(path, &host.limits)?;
-    crate::atomic::remove_stale_temps(path)
+    crate::fs::atomic::remove_stale_temps(path)
         .with_context(|| format!("cannot clean bank `{}`", path.display()))?;
     let file = path.join("boot.cfg");
     let cfg = BootCfg::load(&file)?;

@@ -59,17 +59,6 @@ pub struct ArchiveInfo {
     pub encrypted: Option<&'static str>,
 }
 
-impl BankStatus {
-    pub fn entry(&self, name: BankName) -> Option<&BankEntry> {
-        self.banks.iter().find(|bank| bank.name == name)
-    }
-
-    /// True when the running system (the bootbank, by definition) is the one that boots next.
-    pub fn running_is_next(&self) -> bool {
-        self.next_boot == Some(BankName::Bootbank)
-    }
-}
-
 /// Reads both banks; fails only when a bank directory cannot be listed.
 pub fn bank_status(host: &Host) -> Result<BankStatus> {
     let banks = readable_banks(host)?;
@@ -116,7 +105,7 @@ fn entry(bank: &Bank, warnings: &mut Vec<String>) -> BankEntry {
 
 /// Size, mtime and sha256 of `path`; `None` when there is no such file.
 pub fn archive_info(path: &std::path::Path) -> io::Result<Option<ArchiveInfo>> {
-    let (file, meta) = match crate::hostfile::open_nonblocking(path) {
+    let (file, meta) = match crate::fs::hostfile::open_nonblocking(path) {
         Ok(Some(opened)) => opened,
         Ok(None) => return Ok(None),
         Err(err) => return Err(io::Error::other(format!("{err:#}"))),

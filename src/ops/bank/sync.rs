@@ -22,10 +22,11 @@ use serde::Serialize;
 use super::status::archive_info;
 use crate::archive::envelope::guard::check_plaintext_over;
 use crate::archive::{verify_archive, Level, STATE_NAME};
-use crate::atomic;
 use crate::bank::install::{copy_verified, ensure_state_listed};
-use crate::bank::{lock_for_writing, next_boot, read_banks, BankName, BootCfg};
+use crate::bank::{next_boot, read_banks, BankName, BootCfg};
+use crate::fs::atomic;
 use crate::host::Host;
+use crate::lock::lock_for_writing;
 
 /// What `bank sync` suggests when the target is encrypted and the source is not.
 const SYNC_HINT: &str = "back up to the target with `statectl backup --bank DIR` instead";

@@ -20,15 +20,16 @@ use serde::Serialize;
 use super::store::{beyond_retention, check_store, copies_in, host_id};
 use crate::archive::bundle::read_bundle;
 use crate::archive::{open_archive, read_archive_from, CheckOnly, STATE_NAME};
-use crate::atomic;
-use crate::bank::lock::lock_path;
-use crate::bank::{lock_banks, Bank, BankName};
+use crate::bank::{Bank, BankName};
 use crate::detect::cache::cache_path;
 use crate::error::Error;
+use crate::fs::atomic;
 use crate::host::Host;
+use crate::lock::bank::lock_path;
+use crate::lock::lock_banks;
+use crate::ops::archive_path::shown;
 use crate::ops::backup::{backup, Action, BackupOptions, BackupReport};
 use crate::ops::export::write_bundle_in;
-use crate::ops::restore::shown;
 
 /// Where copies go and how many are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,7 +132,7 @@ fn copy_state(host: &Host, report: &BackupReport, copy: &CopyOptions) -> Result<
     }
     let bank_dir = report.archive.parent().unwrap_or(Path::new("."));
     let run_dir = host.run_dir()?.to_path_buf();
-    let _lock = lock_banks(&run_dir, &[bank_dir], crate::bank::lock::DEFAULT_WAIT)?;
+    let _lock = lock_banks(&run_dir, &[bank_dir], crate::lock::DEFAULT_WAIT)?;
     write_copy(host, bank_dir, &report.archive, &dir, copy, warnings)
 }
 

@@ -20,7 +20,7 @@ use super::ignore::Ignored;
 use super::store::{copies_in, host_dirs};
 use crate::archive::bundle::read_bundle;
 use crate::archive::{InnerEntry, Limits, Visitor};
-use crate::ops::restore::shown;
+use crate::ops::archive_path::shown;
 
 const ESX_CONF: &str = "etc/vmware/esx.conf";
 /// Largest `esx.conf` compared key by key (a real one is tens of KiB); a larger one is
@@ -118,7 +118,7 @@ pub fn drift(store: &Path, ignore: &[String], limits: &Limits) -> Result<DriftRe
             id,
             name,
             copy: shown(&newest.path),
-            time: crate::timefmt::utc_iso(newest.time),
+            time: crate::clock::utc_iso(newest.time),
         });
     }
     let ids: Vec<&str> = hosts.iter().map(|h| h.id.as_str()).collect();
@@ -196,9 +196,9 @@ impl Tally {
     fn drift(self, ids: &[&str]) -> Vec<DriftItem> {
         let mut items = Vec::new();
         for (path, by_content) in self.files {
-            let groups = by_content.into_iter().map(|(digest, hosts)| {
-                (Content::Sha256(crate::archive::writer::hex(&digest)), hosts)
-            });
+            let groups = by_content
+                .into_iter()
+                .map(|(digest, hosts)| (Content::Sha256(crate::records::hex(&digest)), hosts));
             push_item(&mut items, path, None, groups.collect(), ids);
         }
         for (key, by_value) in self.keys {

@@ -14,8 +14,9 @@ use serde::Serialize;
 
 use super::store::{copies_in, host_dirs, CopyFile};
 use crate::archive::bundle::read_bundle;
-use crate::archive::{CheckOnly, Limits, RecordTable};
-use crate::ops::restore::shown;
+use crate::archive::{CheckOnly, Limits};
+use crate::ops::archive_path::shown;
+use crate::records::RecordTable;
 
 /// One copy and its changes from the copy before it.
 #[derive(Debug, Clone, Serialize)]
@@ -98,7 +99,7 @@ fn host_history(
         }
         entries.push(CopyEntry {
             path: shown(&copy.path),
-            time: crate::timefmt::utc_iso(copy.time),
+            time: crate::clock::utc_iso(copy.time),
             build,
             files: files.len(),
             sha256: read.sha256,
@@ -167,7 +168,7 @@ fn changes(old: &RecordTable, new: &RecordTable) -> (Vec<String>, Vec<String>, V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::RecordRef;
+    use crate::records::RecordRef;
 
     fn table(rows: &[(&str, u8)]) -> RecordTable {
         let mut table = RecordTable::default();

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::atomic::is_temp_name;
+use crate::fs::atomic::is_temp_name;
 use crate::host::Host;
 use crate::ops::export::{bundle_name_parts, safe_host_name};
-use crate::ops::install::host_uuid;
+use crate::ops::identity::host_uuid;
 
 /// One copy in a host's directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +88,7 @@ pub fn copies_in(dir: &Path) -> Result<Vec<CopyFile>> {
         let name = entry.file_name();
         let Some((host, time)) = name.to_str().and_then(|name| {
             let (host, stamp) = bundle_name_parts(name)?;
-            Some((host.to_string(), crate::timefmt::parse_utc_stamp(stamp)?))
+            Some((host.to_string(), crate::clock::parse_utc_stamp(stamp)?))
         }) else {
             continue;
         };

@@ -1,4 +1,4 @@
-//! Durability at the end, not per file (`src/durable.rs`): `restore` and `extract` flush with
+//! Durability at the end, not per file (`src/fs/durable.rs`): `restore` and `extract` flush with
 //! `syncfs` instead of one fsync per file, and the restore's crash guarantee holds with it.
 //! Killed at every rename, flush, write and fsync, each restored file is the old or the new
 //! one (never a mix) and a re-run completes it; a failed flush before the renames leaves every

@@ -8,7 +8,7 @@
 //! same table then carries each file's current sha256 (detection fills it in, from the stat
 //! cache or by hashing) and, once the writer has read a file, the stat it was read under.
 //!
-//! A snapshot row (ConfigStore's, [`super::configstore`]) is *pinned*: its stat is the live
+//! A snapshot row (ConfigStore's, `detect::configstore`) is *pinned*: its stat is the live
 //! store's, not the private file it is read from, and the writer records that stat.
 //!
 //! A file is read from the table's root joined with its path, unless it was reached through a
@@ -17,62 +17,15 @@
 //! in-root walk ([`FileTable::open`]), never by a plain path the kernel would resolve.
 
 use std::fs::{File, Metadata};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use super::cache::StatKey;
-use crate::archive::table::{RecordRef, Records};
-use crate::hostfile::{Identity, RootReader};
+use super::stat::FileStat;
+use super::table::{RecordRef, Records};
+use crate::fs::hostfile::{Identity, RootReader};
 
 const NO_LOCATION: u32 = u32::MAX;
-
-/// The stat fields of a persisted file that a run compares, records or restores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FileStat {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime: i64,
-    pub ctime: i64,
-    pub mtime_ns: u32,
-    pub ctime_ns: u32,
-    /// The full `st_mode` (type bits included).
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-}
-
-impl FileStat {
-    pub fn of(meta: &Metadata) -> FileStat {
-        FileStat {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime: meta.mtime(),
-            ctime: meta.ctime(),
-            mtime_ns: meta.mtime_nsec() as u32,
-            ctime_ns: meta.ctime_nsec() as u32,
-            mode: meta.mode(),
-            uid: meta.uid(),
-            gid: meta.gid(),
-        }
-    }
-
-    /// The fields the stat cache keys a file's content on.
-    pub fn key(&self) -> StatKey {
-        StatKey::from_fields([
-            self.dev,
-            self.ino,
-            self.size,
-            self.mtime as u64,
-            i64::from(self.mtime_ns) as u64,
-            self.ctime as u64,
-            i64::from(self.ctime_ns) as u64,
-        ])
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Row {
@@ -246,7 +199,7 @@ impl FileTable {
             // A pinned file is statectl's own snapshot in its private run directory, outside
             // the root: opened where it is, and it must still be a regular file.
             let path = self.location(i);
-            return crate::hostfile::open_regular(&path)?
+            return crate::fs::hostfile::open_regular(&path)?
                 .with_context(|| format!("`{}` does not exist", path.display()));
         }
         let rel = self.read_path(i);

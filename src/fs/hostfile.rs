@@ -7,7 +7,7 @@
 //! how much is read. A *host file under the root* that a command reads for its content (a
 //! selected file, `required`, the undo archive's copies, `diff`, `passwd`'s live shadow, the
 //! identity files) is opened with a [`RootReader`]: through the descriptor walk of
-//! [`crate::walk`], component by component from the root's descriptor, so the root's own links
+//! [`crate::fs::walk`], component by component from the root's descriptor, so the root's own links
 //! are resolved within the root (`openat2` `RESOLVE_IN_ROOT` semantics) and nothing outside the
 //! root is ever opened, and never through a link on the file itself. [`RootReader::open_selected`]
 //! then checks that the file opened is the one a selection saw (device and inode), so a
@@ -24,7 +24,7 @@ use anyhow::{bail, Context, Result};
 use rustix::fs::{self as rfs, Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::walk::{Walk, DIR_FLAGS};
+use crate::fs::walk::{Walk, DIR_FLAGS};
 
 /// What a non-regular file is, for the message refusing it.
 pub fn kind_of(meta: &Metadata) -> &'static str {

@@ -5,12 +5,20 @@
 
 use std::fs::{File, TryLockError};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
 
 const POLL: Duration = Duration::from_millis(25);
+
+/// The lock file in `run_dir` for the thing at `canonical` (a canonical path): `{kind}-{key}.lock`,
+/// keyed by the first 8 bytes of the path's sha256, so every way of naming it meets one lock.
+pub fn keyed_path(run_dir: &Path, kind: &str, canonical: &Path) -> PathBuf {
+    let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
+    run_dir.join(format!("{kind}-{}.lock", crate::records::hex(&digest[..8])))
+}
 
 /// Locks the file at `path` (created when missing), shared or exclusive, retrying until
 /// `deadline`; `None` when another holder still has it then.

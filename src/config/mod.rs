@@ -11,6 +11,9 @@ use anyhow::{bail, Context, Result};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 
+mod limits;
+pub use limits::Limits;
+
 /// The config file as written by the admin; every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,7 +121,9 @@ pub struct Selection {
     pub required: Vec<String>,
     exclude: GlobSet,
     exclude_patterns: Vec<String>,
-    /// `[esxi] wire` (the init script acts on it; statectl only validates it).
+    /// `[esxi] wire` (the init script acts on it; statectl only validates it, so only the
+    /// tests read it back).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub wire: Wire,
     /// The `[copy]` table (its defaults when absent).
     pub copy: CopyConfig,
@@ -151,7 +156,7 @@ impl Selection {
         };
         // Non-blocking, a regular file, at most 1 MiB: a FIFO or device there cannot hang or
         // flood a run.
-        let bytes = match crate::hostfile::read_bounded(path, MAX_CONFIG_BYTES) {
+        let bytes = match crate::fs::hostfile::read_bounded(path, MAX_CONFIG_BYTES) {
             Ok(Some(bytes)) => bytes,
             Ok(None) if !explicit => return Ok(Selection::default()),
             Ok(None) => bail!("{}: it does not exist", cannot_read()),

@@ -1,4 +1,32 @@
-//! UTC time stamps for humans and file names, without a date crate (civil-from-days).
+//! The one clock: the current time ([`now_secs`] for comparisons with file times, [`now`] for
+//! stamps in file names) and UTC time stamps for humans and file names, without a date crate
+//! (civil-from-days).
+//!
+//! `STATECTL_NOW` (seconds since the epoch) replaces the clock of [`now`] only; it exists for
+//! tests, so that runs within one second get distinct stamps without sleeping. File times are
+//! always compared with the real clock ([`now_secs`]).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seconds since the epoch, from the system clock.
+pub fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Seconds since the epoch for stamps (undo archives, exported bundles), from `STATECTL_NOW`
+/// when set (test-only), else the system clock.
+pub fn now() -> i64 {
+    if let Some(secs) = std::env::var("STATECTL_NOW")
+        .ok()
+        .and_then(|text| text.trim().parse::<i64>().ok())
+    {
+        return secs;
+    }
+    now_secs()
+}
 
 /// `(year, month, day, hour, minute, second)` in UTC for seconds since the epoch.
 pub fn utc_parts(secs: i64) -> (i64, u32, u32, u32, u32, u32) {

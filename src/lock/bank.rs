@@ -20,12 +20,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::host::Host;
 
-pub mod esxi;
+use super::esxi;
 
 /// How long commands without a `--wait` flag (install, export) wait for a run holding the lock.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(60);
@@ -108,13 +107,11 @@ pub fn lock_for_writing(host: &Host, banks: &[&Path], wait: Duration) -> Result<
 
 /// The lock file of a bank (by canonical path).
 pub fn lock_path(run_dir: &Path, canonical_bank: &Path) -> PathBuf {
-    let digest = Sha256::digest(canonical_bank.as_os_str().as_encoded_bytes());
-    let key = crate::archive::writer::hex(&digest[..8]);
-    run_dir.join(format!("bank-{key}.lock"))
+    super::file::keyed_path(run_dir, "bank", canonical_bank)
 }
 
 fn lock_one(run_dir: &Path, bank: PathBuf, deadline: Instant, wait: Duration) -> Result<BankLock> {
-    match crate::lockfile::take(&lock_path(run_dir, &bank), false, deadline)? {
+    match super::file::take(&lock_path(run_dir, &bank), false, deadline)? {
         Some(file) => Ok(BankLock { _file: file, bank }),
         None => Err(Error::LockBusy {
             bank,

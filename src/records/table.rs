@@ -11,7 +11,8 @@
 
 use serde::{Serialize, Serializer};
 
-use crate::archive::{writer::hex, FileRecord};
+use super::hex::{digest_of_hex, hex};
+use super::record::FileRecord;
 
 /// One row: the record without its name (the name is in the arena, ending at `name_end`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,7 +53,7 @@ impl RecordRef<'_> {
     }
 
     /// The record in its ordinary (owned) form.
-    pub fn to_record(&self) -> FileRecord {
+    pub fn to_record(self) -> FileRecord {
         FileRecord {
             path: self.path.to_string(),
             sha256: hex(&self.sha256),
@@ -236,20 +237,6 @@ impl PathOrder {
         }
         None
     }
-}
-
-/// The 32 bytes of a sha256 written as 64 lowercase or uppercase hex digits.
-pub fn digest_of_hex(text: &str) -> Option<[u8; 32]> {
-    let bytes = text.as_bytes();
-    if bytes.len() != 64 {
-        return None;
-    }
-    let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let mut out = [0u8; 32];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
-    }
-    Some(out)
 }
 
 #[cfg(test)]

@@ -3,16 +3,15 @@
 //! `restore` (and `passwd` when it changes the live `etc/shadow`) write the root and take it
 //! exclusively; `backup` reads the root for an archive and takes it shared, so backups of
 //! different banks run side by side but none reads a half-restored host. Like the bank lock it
-//! is a kernel `flock` ([`crate::lockfile`]) on a file in the run directory, named by the root's canonical path: it
+//! is a kernel `flock` ([`super::file`]) on a file in the run directory, named by the root's canonical path: it
 //! dies with its holder and writes nothing to the root or the boot media. Taking it before any
 //! bank lock, everywhere, means two writers can never wait for each other in a circle.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 
@@ -29,7 +28,6 @@ pub enum RootAccess {
 #[derive(Debug)]
 pub struct RootLock {
     _file: File,
-    pub root: PathBuf,
 }
 
 /// Locks `root` for `access`, waiting up to `wait` for runs holding it the other way.
@@ -42,14 +40,10 @@ pub fn lock_root(
     let root = root
         .canonicalize()
         .with_context(|| format!("cannot open root `{}`; pass --root DIR", root.display()))?;
-    let digest = Sha256::digest(root.as_os_str().as_encoded_bytes());
-    let path = run_dir.join(format!(
-        "root-{}.lock",
-        crate::archive::writer::hex(&digest[..8])
-    ));
+    let path = super::file::keyed_path(run_dir, "root", &root);
     let deadline = Instant::now() + wait;
-    match crate::lockfile::take(&path, access == RootAccess::Read, deadline)? {
-        Some(file) => Ok(RootLock { _file: file, root }),
+    match super::file::take(&path, access == RootAccess::Read, deadline)? {
+        Some(file) => Ok(RootLock { _file: file }),
         None => Err(Error::RootBusy {
             root,
             waited_secs: wait.as_secs(),

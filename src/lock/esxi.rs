@@ -163,7 +163,7 @@ fn read_lock(path: &Path) -> Result<Option<String>, String> {
         return Ok(None);
     };
     if !meta.is_file() {
-        return Err(crate::hostfile::kind_of(&meta).into());
+        return Err(crate::fs::hostfile::kind_of(&meta).into());
     }
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };

@@ -1,4 +1,4 @@
-//! A property test of the in-root walk ([`crate::walk`], through [`crate::hostfile::RootReader`]):
+//! A property test of the in-root walk ([`crate::fs::walk`], through [`crate::fs::hostfile::RootReader`]):
 //! random trees of files, directories and links (absolute and relative, up and out, into each
 //! other and in loops), beside an "outside" tree of the same shape, looked up by random paths.
 //! Whatever resolves, resolves to a file inside the root: never to one of the outside tree, and
@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::hostfile::RootReader;
+use crate::fs::hostfile::RootReader;
 
 /// A small deterministic generator (xorshift64*): the same seed, the same trees.
 struct Rng(u64);
