@@ -22,6 +22,22 @@ fn dissect(bank: &Path) -> Value {
     serde_json::from_slice(&seen).unwrap()
 }
 
+/// Clears root's password in `state` with `passwd --archive`, then what dissect.target sees
+/// in `bank`, root's shadow field checked empty.
+fn cleared_root_password(env: &TestEnv, state: &Path, bank: &Path) -> Value {
+    env.run(&[
+        "passwd",
+        "root",
+        "--clear",
+        "--archive",
+        state.to_str().unwrap(),
+    ])
+    .ok();
+    let seen = dissect(bank);
+    assert_eq!(seen["shadow"]["root"], "", "{seen}");
+    seen
+}
+
 /// Sets the host name and the two addresses in esx.conf (keeping the host's UUID).
 fn identity(env: &TestEnv, name: &str, ip: &str) {
     env.flagged(
@@ -96,17 +112,8 @@ fn a_plain_bank_opens_and_so_do_banks_after_passwd_install_and_restore() {
 
     // passwd on the bank's archive: the root password is cleared, everything else kept.
     let state = env.state("bootbank");
-    env.run(&[
-        "passwd",
-        "root",
-        "--clear",
-        "--archive",
-        state.to_str().unwrap(),
-    ])
-    .ok();
-    let seen = dissect(&bank);
+    let seen = cleared_root_password(&env, &state, &bank);
     assert_host(&seen, "esx42", "10.1.2.42", "/scratch/log");
-    assert_eq!(seen["shadow"]["root"], "", "{seen}");
 
     // The host moves on (a new name, address and ConfigStore value) and is backed up.
     identity(&env, "esx43", "10.1.2.43");
@@ -156,15 +163,6 @@ fn an_encrypted_bank_opens_after_backup_and_passwd() {
     );
     assert_host(&dissect(&bank), "esx44", "10.1.2.44", "/scratch/log4");
 
-    env.run(&[
-        "passwd",
-        "root",
-        "--clear",
-        "--archive",
-        state.to_str().unwrap(),
-    ])
-    .ok();
-    let seen = dissect(&bank);
+    let seen = cleared_root_password(&env, &state, &bank);
     assert_host(&seen, "esx44", "10.1.2.44", "/scratch/log4");
-    assert_eq!(seen["shadow"]["root"], "", "{seen}");
 }

@@ -76,30 +76,14 @@ fn diffs_racing_a_directory_or_a_file_swapped_for_a_link_print_no_outside_byte()
         );
     }
     let racer = Swapper::start(dir, link);
-    for attempt in 0..ATTEMPTS {
-        let out = env.run(&["diff"]);
-        assert!(matches!(out.code, 1 | 3), "attempt {attempt}: {out:?}");
-        assert!(
-            !out.stdout.contains("OUTSIDE"),
-            "attempt {attempt}: {}",
-            out.stdout
-        );
-    }
+    diffs_show_nothing_outside(&env);
     drop(racer);
     // The file itself swapped for a link to a secret (and to /dev/zero): never followed.
     let file = env.path("etc/vmware/f00.conf");
     let secret_link = env.path("etc/vmware/f00.lnk");
     symlink(env.dir.path().join("outside/f01.conf"), &secret_link).unwrap();
     let racer = Swapper::start(file.clone(), secret_link);
-    for attempt in 0..ATTEMPTS {
-        let out = env.run(&["diff"]);
-        assert!(matches!(out.code, 1 | 3), "attempt {attempt}: {out:?}");
-        assert!(
-            !out.stdout.contains("OUTSIDE"),
-            "attempt {attempt}: {}",
-            out.stdout
-        );
-    }
+    diffs_show_nothing_outside(&env);
     drop(racer);
     let zero_link = env.path("etc/vmware/f00.zero");
     symlink("/dev/zero", &zero_link).unwrap();
@@ -114,6 +98,20 @@ fn diffs_racing_a_directory_or_a_file_swapped_for_a_link_print_no_outside_byte()
         );
     }
     drop(racer);
+}
+
+/// Runs `diff` [`ATTEMPTS`] times while a swapper races: each exits 1 or 3 and never prints
+/// a byte of the outside file.
+fn diffs_show_nothing_outside(env: &TestEnv) {
+    for attempt in 0..ATTEMPTS {
+        let out = env.run(&["diff"]);
+        assert!(matches!(out.code, 1 | 3), "attempt {attempt}: {out:?}");
+        assert!(
+            !out.stdout.contains("OUTSIDE"),
+            "attempt {attempt}: {}",
+            out.stdout
+        );
+    }
 }
 
 #[test]
